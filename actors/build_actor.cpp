@@ -1,0 +1,73 @@
+#include "actors/build_actor.hpp"
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "model/json.hpp"
+#include "support/log.hpp"
+
+namespace bt::actors {
+namespace {
+
+void arm_idle_check(build_actor::stateful_pointer<build_actor_state> self) {
+  auto& st = self->state;
+  if (st.idle_armed || !st.build.is_finished())
+    return;
+  st.idle_armed = true;
+  self->delayed_send(self, st.idle_timeout, caf::idle_atom::value, st.events);
+}
+
+} // namespace
+
+build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_actor_state> self,
+                                            model::build initial, registry_actor registry,
+                                            std::shared_ptr<store::store> store,
+                                            std::chrono::milliseconds idle_timeout) {
+  auto& st = self->state;
+  st.build = std::move(initial);
+  st.registry = std::move(registry);
+  st.store = std::move(store);
+  st.idle_timeout = idle_timeout;
+  st.summary = model::summarize(st.build);
+  return {
+    [=](const model::envelope& e) {
+      auto& st = self->state;
+      ++st.events;
+      auto result = model::apply(st.build, e, e.received);
+      if (!result.ignored.empty())
+        support::log(support::log_level::warn, "event ignored",
+                     {{"build", e.key.str()}, {"reason", result.ignored}});
+      for (auto& effect : result.effects) {
+        if (auto* f = std::get_if<model::finished_effect>(&effect))
+          self->send(st.registry, std::move(*f));
+        else if (auto* r = std::get_if<model::rollup_effect>(&effect))
+          self->send(st.registry, model::envelope{r->parent, "", e.received, std::nullopt,
+                                                  std::move(r->job)});
+      }
+      if (result.changed) {
+        auto summary = model::summarize(st.build);
+        if (summary != st.summary) {
+          st.summary = summary;
+          self->send(st.registry, caf::put_atom::value, std::move(summary));
+        }
+      }
+      arm_idle_check(self);
+    },
+    [=](caf::get_atom) -> std::string { return model::to_json(self->state.build).dump(); },
+    [=](caf::idle_atom, std::uint64_t seen) {
+      auto& st = self->state;
+      st.idle_armed = false;
+      if (seen != st.events) {
+        arm_idle_check(self);
+        return;
+      }
+      // Save before asking: once the registry agrees, a new actor for this build
+      // may load it at any moment.
+      st.store->save(st.build);
+      self->send(st.registry, caf::idle_atom::value, st.build.key, st.events);
+    },
+    [=](stop_atom) { self->quit(); },
+  };
+}
+
+} // namespace bt::actors

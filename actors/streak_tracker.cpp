@@ -1,0 +1,27 @@
+#include "actors/streak_tracker.hpp"
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "model/json.hpp"
+
+namespace bt::actors {
+
+streak_tracker_actor::behavior_type
+streak_tracker(streak_tracker_actor::stateful_pointer<streak_tracker_state> self,
+               std::vector<std::string> branches) {
+  self->state.branches = std::move(branches);
+  return {
+    [=](const model::finished_effect& f) -> std::optional<model::streak_result> {
+      auto& st = self->state;
+      bool judged = f.state == model::build_state::passed || f.state == model::build_state::failed;
+      if (f.personal || !judged || !model::glob_any(st.branches, f.branch))
+        return std::nullopt;
+      return st.book.record({f.key.source, f.key.pipeline, f.branch}, f.number,
+                            f.state == model::build_state::failed);
+    },
+    [=](caf::get_atom) -> std::string { return model::to_json(self->state.book).dump(); },
+  };
+}
+
+} // namespace bt::actors

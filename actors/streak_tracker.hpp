@@ -1,0 +1,23 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "actors/actors.hpp"
+#include "model/streak.hpp"
+
+namespace bt::actors {
+
+struct streak_tracker_state {
+  static inline const char* name = "streak_tracker";
+  model::streak_book book;
+  std::vector<std::string> branches; ///< tracked branch globs
+};
+
+/// Judges finished builds of tracked branches against their streak; personal,
+/// canceled and interrupted builds are not part of any streak.
+streak_tracker_actor::behavior_type
+streak_tracker(streak_tracker_actor::stateful_pointer<streak_tracker_state> self,
+               std::vector<std::string> branches);
+
+} // namespace bt::actors

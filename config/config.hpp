@@ -1,0 +1,76 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bt::config {
+
+using duration = std::chrono::milliseconds;
+
+/// A configuration error; the message names the key path and line.
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// `server.*`
+struct server_config {
+  std::string listen = "127.0.0.1:8080";
+  int io_threads = 2;
+  std::size_t body_limit = 1024 * 1024;
+  duration read_timeout = std::chrono::seconds{30};
+  std::string admin_token; ///< when set, read endpoints require it
+};
+
+/// `store.*`
+struct store_config {
+  std::string kind = "memory";
+  duration retention = std::chrono::hours{24};
+  duration abandoned_after = std::chrono::hours{48};
+};
+
+/// `sources.buildkite.*`
+struct buildkite_config {
+  std::string token;            ///< X-Buildkite-Token, and the signature key by default
+  std::string signature_secret; ///< HMAC key for X-Buildkite-Signature, if not the token
+  duration replay_window = std::chrono::minutes{5};
+};
+
+/// `tracking.*`
+struct tracking_config {
+  std::vector<std::string> branches{"main", "master"};
+  duration actor_idle_timeout = std::chrono::seconds{30};
+};
+
+/// `actors.*`: the CAF scheduler.
+struct actors_config {
+  int threads = 2;
+  int max_throughput = 300;
+};
+
+/// The whole configuration; every member has its documented default.
+struct config {
+  server_config server;
+  store_config store;
+  buildkite_config buildkite;
+  tracking_config tracking;
+  actors_config actors;
+  std::string log_level = "info";
+};
+
+/// Parses YAML text. `${VAR}` and `${VAR:-default}` in scalar values are taken from
+/// the environment. Throws config_error naming the key path and line.
+config parse(const std::string& yaml_text);
+
+/// Reads and parses a file.
+config load(const std::string& path);
+
+/// `30s`, `5m`, `4h`, `200ms`, `1d`.
+duration parse_duration(const std::string& text);
+
+/// `1MiB`, `512KiB`, `1GiB`, `1000` (bytes), `1MB` (10^6).
+std::uint64_t parse_size(const std::string& text);
+
+} // namespace bt::config

@@ -1,0 +1,290 @@
+#include "model/build.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+namespace bt::model {
+
+bool attempt::failed() const {
+  return (state == job_state::failed || state == job_state::timed_out) && !soft_failed
+         && exit_status.value_or(0) > 0;
+}
+
+bool job::fixed() const {
+  if (latest().state != job_state::passed)
+    return false;
+  return std::any_of(attempts.begin(), attempts.end() - 1,
+                     [](const attempt& a) { return a.failed(); });
+}
+
+std::string_view to_string(build_state s) {
+  switch (s) {
+    case build_state::pending: return "pending";
+    case build_state::running: return "running";
+    case build_state::waiting: return "waiting";
+    case build_state::passed: return "passed";
+    case build_state::failed: return "failed";
+    case build_state::canceled: return "canceled";
+    case build_state::interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+std::optional<build_state> parse_build_state(std::string_view s) {
+  for (auto st : {build_state::pending, build_state::running, build_state::waiting,
+                  build_state::passed, build_state::failed, build_state::canceled,
+                  build_state::interrupted})
+    if (to_string(st) == s)
+      return st;
+  return std::nullopt;
+}
+
+std::vector<const job*> build::failed_jobs() const {
+  std::vector<const job*> out;
+  for (auto& [_, j] : jobs)
+    if (j.failed())
+      out.push_back(&j);
+  return out;
+}
+
+std::vector<const job*> build::fixed_jobs() const {
+  std::vector<const job*> out;
+  for (auto& [_, j] : jobs)
+    if (j.fixed())
+      out.push_back(&j);
+  return out;
+}
+
+namespace {
+
+/// What notifications and streaks see of a finished build: when it changes, the
+/// revision bumps and the outcome is announced again.
+struct outcome_view {
+  build_state state;
+  std::vector<std::string> failed;
+  std::vector<std::string> fixed;
+  bool operator==(const outcome_view&) const = default;
+};
+
+std::optional<outcome_view> view(const build& b) {
+  if (!b.is_finished())
+    return std::nullopt;
+  outcome_view v{b.state, {}, {}};
+  for (auto* j : b.failed_jobs())
+    v.failed.push_back(j->group);
+  for (auto* j : b.fixed_jobs())
+    v.fixed.push_back(j->group);
+  return v;
+}
+
+build_state decide(const build& b) {
+  if (!b.is_finished())
+    return b.state;
+  for (auto& [_, j] : b.jobs)
+    if (j.failed())
+      return build_state::failed;
+  switch (*b.end) {
+    case build_end::canceled: return build_state::canceled;
+    case build_end::interrupted: return build_state::interrupted;
+    case build_end::completed: return build_state::passed;
+  }
+  return build_state::passed;
+}
+
+void merge(build_info& into, const build_info& from) {
+  auto take = [](std::string& dst, const std::string& src) {
+    if (!src.empty())
+      dst = src;
+  };
+  if (from.number)
+    into.number = from.number;
+  take(into.branch, from.branch);
+  take(into.commit, from.commit);
+  take(into.message, from.message);
+  take(into.url, from.url);
+  take(into.pipeline_name, from.pipeline_name);
+  if (!from.author.name.empty() || !from.author.email.empty() || !from.author.login.empty())
+    into.author = from.author;
+  into.personal = into.personal || from.personal;
+  if (from.parent)
+    into.parent = from.parent;
+}
+
+struct event_applier {
+  build& b;
+  timestamp now;
+  applied& out;
+
+  void operator()(const build_event& e) {
+    switch (e.phase) {
+      case build_event::scheduled:
+        if (!b.is_finished() && b.state == build_state::pending && b.source_state != e.source_state) {
+          b.source_state = e.source_state;
+          out.changed = true;
+        }
+        break;
+      case build_event::started:
+        if (b.is_finished()) {
+          out.ignored = "build already finished";
+          return;
+        }
+        if (b.state == build_state::pending || b.source_state != e.source_state) {
+          b.state = build_state::running;
+          b.source_state = e.source_state;
+          if (!b.started)
+            b.started = now;
+          out.changed = true;
+        }
+        break;
+      case build_event::finished:
+        if (b.is_finished() && *b.end == e.end && b.source_state == e.source_state) {
+          out.duplicate = true;
+          return;
+        }
+        b.end = e.end;
+        b.source_state = e.source_state;
+        b.finished = now;
+        out.changed = true;
+        break;
+    }
+  }
+
+  void operator()(const job_event& e) {
+    auto it = b.jobs.find(e.group);
+    if (it == b.jobs.end()) {
+      if (b.jobs.size() >= build_limits::max_jobs) {
+        out.ignored = "too many jobs in build";
+        return;
+      }
+      it = b.jobs.emplace(e.group, job{e.group, e.name, {}}).first;
+    }
+    auto& j = it->second;
+    if (!e.name.empty())
+      j.name = e.name;
+    auto at = std::find_if(j.attempts.begin(), j.attempts.end(),
+                           [&](const attempt& a) { return a.id == e.id; });
+    if (at != j.attempts.end()) {
+      if (at->state == e.state && at->exit_status == e.exit_status
+          && at->soft_failed == e.soft_failed) {
+        out.duplicate = true;
+        return;
+      }
+      if (is_terminal(at->state) && !is_terminal(e.state)) {
+        out.ignored = "job attempt already finished";
+        return;
+      }
+    } else {
+      if (j.attempts.size() >= build_limits::max_attempts) {
+        out.ignored = "too many attempts of job";
+        return;
+      }
+      // Attempts stay ordered by retry number whatever order their events arrive in.
+      at = std::upper_bound(j.attempts.begin(), j.attempts.end(), e.attempt,
+                            [](std::int64_t n, const attempt& a) { return n < a.number; });
+      at = j.attempts.insert(at, attempt{e.id, e.attempt});
+    }
+    at->state = e.state;
+    at->source_state = e.source_state;
+    at->exit_status = e.exit_status;
+    at->soft_failed = e.soft_failed;
+    if (!e.url.empty())
+      at->url = e.url;
+    if (e.started)
+      at->started = e.started;
+    if (e.finished)
+      at->finished = e.finished;
+    if (!b.is_finished() && b.state == build_state::pending && e.state != job_state::scheduled) {
+      b.state = build_state::running;
+      if (!b.started)
+        b.started = now;
+    }
+    out.changed = true;
+  }
+
+  void operator()(const statistic_event& e) {
+    auto it = b.statistics.find(e.key);
+    if (it != b.statistics.end() && it->second == e.value) {
+      out.duplicate = true;
+      return;
+    }
+    if (it == b.statistics.end() && b.statistics.size() >= build_limits::max_statistics) {
+      out.ignored = "too many statistics in build";
+      return;
+    }
+    b.statistics[e.key] = e.value;
+    out.changed = true;
+  }
+
+  void operator()(const streak_result& r) {
+    if (b.streak == r) {
+      out.duplicate = true;
+      return;
+    }
+    b.streak = r;
+    out.changed = true;
+  }
+};
+
+job_event rollup_job(const build& child) {
+  job_event j;
+  j.id = child.key.str();
+  j.group = "trigger:" + child.key.source + "/" + child.key.pipeline;
+  auto label = child.info.pipeline_name.empty() ? child.key.pipeline : child.info.pipeline_name;
+  j.name = label + " #" + child.key.id;
+  j.attempt = child.info.number.value_or(0);
+  j.source_state = std::string{to_string(child.state)};
+  j.url = child.info.url;
+  j.started = child.started;
+  j.finished = child.finished;
+  switch (child.state) {
+    case build_state::passed: j.state = job_state::passed; break;
+    case build_state::failed:
+      j.state = job_state::failed;
+      j.exit_status = 1;
+      break;
+    default: j.state = job_state::canceled; break;
+  }
+  return j;
+}
+
+} // namespace
+
+applied apply(build& b, const envelope& e, timestamp now) {
+  applied out;
+  if (!e.delivery.empty()) {
+    auto& seen = b.recent_deliveries;
+    if (std::find(seen.begin(), seen.end(), e.delivery) != seen.end()) {
+      out.duplicate = true;
+      return out;
+    }
+  }
+  auto before = view(b);
+  if (b.key.id.empty())
+    b.key = e.key;
+  if (e.info)
+    merge(b.info, *e.info);
+  if (!b.created)
+    b.created = now;
+  std::visit(event_applier{b, now, out}, e.body);
+  if (!out.changed)
+    return out;
+  if (!e.delivery.empty()) {
+    auto& seen = b.recent_deliveries;
+    if (seen.size() >= build_limits::recent_deliveries)
+      seen.erase(seen.begin());
+    seen.push_back(e.delivery);
+  }
+  b.updated = now;
+  b.state = decide(b);
+  auto after = view(b);
+  if (after && after != before) {
+    ++b.revision;
+    out.effects.emplace_back(finished_effect{b.key, b.info.branch, b.info.number.value_or(0),
+                                             b.state, b.info.personal, b.revision});
+    if (b.info.parent)
+      out.effects.emplace_back(rollup_effect{*b.info.parent, rollup_job(b)});
+  }
+  return out;
+}
+
+} // namespace bt::model

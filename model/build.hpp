@@ -1,0 +1,107 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "model/event.hpp"
+
+namespace bt::model {
+
+/// One attempt of a job (a Buildkite job id; a retry is a new attempt).
+struct attempt {
+  std::string id;
+  std::int64_t number = 0;
+  job_state state = job_state::scheduled;
+  std::string source_state;
+  std::optional<std::int64_t> exit_status;
+  bool soft_failed = false;
+  std::string url;
+  std::optional<timestamp> started;
+  std::optional<timestamp> finished;
+
+  /// The seed's rule: failed or timed out, not soft-failed, and a positive exit status.
+  bool failed() const;
+};
+
+/// A unit of work inside a build with its attempts, oldest first.
+struct job {
+  std::string group;
+  std::string name;
+  std::vector<attempt> attempts;
+
+  const attempt& latest() const { return attempts.back(); }
+  /// The latest attempt failed.
+  bool failed() const { return latest().failed(); }
+  /// The latest attempt passed after an earlier one failed.
+  bool fixed() const;
+};
+
+/// A build's state as SPEC §4 names it.
+enum class build_state { pending, running, waiting, passed, failed, canceled, interrupted };
+std::string_view to_string(build_state s);
+std::optional<build_state> parse_build_state(std::string_view s);
+
+/// Effect: a finished build's outcome is new or changed (streaks, notifications).
+struct finished_effect {
+  build_key key;
+  std::string branch;
+  std::int64_t number = 0;
+  build_state state = build_state::passed;
+  bool personal = false;
+  std::uint64_t revision = 0;
+};
+
+/// Effect: a triggered child build's outcome rolls up into its parent as a job.
+struct rollup_effect {
+  build_key parent;
+  job_event job;
+};
+
+using effect = std::variant<finished_effect, rollup_effect>;
+
+/// Bounds that keep one build's memory finite whatever a sender does.
+struct build_limits {
+  static constexpr size_t max_jobs = 4096;
+  static constexpr size_t max_attempts = 64;
+  static constexpr size_t max_statistics = 1024;
+  static constexpr size_t recent_deliveries = 32;
+};
+
+/// Everything known about one build.
+struct build {
+  build_key key;
+  build_info info;
+  std::string source_state; ///< the CI system's own state word
+  build_state state = build_state::pending;
+  std::optional<build_end> end; ///< set once the build itself reported finishing
+  std::map<std::string, job> jobs; ///< by group
+  std::map<std::string, double> statistics;
+  std::vector<std::string> recent_deliveries; ///< bounded, for duplicate detection
+  std::optional<timestamp> created;
+  std::optional<timestamp> started;
+  std::optional<timestamp> finished;
+  std::optional<timestamp> updated;
+  std::uint64_t revision = 0; ///< bumps each time a finished build's outcome changes
+  std::optional<streak_result> streak;
+
+  bool is_finished() const { return end.has_value(); }
+  std::vector<const job*> failed_jobs() const;
+  std::vector<const job*> fixed_jobs() const;
+};
+
+/// What applying one event did.
+struct applied {
+  bool changed = false;
+  bool duplicate = false;
+  std::string ignored; ///< why the event changed nothing, when it was not a duplicate
+  std::vector<effect> effects;
+};
+
+/// The build state machine: applies one event at `now`. Pure and deterministic.
+applied apply(build& b, const envelope& e, timestamp now);
+
+} // namespace bt::model

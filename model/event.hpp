@@ -1,0 +1,122 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "model/time.hpp"
+
+namespace bt::model {
+
+/// Identifies a build across CI systems: `source/pipeline/id`. Never the number
+/// alone: builds of different pipelines share numbers.
+struct build_key {
+  std::string source;
+  std::string pipeline;
+  std::string id;
+
+  /// `source/pipeline/id`.
+  std::string str() const;
+  auto operator<=>(const build_key&) const = default;
+};
+
+/// Parses `source/pipeline/id`; none of the three parts may be empty or hold '/'.
+std::optional<build_key> parse_build_key(std::string_view text);
+
+/// Someone a build is attributed to.
+struct person {
+  std::string name;
+  std::string email;
+  std::string login;
+  bool operator==(const person&) const = default;
+};
+
+/// What a CI system says about a build itself; merged into the build on every event.
+struct build_info {
+  std::optional<std::int64_t> number;
+  std::string branch;
+  std::string commit;
+  std::string message;
+  std::string url;
+  std::string pipeline_name;
+  person author; ///< commit author, or the creator for release builds
+  bool personal = false;
+  std::optional<build_key> parent; ///< the build that triggered this one
+};
+
+/// How a finished build ended, before its jobs are looked at.
+enum class build_end { completed, canceled, interrupted };
+
+/// The build itself was scheduled, started or finished.
+struct build_event {
+  enum phase_t { scheduled, started, finished } phase = scheduled;
+  build_end end = build_end::completed; ///< meaningful when phase == finished
+  std::string source_state;             ///< the CI system's own word, e.g. "failing"
+};
+
+/// Normalised state of one job attempt.
+enum class job_state {
+  scheduled,
+  running,
+  passed,
+  failed,
+  timed_out,
+  canceled,
+  expired,
+  broken,
+  skipped,
+  blocked,
+};
+
+/// True for states that no further event of the same attempt may leave.
+bool is_terminal(job_state s);
+std::string_view to_string(job_state s);
+
+/// One attempt of a job changed state.
+struct job_event {
+  std::string id;    ///< this attempt's id (a Buildkite job id, a child build key)
+  std::string group; ///< attempts of one job share it (step key, else name)
+  std::string name;
+  std::int64_t attempt = 0; ///< retry number: later attempts have larger numbers
+  job_state state = job_state::scheduled;
+  std::string source_state;
+  std::optional<std::int64_t> exit_status;
+  bool soft_failed = false;
+  std::string url;
+  std::optional<timestamp> started;
+  std::optional<timestamp> finished;
+};
+
+/// A `key → number` statistic published for the build (also after it finished).
+struct statistic_event {
+  std::string key;
+  double value = 0;
+};
+
+/// Result of a build's place in its streak, computed by the streak tracker.
+enum class verdict { passed, broken, still_failing, fixed };
+std::string_view to_string(verdict v);
+
+/// The streak tracker's verdict on this build.
+struct streak_result {
+  verdict kind = verdict::passed;
+  std::int64_t failures = 0; ///< consecutive failures ending at this build
+  bool operator==(const streak_result&) const = default;
+};
+
+/// Everything that can happen to a build.
+using event_body = std::variant<build_event, job_event, statistic_event, streak_result>;
+
+/// One accepted event, addressed to one build.
+struct envelope {
+  build_key key;
+  std::string delivery;             ///< delivery id from the sender, if any
+  timestamp received{};             ///< when buildtrack accepted it
+  std::optional<build_info> info;   ///< build facts carried by the event
+  event_body body;
+};
+
+} // namespace bt::model

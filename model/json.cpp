@@ -1,0 +1,106 @@
+#include "model/json.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace bt::model {
+namespace {
+
+nlohmann::json opt_time(const std::optional<timestamp>& t) {
+  return t ? nlohmann::json(format_time(*t)) : nlohmann::json(nullptr);
+}
+
+nlohmann::json to_json(const attempt& a) {
+  nlohmann::json j = {{"id", a.id},
+                      {"attempt", a.number},
+                      {"state", to_string(a.state)},
+                      {"source_state", a.source_state},
+                      {"soft_failed", a.soft_failed},
+                      {"failed", a.failed()},
+                      {"started_at", opt_time(a.started)},
+                      {"finished_at", opt_time(a.finished)}};
+  j["exit_status"] = a.exit_status ? nlohmann::json(*a.exit_status) : nlohmann::json(nullptr);
+  if (!a.url.empty())
+    j["url"] = a.url;
+  return j;
+}
+
+nlohmann::json names(const std::vector<const job*>& jobs) {
+  auto out = nlohmann::json::array();
+  for (auto* j : jobs)
+    out.push_back(j->name.empty() ? j->group : j->name);
+  return out;
+}
+
+} // namespace
+
+nlohmann::json to_json(const build_summary& s) {
+  nlohmann::json j = {{"key", s.key.str()},
+                      {"source", s.key.source},
+                      {"pipeline", s.key.pipeline},
+                      {"id", s.key.id},
+                      {"branch", s.branch},
+                      {"state", to_string(s.state)},
+                      {"updated_at", opt_time(s.updated)}};
+  j["number"] = s.number ? nlohmann::json(*s.number) : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json to_json(const build& b) {
+  auto j = to_json(summarize(b));
+  j["source_state"] = b.source_state;
+  j["commit"] = b.info.commit;
+  j["message"] = b.info.message;
+  j["url"] = b.info.url;
+  j["pipeline_name"] = b.info.pipeline_name;
+  j["personal"] = b.info.personal;
+  j["author"] = {{"name", b.info.author.name},
+                 {"email", b.info.author.email},
+                 {"login", b.info.author.login}};
+  j["parent"] = b.info.parent ? nlohmann::json(b.info.parent->str()) : nlohmann::json(nullptr);
+  j["created_at"] = opt_time(b.created);
+  j["started_at"] = opt_time(b.started);
+  j["finished_at"] = opt_time(b.finished);
+  j["revision"] = b.revision;
+  auto jobs = nlohmann::json::array();
+  for (auto& [group, jb] : b.jobs)
+    jobs.push_back({{"group", group},
+                    {"name", jb.name},
+                    {"state", to_string(jb.latest().state)},
+                    {"failed", jb.failed()},
+                    {"fixed", jb.fixed()},
+                    {"attempts", [&] {
+                       auto a = nlohmann::json::array();
+                       for (auto& at : jb.attempts)
+                         a.push_back(to_json(at));
+                       return a;
+                     }()}});
+  j["jobs"] = std::move(jobs);
+  j["failed_jobs"] = names(b.failed_jobs());
+  j["fixed_jobs"] = names(b.fixed_jobs());
+  j["statistics"] = b.statistics;
+  if (b.streak)
+    j["streak"] = {{"verdict", to_string(b.streak->kind)}, {"failures", b.streak->failures}};
+  else
+    j["streak"] = nullptr;
+  return j;
+}
+
+nlohmann::json to_json(const streak_book& book) {
+  auto out = nlohmann::json::array();
+  for (auto& [key, history] : book.streaks()) {
+    if (history.empty())
+      continue;
+    auto& [number, last] = *history.rbegin();
+    out.push_back({{"source", key.source},
+                   {"pipeline", key.pipeline},
+                   {"branch", key.branch},
+                   {"last_build", number},
+                   {"state", last.failed ? "failing" : "passing"},
+                   {"verdict", to_string(last.result.kind)},
+                   {"failures", last.result.failures},
+                   {"builds", history.size()}});
+  }
+  return out;
+}
+
+} // namespace bt::model

@@ -1,0 +1,20 @@
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "model/build.hpp"
+#include "model/index.hpp"
+#include "model/streak.hpp"
+
+namespace bt::model {
+
+/// The build document served by `GET /api/v1/builds/{key}`.
+nlohmann::json to_json(const build& b);
+
+/// The short form used in build lists.
+nlohmann::json to_json(const build_summary& s);
+
+/// Every streak's current state, for `GET /api/v1/streaks`.
+nlohmann::json to_json(const streak_book& book);
+
+} // namespace bt::model

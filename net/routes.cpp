@@ -1,0 +1,264 @@
+#include "net/routes.hpp"
+
+#include <chrono>
+#include <map>
+
+#include <boost/beast/http.hpp>
+
+#include "sources/buildkite.hpp"
+#include "support/crypto.hpp"
+#include <nlohmann/json.hpp>
+
+#include "support/log.hpp"
+#include "support/metrics.hpp"
+
+namespace bt::net {
+namespace {
+
+namespace http = boost::beast::http;
+using clock_type = std::chrono::steady_clock;
+
+model::timestamp wall_clock() {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(
+    std::chrono::system_clock::now());
+}
+
+void send_rejection(responder& respond, const sources::rejection& r) {
+  auto res = json_response(static_cast<unsigned>(r.status), r.body());
+  if (r.status == 503 || r.status == 429)
+    res.set(http::field::retry_after, "1");
+  respond(std::move(res));
+}
+
+sources::rejection error(int status, std::string code, std::string message,
+                         std::string field = "") {
+  return {status, std::move(code), std::move(message), std::move(field)};
+}
+
+std::string_view header(const request& req, std::string_view name) {
+  auto it = req.find(boost::beast::string_view{name.data(), name.size()});
+  if (it == req.end())
+    return {};
+  auto v = it->value();
+  return {v.data(), v.size()};
+}
+
+/// Percent-decodes a URL component ('+' is a space in query strings).
+std::optional<std::string> url_decode(std::string_view in, bool plus_is_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%') {
+      if (i + 2 >= in.size() || !std::isxdigit(static_cast<unsigned char>(in[i + 1]))
+          || !std::isxdigit(static_cast<unsigned char>(in[i + 2])))
+        return std::nullopt;
+      out += static_cast<char>(std::stoi(std::string{in.substr(i + 1, 2)}, nullptr, 16));
+      i += 2;
+    } else if (in[i] == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+/// Counts events per source, type and outcome.
+void count_event(const std::string& source, const std::string& type, const char* outcome) {
+  support::metrics()
+    .get_counter("buildtrack_events_total", "Inbound events by source, type and outcome.",
+                 "source=\"" + source + "\",type=\"" + support::label_value(type)
+                   + "\",outcome=\"" + outcome + "\"")
+    .inc();
+}
+
+} // namespace
+
+api::api(const config::config& cfg, actors::service& svc, store::store& st)
+  : cfg_{cfg}, service_{svc}, store_{st} {
+}
+
+bool api::admin_allowed(const request& req) const {
+  if (cfg_.server.admin_token.empty())
+    return true;
+  auto auth = header(req, "Authorization");
+  return auth.starts_with("Bearer ")
+         && support::constant_time_equal(auth.substr(7), cfg_.server.admin_token);
+}
+
+void api::handle(request&& req, responder respond) {
+  std::string_view target{req.target().data(), req.target().size()};
+  auto qmark = target.find('?');
+  auto path = target.substr(0, qmark);
+  auto query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
+  auto method = req.method();
+  auto wrong_method = [&](const char* allowed) {
+    auto res = json_response(405, error(405, "method_not_allowed",
+                                        std::string{"use "} + allowed).body());
+    res.set(http::field::allow, allowed);
+    respond(std::move(res));
+  };
+  auto require_admin = [&] {
+    if (admin_allowed(req))
+      return true;
+    send_rejection(respond, error(401, "unauthorized", "read endpoints need the admin token",
+                                  "Authorization"));
+    return false;
+  };
+
+  if (path == "/webhooks/buildkite") {
+    if (method != http::verb::post)
+      return wrong_method("POST");
+    return buildkite(req, respond);
+  }
+  if (path == "/healthz")
+    return respond(json_response(200, R"({"status":"ok"})"));
+  if (path == "/readyz") {
+    bool ready = store_.ready();
+    return respond(json_response(ready ? 200 : 503, ready ? R"({"status":"ready"})"
+                                                          : R"({"status":"store unavailable"})"));
+  }
+  if (path == "/metrics") {
+    auto res = json_response(200, support::metrics().render());
+    res.set(http::field::content_type, "text/plain; version=0.0.4");
+    return respond(std::move(res));
+  }
+  if (path == "/api/v1/streaks") {
+    if (method != http::verb::get)
+      return wrong_method("GET");
+    if (!require_admin())
+      return;
+    return service_.streaks([respond](int status, std::string body) {
+      respond(json_response(static_cast<unsigned>(status), std::move(body)));
+    });
+  }
+  if (path == "/api/v1/builds") {
+    if (method != http::verb::get)
+      return wrong_method("GET");
+    if (!require_admin())
+      return;
+    return list_builds(query, respond);
+  }
+  if (path.starts_with("/api/v1/builds/")) {
+    if (method != http::verb::get)
+      return wrong_method("GET");
+    if (!require_admin())
+      return;
+    return read_build(path.substr(15), respond);
+  }
+  send_rejection(respond, error(404, "not_found", "no such endpoint"));
+}
+
+void api::buildkite(request& req, responder& respond) {
+  auto started = clock_type::now();
+  auto content_type = header(req, "Content-Type");
+  if (!content_type.empty() && !content_type.starts_with("application/json")) {
+    count_event("buildkite", "", "rejected");
+    return send_rejection(respond, error(415, "unsupported_media_type",
+                                         "send application/json", "Content-Type"));
+  }
+  sources::buildkite_headers headers{header(req, "X-Buildkite-Event"),
+                                     header(req, "X-Buildkite-Token"),
+                                     header(req, "X-Buildkite-Signature")};
+  auto now = wall_clock();
+  if (auto denied = sources::buildkite_authenticate(cfg_.buildkite, headers, req.body(), now)) {
+    count_event("buildkite", "", "unauthorized");
+    support::log(support::log_level::warn, "buildkite delivery refused",
+                 {{"code", denied->code}, {"field", denied->field}});
+    return send_rejection(respond, *denied);
+  }
+  auto parsed = sources::buildkite_parse(headers.event, req.body(), now);
+  if (auto* r = std::get_if<sources::rejection>(&parsed)) {
+    count_event("buildkite", std::string{headers.event}, "rejected");
+    support::log(support::log_level::warn, "buildkite delivery rejected",
+                 {{"event", headers.event}, {"code", r->code}, {"field", r->field},
+                  {"message", r->message}});
+    return send_rejection(respond, *r);
+  }
+  auto& delivery = std::get<sources::buildkite_delivery>(parsed);
+  if (delivery.kind != sources::buildkite_delivery::events) {
+    bool ping = delivery.kind == sources::buildkite_delivery::ping;
+    count_event("buildkite", delivery.event, ping ? "ping" : "ignored");
+    return respond(json_response(200, ping ? R"({"status":"pong"})" : R"({"status":"ignored"})"));
+  }
+  auto event = delivery.event;
+  auto count = delivery.envelopes.size();
+  // Acknowledge only what the journal holds; route in the same order.
+  store_.append(delivery.envelopes, [this, respond, event, count, started,
+                                     events = std::move(delivery.envelopes)](bool durable) mutable {
+    if (!durable) {
+      count_event("buildkite", event, "unavailable");
+      return send_rejection(respond, error(503, "store_unavailable",
+                                           "the journal is unavailable; retry later"));
+    }
+    for (auto& e : events)
+      service_.route(std::move(e));
+    count_event("buildkite", event, "accepted");
+    static auto& latency = support::metrics().get_histogram(
+      "buildtrack_ack_latency_seconds", "Time from request read to 202 Accepted.",
+      "source=\"buildkite\"");
+    latency.observe(std::chrono::duration<double>(clock_type::now() - started).count());
+    respond(json_response(202, R"({"accepted":)" + std::to_string(count) + "}"));
+  });
+}
+
+void api::read_build(std::string_view rest, responder& respond) {
+  // {source}/{pipeline}/{id}, each URL-encoded.
+  std::vector<std::string> parts;
+  size_t pos = 0;
+  while (pos <= rest.size()) {
+    auto slash = rest.find('/', pos);
+    auto piece = rest.substr(pos, slash == std::string_view::npos ? std::string_view::npos
+                                                                  : slash - pos);
+    auto decoded = url_decode(piece, false);
+    if (!decoded || decoded->empty())
+      return send_rejection(respond, error(404, "not_found", "expected /api/v1/builds/{source}/{pipeline}/{id}"));
+    parts.push_back(std::move(*decoded));
+    if (slash == std::string_view::npos)
+      break;
+    pos = slash + 1;
+  }
+  if (parts.size() != 3)
+    return send_rejection(respond, error(404, "not_found",
+                                         "expected /api/v1/builds/{source}/{pipeline}/{id}"));
+  service_.get_build({parts[0], parts[1], parts[2]}, [respond](int status, std::string body) {
+    respond(json_response(static_cast<unsigned>(status), std::move(body)));
+  });
+}
+
+void api::list_builds(std::string_view query, responder& respond) {
+  model::build_query q;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = pair.find('=');
+    auto name = url_decode(pair.substr(0, eq), true);
+    auto value = url_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+    if (!name || !value)
+      return send_rejection(respond, error(400, "bad_query", "malformed URL encoding"));
+    if (*name == "pipeline")
+      q.pipeline = *value;
+    else if (*name == "branch")
+      q.branch = *value;
+    else if (*name == "state") {
+      q.state = model::parse_build_state(*value);
+      if (!q.state)
+        return send_rejection(respond, error(400, "bad_query", "unknown build state", "state"));
+    } else if (*name == "limit") {
+      char* end = nullptr;
+      long n = std::strtol(value->c_str(), &end, 10);
+      if (value->empty() || *end != '\0' || n < 1 || n > 1000)
+        return send_rejection(respond,
+                              error(400, "bad_query", "limit must be 1 to 1000", "limit"));
+      q.limit = static_cast<size_t>(n);
+    } else {
+      return send_rejection(respond, error(400, "bad_query", "unknown parameter", *name));
+    }
+  }
+  service_.list_builds(q, [respond](int status, std::string body) {
+    respond(json_response(static_cast<unsigned>(status), std::move(body)));
+  });
+}
+
+} // namespace bt::net

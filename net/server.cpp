@@ -1,0 +1,221 @@
+#include "net/server.hpp"
+
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "support/log.hpp"
+
+namespace bt::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+response json_response(unsigned status, std::string body, unsigned version, bool keep_alive) {
+  response res{static_cast<http::status>(status), version};
+  res.set(http::field::server, "buildtrack");
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+namespace {
+
+std::string error_json(const char* code, const char* message) {
+  return std::string{R"({"error":{"code":")"} + code + R"(","message":")" + message + "\"}}";
+}
+
+/// One HTTP connection: read a request, hand it to the handler, write the answer.
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+  http_session(tcp::socket&& socket, const config::server_config& cfg, handler& h)
+    : stream_{std::move(socket)}, cfg_{cfg}, handler_{h} {
+  }
+
+  void run() {
+    asio::dispatch(stream_.get_executor(),
+                   beast::bind_front_handler(&http_session::do_read, shared_from_this()));
+  }
+
+private:
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(cfg_.body_limit);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(cfg_.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&http_session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout
+        || ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+      return do_close();
+    if (ec == http::error::body_limit)
+      return reject(413, error_json("body_too_large", "request body exceeds server.body_limit"));
+    if (ec == http::error::header_limit)
+      return reject(431, error_json("headers_too_large", "request headers are too large"));
+    if (ec)
+      return reject(400, error_json("bad_request", "malformed HTTP request"));
+    auto req = parser_->release();
+    auto version = req.version();
+    bool keep_alive = req.keep_alive();
+    stream_.expires_never();
+    // The handler may answer from another thread: come back to this strand.
+    handler_.handle(std::move(req), [self = shared_from_this(), version,
+                                     keep_alive](response res) mutable {
+      res.version(version);
+      res.keep_alive(keep_alive && res.keep_alive());
+      asio::post(self->stream_.get_executor(),
+                 [self, res = std::move(res)]() mutable { self->do_write(std::move(res)); });
+    });
+  }
+
+  /// Answers a request that could not be read, then closes the connection.
+  void reject(unsigned status, std::string body) {
+    do_write(json_response(status, std::move(body), 11, false));
+  }
+
+  void do_write(response res) {
+    auto msg = std::make_shared<response>(std::move(res));
+    bool close = !msg->keep_alive();
+    stream_.expires_after(cfg_.read_timeout);
+    http::async_write(stream_, *msg,
+                      [self = shared_from_this(), msg, close](beast::error_code ec, std::size_t) {
+                        self->on_write(close, ec);
+                      });
+  }
+
+  void on_write(bool close, beast::error_code ec) {
+    if (ec || close)
+      return do_close();
+    do_read();
+  }
+
+  void do_close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  const config::server_config& cfg_;
+  handler& handler_;
+};
+
+/// Accepts connections, each onto its own strand.
+class listener : public std::enable_shared_from_this<listener> {
+public:
+  listener(asio::io_context& ioc, tcp::endpoint endpoint, const config::server_config& cfg,
+           handler& h)
+    : ioc_{ioc}, acceptor_{asio::make_strand(ioc)}, cfg_{cfg}, handler_{h} {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+  }
+
+  unsigned short port() const { return acceptor_.local_endpoint().port(); }
+
+  void run() { do_accept(); }
+
+  void close() {
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+    });
+  }
+
+private:
+  void do_accept() {
+    acceptor_.async_accept(asio::make_strand(ioc_),
+                           beast::bind_front_handler(&listener::on_accept, shared_from_this()));
+  }
+
+  void on_accept(beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted)
+      return;
+    if (ec)
+      support::log(support::log_level::warn, "accept failed", {{"reason", ec.message()}});
+    else {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<http_session>(std::move(socket), cfg_, handler_)->run();
+    }
+    do_accept();
+  }
+
+  asio::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  const config::server_config& cfg_;
+  handler& handler_;
+};
+
+} // namespace
+
+struct server::impl {
+  config::server_config cfg;
+  handler& h;
+  asio::io_context ioc;
+  std::shared_ptr<listener> accept;
+  std::vector<std::thread> threads;
+
+  impl(config::server_config c, handler& hd) : cfg{std::move(c)}, h{hd}, ioc{cfg.io_threads} {}
+};
+
+server::server(config::server_config cfg, handler& h)
+  : impl_{std::make_unique<impl>(std::move(cfg), h)} {
+}
+
+server::~server() {
+  stop();
+}
+
+unsigned short server::start() {
+  auto& listen = impl_->cfg.listen;
+  auto colon = listen.rfind(':');
+  auto host = listen.substr(0, colon);
+  if (host.starts_with('[') && host.ends_with(']'))
+    host = host.substr(1, host.size() - 2);
+  beast::error_code ec;
+  auto address = asio::ip::make_address(host, ec);
+  if (ec)
+    throw std::runtime_error{"server.listen: bad address '" + host + "'"};
+  auto port = static_cast<unsigned short>(std::stoi(listen.substr(colon + 1)));
+  try {
+    impl_->accept = std::make_shared<listener>(impl_->ioc, tcp::endpoint{address, port},
+                                               impl_->cfg, impl_->h);
+  } catch (const boost::system::system_error& e) {
+    throw std::runtime_error{"server.listen: cannot listen on " + listen + ": " + e.what()};
+  }
+  impl_->accept->run();
+  for (int i = 0; i < impl_->cfg.io_threads; ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return impl_->accept->port();
+}
+
+void server::stop() {
+  if (impl_->threads.empty())
+    return;
+  impl_->accept->close();
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads)
+    t.join();
+  impl_->threads.clear();
+}
+
+} // namespace bt::net

@@ -1,0 +1,330 @@
+#include "sources/buildkite.hpp"
+
+#include <charconv>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "support/crypto.hpp"
+
+namespace bt::sources {
+namespace {
+
+using nlohmann::json;
+using model::job_state;
+
+rejection unauthorized(std::string code, std::string message, std::string field) {
+  return {401, std::move(code), std::move(message), std::move(field)};
+}
+
+rejection invalid(std::string field, std::string message) {
+  return {422, "invalid_field", std::move(message), std::move(field)};
+}
+
+/// Typed access to optional payload fields; a present field of the wrong type
+/// is an error naming its path.
+struct fields {
+  const json& obj;
+  std::string path;
+
+  const json* get(const char* name) const {
+    auto it = obj.find(name);
+    return it == obj.end() || it->is_null() ? nullptr : &*it;
+  }
+  std::string at(const char* name) const { return path + "." + name; }
+
+  checked<std::string> string(const char* name) const {
+    auto* v = get(name);
+    if (!v)
+      return std::string{};
+    if (!v->is_string())
+      return invalid(at(name), "expected a string");
+    return v->get<std::string>();
+  }
+  checked<std::optional<std::int64_t>> integer(const char* name) const {
+    auto* v = get(name);
+    if (!v)
+      return std::optional<std::int64_t>{};
+    if (!v->is_number_integer())
+      return invalid(at(name), "expected an integer");
+    return std::optional<std::int64_t>{v->get<std::int64_t>()};
+  }
+  checked<bool> boolean(const char* name) const {
+    auto* v = get(name);
+    if (!v)
+      return false;
+    if (!v->is_boolean())
+      return invalid(at(name), "expected true or false");
+    return v->get<bool>();
+  }
+  checked<std::optional<model::timestamp>> time(const char* name) const {
+    auto* v = get(name);
+    if (!v)
+      return std::optional<model::timestamp>{};
+    if (v->is_string())
+      if (auto t = model::parse_time(v->get<std::string>()))
+        return std::optional<model::timestamp>{*t};
+    return invalid(at(name), "expected a time like '2024-05-10 12:34:56 UTC' or RFC 3339");
+  }
+  checked<const json*> object(const char* name, bool required) const {
+    auto* v = get(name);
+    if (!v && !required)
+      return static_cast<const json*>(nullptr);
+    if (!v || !v->is_object())
+      return invalid(at(name), required ? "required object is missing" : "expected an object");
+    return v;
+  }
+};
+
+/// Unwraps a checked value or returns its rejection from the enclosing function.
+#define BT_TRY(var, expr)                                                                      \
+  auto var##_checked = (expr);                                                                 \
+  if (auto* r = std::get_if<rejection>(&var##_checked))                                        \
+    return *r;                                                                                 \
+  auto var = std::move(std::get<0>(var##_checked))
+
+checked<model::person> person_of(const json* p, const std::string& path) {
+  model::person out;
+  if (!p)
+    return out;
+  if (!p->is_object())
+    return invalid(path, "expected an object");
+  fields f{*p, path};
+  BT_TRY(name, f.string("name"));
+  BT_TRY(email, f.string("email"));
+  BT_TRY(login, f.string("username"));
+  return model::person{name, email, login};
+}
+
+struct build_part {
+  model::build_key key;
+  model::build_info info;
+  std::string state;
+};
+
+checked<build_part> build_of(const json& body) {
+  fields top{body, ""};
+  BT_TRY(b, top.object("build", true));
+  BT_TRY(p, top.object("pipeline", true));
+  fields build{*b, "build"}, pipeline{*p, "pipeline"};
+  build_part out;
+  BT_TRY(slug, pipeline.string("slug"));
+  if (slug.empty() || slug.find('/') != std::string::npos)
+    return invalid("pipeline.slug", "required, a pipeline slug without '/'");
+  BT_TRY(number, build.integer("number"));
+  if (!number || *number < 0)
+    return invalid("build.number", "required, a non-negative integer");
+  out.key = {"buildkite", slug, std::to_string(*number)};
+  out.info.number = *number;
+  BT_TRY(pname, pipeline.string("name"));
+  out.info.pipeline_name = pname;
+  BT_TRY(state, build.string("state"));
+  out.state = state;
+  BT_TRY(branch, build.string("branch"));
+  BT_TRY(commit, build.string("commit"));
+  BT_TRY(message, build.string("message"));
+  BT_TRY(url, build.string("web_url"));
+  out.info.branch = branch;
+  out.info.commit = commit;
+  out.info.message = message;
+  out.info.url = url;
+  // Release builds are attributed to whoever created them, others to the commit
+  // author; a build without an author (started from the UI) falls back to its creator.
+  BT_TRY(author, person_of(build.get("author"), "build.author"));
+  BT_TRY(creator, person_of(build.get("creator"), "build.creator"));
+  bool release = false;
+  if (auto* env = build.get("env"); env && env->is_object())
+    for (const char* k : {"RELEASE_PUBLIC", "RELEASE_INTERNAL"})
+      if (auto it = env->find(k); it != env->end() && it->is_string() && *it == "true")
+        release = true;
+  bool no_author = author.name.empty() && author.email.empty() && author.login.empty();
+  out.info.author = release || no_author ? creator : author;
+  BT_TRY(trigger, build.object("triggered_from", false));
+  if (trigger) {
+    fields t{*trigger, "build.triggered_from"};
+    BT_TRY(parent_slug, t.string("build_pipeline_slug"));
+    BT_TRY(parent_number, t.integer("build_number"));
+    if (!parent_slug.empty() && parent_number)
+      out.info.parent = model::build_key{"buildkite", parent_slug, std::to_string(*parent_number)};
+  }
+  return out;
+}
+
+job_state job_state_of(const std::string& s) {
+  static const std::map<std::string, job_state, std::less<>> states{
+    {"pending", job_state::scheduled},      {"waiting", job_state::scheduled},
+    {"limiting", job_state::scheduled},     {"limited", job_state::scheduled},
+    {"scheduled", job_state::scheduled},    {"assigned", job_state::scheduled},
+    {"accepted", job_state::scheduled},     {"running", job_state::running},
+    {"canceling", job_state::running},      {"timing_out", job_state::running},
+    {"passed", job_state::passed},          {"failed", job_state::failed},
+    {"timed_out", job_state::timed_out},    {"canceled", job_state::canceled},
+    {"expired", job_state::expired},        {"broken", job_state::broken},
+    {"skipped", job_state::skipped},        {"blocked", job_state::blocked},
+    {"blocked_failed", job_state::broken},  {"unblocked", job_state::passed},
+    {"unblocked_failed", job_state::broken}, {"waiting_failed", job_state::broken},
+    {"platform_limiting", job_state::scheduled}, {"platform_limited", job_state::scheduled}};
+  auto it = states.find(s);
+  return it == states.end() ? job_state::broken : it->second;
+}
+
+checked<std::optional<model::job_event>> job_of(const json& body) {
+  fields top{body, ""};
+  BT_TRY(j, top.object("job", true));
+  fields job{*j, "job"};
+  BT_TRY(type, job.string("type"));
+  if (type == "waiter")
+    return std::optional<model::job_event>{}; // wait steps carry no outcome
+  model::job_event e;
+  BT_TRY(id, job.string("id"));
+  if (id.empty())
+    return invalid("job.id", "required");
+  e.id = id;
+  BT_TRY(state, job.string("state"));
+  if (state.empty())
+    return invalid("job.state", "required");
+  e.source_state = state;
+  e.state = job_state_of(state);
+  BT_TRY(name, job.string("name"));
+  BT_TRY(label, job.string("label"));
+  BT_TRY(step_key, job.string("step_key"));
+  e.name = !name.empty() ? name : !label.empty() ? label : step_key;
+  // Retries of a step share its key (else its name); parallel copies do not.
+  e.group = !step_key.empty() ? step_key : !e.name.empty() ? e.name : id;
+  BT_TRY(parallel, job.integer("parallel_group_index"));
+  if (parallel)
+    e.group += "#" + std::to_string(*parallel);
+  BT_TRY(retries, job.integer("retries_count"));
+  e.attempt = retries.value_or(0);
+  BT_TRY(exit_status, job.integer("exit_status"));
+  e.exit_status = exit_status;
+  BT_TRY(soft, job.boolean("soft_failed"));
+  e.soft_failed = soft;
+  BT_TRY(url, job.string("web_url"));
+  e.url = url;
+  BT_TRY(started, job.time("started_at"));
+  BT_TRY(finished, job.time("finished_at"));
+  e.started = started;
+  e.finished = finished;
+  return std::optional<model::job_event>{std::move(e)};
+}
+
+model::build_end end_of(const std::string& state) {
+  if (state == "canceled" || state == "canceling" || state == "skipped" || state == "not_run")
+    return model::build_end::canceled;
+  return model::build_end::completed;
+}
+
+} // namespace
+
+std::optional<rejection> buildkite_authenticate(const config::buildkite_config& cfg,
+                                                const buildkite_headers& h,
+                                                std::string_view body, model::timestamp now) {
+  const auto& secret = cfg.signature_secret.empty() ? cfg.token : cfg.signature_secret;
+  if (!h.signature.empty()) {
+    if (secret.empty())
+      return unauthorized("not_configured", "no Buildkite signature secret is configured",
+                          "X-Buildkite-Signature");
+    std::string_view ts, sig;
+    std::string_view rest = h.signature;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      auto part = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      if (part.starts_with("timestamp="))
+        ts = part.substr(10);
+      else if (part.starts_with("signature="))
+        sig = part.substr(10);
+    }
+    long long unix_seconds = 0;
+    auto [ptr, ec] = std::from_chars(ts.data(), ts.data() + ts.size(), unix_seconds);
+    if (ts.empty() || sig.empty() || ec != std::errc{} || ptr != ts.data() + ts.size())
+      return unauthorized("bad_signature", "expected timestamp=<unix>,signature=<hex>",
+                          "X-Buildkite-Signature");
+    auto signed_at = model::timestamp{std::chrono::seconds{unix_seconds}};
+    auto skew = now > signed_at ? now - signed_at : signed_at - now;
+    if (skew > cfg.replay_window)
+      return unauthorized("stale_signature", "signature timestamp is outside the replay window",
+                          "X-Buildkite-Signature");
+    std::string signed_text{ts};
+    signed_text += '.';
+    signed_text += body;
+    if (!support::constant_time_equal(support::hmac_sha256_hex(secret, signed_text), sig))
+      return unauthorized("bad_signature", "signature does not match the body",
+                          "X-Buildkite-Signature");
+    return std::nullopt;
+  }
+  if (!h.token.empty()) {
+    if (cfg.token.empty() || !support::constant_time_equal(h.token, cfg.token))
+      return unauthorized("bad_token", "token does not match", "X-Buildkite-Token");
+    return std::nullopt;
+  }
+  return unauthorized("missing_credentials",
+                      "send X-Buildkite-Token or X-Buildkite-Signature", "X-Buildkite-Token");
+}
+
+std::string buildkite_signature(std::string_view secret, long long unix_seconds,
+                                std::string_view body) {
+  auto ts = std::to_string(unix_seconds);
+  std::string text = ts + "." + std::string{body};
+  return "timestamp=" + ts + ",signature=" + support::hmac_sha256_hex(secret, text);
+}
+
+checked<buildkite_delivery> buildkite_parse(std::string_view event_name, std::string_view body,
+                                            model::timestamp now) {
+  auto doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded())
+    return rejection{400, "malformed_json", "body is not valid JSON", ""};
+  if (!doc.is_object())
+    return rejection{400, "malformed_json", "body must be a JSON object", ""};
+  buildkite_delivery out;
+  out.event = std::string{event_name};
+  if (out.event.empty()) {
+    if (auto it = doc.find("event"); it != doc.end() && it->is_string())
+      out.event = it->get<std::string>();
+    else
+      return rejection{400, "missing_event", "X-Buildkite-Event header is required",
+                       "X-Buildkite-Event"};
+  }
+  const auto& ev = out.event;
+  if (ev == "ping") {
+    out.kind = buildkite_delivery::ping;
+    return out;
+  }
+  if (ev.starts_with("agent.")) {
+    out.kind = buildkite_delivery::ignored;
+    return out;
+  }
+  static const std::map<std::string, model::build_event::phase_t, std::less<>> build_events{
+    {"build.scheduled", model::build_event::scheduled},
+    {"build.running", model::build_event::started},
+    {"build.failing", model::build_event::started},
+    {"build.finished", model::build_event::finished},
+    {"build.skipped", model::build_event::finished}};
+  bool job_event = ev == "job.scheduled" || ev == "job.started" || ev == "job.finished"
+                   || ev == "job.activated";
+  auto phase = build_events.find(ev);
+  if (phase == build_events.end() && !job_event)
+    return rejection{422, "unsupported_event", "unsupported Buildkite event '" + ev + "'",
+                     "X-Buildkite-Event"};
+  BT_TRY(build, build_of(doc));
+  model::envelope env{build.key, "", now, build.info, model::statistic_event{}};
+  if (job_event) {
+    BT_TRY(job, job_of(doc));
+    if (!job) {
+      out.kind = buildkite_delivery::ignored;
+      return out;
+    }
+    env.body = std::move(*job);
+  } else {
+    model::build_event b;
+    b.phase = phase->second;
+    b.source_state = ev == "build.skipped" ? "skipped" : build.state;
+    if (b.phase == model::build_event::finished)
+      b.end = end_of(b.source_state);
+    env.body = b;
+  }
+  out.envelopes.push_back(std::move(env));
+  return out;
+}
+
+} // namespace bt::sources

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <string_view>
+
+namespace bt::support {
+
+enum class log_level { debug, info, warn, error };
+
+/// Sets the lowest level written; "debug", "info", "warn" or "error".
+bool set_log_level(std::string_view name);
+
+/// Writes one JSON line `{"ts","level","msg",...fields}` to stderr. Never pass secrets.
+void log(log_level level, std::string_view message, const nlohmann::json& fields);
+void log(log_level level, std::string_view message);
+
+} // namespace bt::support
