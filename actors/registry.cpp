@@ -56,6 +56,15 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
   st.idle_timeout = idle_timeout;
   st.store->for_each([&](const model::build& b) { st.index.upsert(model::summarize(b)); });
   st.publish();
+  // On shutdown, take every build actor down too: they are not linked, so that one
+  // failing build never takes the registry with it.
+  self->set_exit_handler([=](const caf::exit_msg& msg) {
+    for (auto& [_, b] : self->state.live)
+      self->send_exit(b.handle, msg.reason);
+    self->state.live.clear();
+    self->state.publish();
+    self->quit(msg.reason);
+  });
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& live = self->state.live;
     for (auto it = live.begin(); it != live.end(); ++it)

@@ -30,7 +30,7 @@ struct fields {
     auto it = obj.find(name);
     return it == obj.end() || it->is_null() ? nullptr : &*it;
   }
-  std::string at(const char* name) const { return path + "." + name; }
+  std::string at(const char* name) const { return path.empty() ? name : path + "." + name; }
 
   checked<std::string> string(const char* name) const {
     auto* v = get(name);

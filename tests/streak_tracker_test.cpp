@@ -1,0 +1,53 @@
+#include "actors/streak_tracker.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "tests/actor_fixture.hpp"
+
+using namespace bt;
+using result = std::optional<model::streak_result>;
+
+namespace {
+
+struct streak_tracker_test : test::actor_fixture {
+  actors::streak_tracker_actor tracker = sys->spawn(actors::streak_tracker,
+                                                    std::vector<std::string>{"main", "release/*"});
+
+  model::finished_effect finished(std::string branch, std::int64_t number, bool failed) {
+    return {{"buildkite", "web", std::to_string(number)}, std::move(branch), number,
+            failed ? model::build_state::failed : model::build_state::passed, false, 1};
+  }
+};
+
+} // namespace
+
+TEST_F(streak_tracker_test, judges_tracked_branches) {
+  EXPECT_EQ(ask<result>(tracker, finished("main", 1, true)),
+            (result{{model::verdict::broken, 1}}));
+  EXPECT_EQ(ask<result>(tracker, finished("main", 2, true)),
+            (result{{model::verdict::still_failing, 2}}));
+  EXPECT_EQ(ask<result>(tracker, finished("release/1.0", 2, false)),
+            (result{{model::verdict::passed, 0}}));
+}
+
+TEST_F(streak_tracker_test, untracked_personal_and_canceled_builds_get_no_verdict) {
+  EXPECT_EQ(ask<result>(tracker, finished("feature/x", 1, true)), result{});
+  auto personal = finished("main", 2, true);
+  personal.personal = true;
+  EXPECT_EQ(ask<result>(tracker, personal), result{});
+  auto canceled = finished("main", 3, false);
+  canceled.state = model::build_state::canceled;
+  EXPECT_EQ(ask<result>(tracker, canceled), result{});
+  // None of them entered the streak: the next failure is the first.
+  EXPECT_EQ(ask<result>(tracker, finished("main", 4, true)),
+            (result{{model::verdict::broken, 1}}));
+}
+
+TEST_F(streak_tracker_test, lists_streaks) {
+  ask<result>(tracker, finished("main", 7, true));
+  auto doc = nlohmann::json::parse(ask<std::string>(tracker, caf::get_atom::value));
+  ASSERT_EQ(doc.size(), 1u);
+  EXPECT_EQ(doc[0]["pipeline"], "web");
+  EXPECT_EQ(doc[0]["state"], "failing");
+  EXPECT_EQ(doc[0]["last_build"], 7);
+}
