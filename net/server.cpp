@@ -105,10 +105,29 @@ private:
     do_read();
   }
 
+  /// Half-closes, then reads and discards what the client still sends (a body we
+  /// refused, say) until it closes or the read timeout passes: closing with unread
+  /// data would reset the connection and lose our answer.
   void do_close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec)
+      return;
+    drain_ = std::make_unique<char[]>(drain_size);
+    do_drain();
   }
+
+  void do_drain() {
+    stream_.expires_after(cfg_.read_timeout);
+    stream_.async_read_some(asio::buffer(drain_.get(), drain_size),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (!ec)
+                                self->do_drain();
+                            });
+  }
+
+  static constexpr std::size_t drain_size = 16 * 1024;
+  std::unique_ptr<char[]> drain_;
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
