@@ -45,8 +45,15 @@ build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_
                                                   std::move(r->job)});
       }
       if (result.changed) {
+        // Every change moves `updated`; tell the registry about those at most once
+        // a second, and about everything else at once.
         auto summary = model::summarize(st.build);
-        if (summary != st.summary) {
+        auto only_time = summary.updated && st.summary.updated
+                         && *summary.updated - *st.summary.updated < std::chrono::seconds{1};
+        summary.updated.swap(st.summary.updated);
+        bool changed = summary != st.summary;
+        summary.updated.swap(st.summary.updated);
+        if (changed || !only_time) {
           st.summary = summary;
           self->send(st.registry, caf::put_atom::value, std::move(summary));
         }

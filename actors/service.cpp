@@ -12,7 +12,8 @@ namespace {
 
 caf::actor_system_config& configure(caf::actor_system_config& cfg, const config::config& c) {
   // CAF 0.17 names: no "caf." prefix. Sharing was steadier than stealing on 2 cores.
-  cfg.set("scheduler.policy", caf::atom("sharing"));
+  cfg.set("scheduler.policy", c.actors.policy == "stealing" ? caf::atom("stealing")
+                                                            : caf::atom("sharing"));
   cfg.set("scheduler.max-threads", static_cast<size_t>(c.actors.threads));
   cfg.set("scheduler.max-throughput", static_cast<size_t>(c.actors.max_throughput));
   return cfg;

@@ -200,7 +200,12 @@ config parse(const std::string& text) {
          }},
         {"actors", [&](auto& p, auto& n) {
            walk(p, n, {{"threads", int_into(c.actors.threads, 1, 64)},
-                       {"max_throughput", int_into(c.actors.max_throughput, 1, 1000000)}});
+                       {"max_throughput", int_into(c.actors.max_throughput, 1, 1000000)},
+                       {"policy", [&](auto& p2, auto& n2) {
+                          c.actors.policy = scalar(p2, n2);
+                          if (c.actors.policy != "sharing" && c.actors.policy != "stealing")
+                            fail(p2, n2, "expected sharing or stealing");
+                        }}});
          }},
         {"log", [&](auto& p, auto& n) {
            walk(p, n, {{"level", [&](auto& p2, auto& n2) {

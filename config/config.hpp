@@ -48,6 +48,7 @@ struct tracking_config {
 struct actors_config {
   int threads = 2;
   int max_throughput = 300;
+  std::string policy = "sharing"; ///< "sharing" or "stealing"
 };
 
 /// The whole configuration; every member has its documented default.

@@ -59,22 +59,18 @@ namespace {
 
 /// What notifications and streaks see of a finished build: when it changes, the
 /// revision bumps and the outcome is announced again.
+/// Jobs are never removed from a build, so their addresses identify them.
 struct outcome_view {
   build_state state;
-  std::vector<std::string> failed;
-  std::vector<std::string> fixed;
+  std::vector<const job*> failed;
+  std::vector<const job*> fixed;
   bool operator==(const outcome_view&) const = default;
 };
 
 std::optional<outcome_view> view(const build& b) {
   if (!b.is_finished())
     return std::nullopt;
-  outcome_view v{b.state, {}, {}};
-  for (auto* j : b.failed_jobs())
-    v.failed.push_back(j->group);
-  for (auto* j : b.fixed_jobs())
-    v.fixed.push_back(j->group);
-  return v;
+  return outcome_view{b.state, b.failed_jobs(), b.fixed_jobs()};
 }
 
 build_state decide(const build& b) {

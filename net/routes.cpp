@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <map>
+#include <tuple>
 
 #include <boost/beast/http.hpp>
 
@@ -63,13 +64,17 @@ std::optional<std::string> url_decode(std::string_view in, bool plus_is_space) {
   return out;
 }
 
-/// Counts events per source, type and outcome.
+/// Counts events per source, type and outcome. Each thread remembers the counters it
+/// used, so the hot path takes no lock and builds no label string.
 void count_event(const std::string& source, const std::string& type, const char* outcome) {
-  support::metrics()
-    .get_counter("buildtrack_events_total", "Inbound events by source, type and outcome.",
-                 "source=\"" + source + "\",type=\"" + support::label_value(type)
-                   + "\",outcome=\"" + outcome + "\"")
-    .inc();
+  thread_local std::map<std::tuple<std::string, std::string, const char*>, support::counter*> seen;
+  auto& slot = seen[{source, type, outcome}];
+  if (!slot)
+    slot = &support::metrics().get_counter(
+      "buildtrack_events_total", "Inbound events by source, type and outcome.",
+      "source=\"" + source + "\",type=\"" + support::label_value(type) + "\",outcome=\""
+        + outcome + "\"");
+  slot->inc();
 }
 
 } // namespace

@@ -74,12 +74,13 @@ private:
     auto version = req.version();
     bool keep_alive = req.keep_alive();
     stream_.expires_never();
-    // The handler may answer from another thread: come back to this strand.
+    // The handler may answer from another thread: come back to this strand (inline
+    // when it answered on the strand already).
     handler_.handle(std::move(req), [self = shared_from_this(), version,
                                      keep_alive](response res) mutable {
       res.version(version);
       res.keep_alive(keep_alive && res.keep_alive());
-      asio::post(self->stream_.get_executor(),
+      asio::dispatch(self->stream_.get_executor(),
                  [self, res = std::move(res)]() mutable { self->do_write(std::move(res)); });
     });
   }
