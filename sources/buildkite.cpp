@@ -2,14 +2,15 @@
 
 #include <charconv>
 #include <map>
-#include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "support/crypto.hpp"
 
 namespace bt::sources {
 namespace {
 
-using nlohmann::json;
+using simdjson::dom::element;
+using simdjson::dom::object;
 using model::job_state;
 
 rejection unauthorized(std::string code, std::string message, std::string field) {
@@ -23,55 +24,59 @@ rejection invalid(std::string field, std::string message) {
 /// Typed access to optional payload fields; a present field of the wrong type
 /// is an error naming its path.
 struct fields {
-  const json& obj;
+  object obj;
   std::string path;
 
-  const json* get(const char* name) const {
-    auto it = obj.find(name);
-    return it == obj.end() || it->is_null() ? nullptr : &*it;
+  std::optional<element> get(std::string_view name) const {
+    element e;
+    if (obj[name].get(e) != simdjson::SUCCESS || e.is_null())
+      return std::nullopt;
+    return e;
   }
-  std::string at(const char* name) const { return path.empty() ? name : path + "." + name; }
+  std::string at(std::string_view name) const {
+    return path.empty() ? std::string{name} : path + "." + std::string{name};
+  }
 
-  checked<std::string> string(const char* name) const {
-    auto* v = get(name);
+  checked<std::string> string(std::string_view name) const {
+    auto v = get(name);
     if (!v)
       return std::string{};
     if (!v->is_string())
       return invalid(at(name), "expected a string");
-    return v->get<std::string>();
+    return std::string{v->get_string().value_unsafe()};
   }
-  checked<std::optional<std::int64_t>> integer(const char* name) const {
-    auto* v = get(name);
+  checked<std::optional<std::int64_t>> integer(std::string_view name) const {
+    auto v = get(name);
     if (!v)
       return std::optional<std::int64_t>{};
-    if (!v->is_number_integer())
+    if (!v->is_int64())
       return invalid(at(name), "expected an integer");
-    return std::optional<std::int64_t>{v->get<std::int64_t>()};
+    return std::optional<std::int64_t>{v->get_int64().value_unsafe()};
   }
-  checked<bool> boolean(const char* name) const {
-    auto* v = get(name);
+  checked<bool> boolean(std::string_view name) const {
+    auto v = get(name);
     if (!v)
       return false;
-    if (!v->is_boolean())
+    if (!v->is_bool())
       return invalid(at(name), "expected true or false");
-    return v->get<bool>();
+    return v->get_bool().value_unsafe();
   }
-  checked<std::optional<model::timestamp>> time(const char* name) const {
-    auto* v = get(name);
+  checked<std::optional<model::timestamp>> time(std::string_view name) const {
+    auto v = get(name);
     if (!v)
       return std::optional<model::timestamp>{};
     if (v->is_string())
-      if (auto t = model::parse_time(v->get<std::string>()))
+      if (auto t = model::parse_time(v->get_string().value_unsafe()))
         return std::optional<model::timestamp>{*t};
     return invalid(at(name), "expected a time like '2024-05-10 12:34:56 UTC' or RFC 3339");
   }
-  checked<const json*> object(const char* name, bool required) const {
-    auto* v = get(name);
+  checked<std::optional<object>> child(std::string_view name, bool required) const {
+    auto v = get(name);
     if (!v && !required)
-      return static_cast<const json*>(nullptr);
+      return std::optional<object>{};
     if (!v || !v->is_object())
       return invalid(at(name), required ? "required object is missing" : "expected an object");
-    return v;
+    return std::optional<object>{v->get_object().value_unsafe()};
   }
 };
 
@@ -82,13 +87,11 @@ struct fields {
     return *r;                                                                                 \
   auto var = std::move(std::get<0>(var##_checked))
 
-checked<model::person> person_of(const json* p, const std::string& path) {
-  model::person out;
+checked<model::person> person_of(const fields& parent, std::string_view key) {
+  BT_TRY(p, parent.child(key, false));
   if (!p)
-    return out;
-  if (!p->is_object())
-    return invalid(path, "expected an object");
-  fields f{*p, path};
+    return model::person{};
+  fields f{*p, parent.at(key)};
   BT_TRY(name, f.string("name"));
   BT_TRY(email, f.string("email"));
   BT_TRY(login, f.string("username"));
@@ -101,10 +104,9 @@ struct build_part {
   std::string state;
 };
 
-checked<build_part> build_of(const json& body) {
-  fields top{body, ""};
-  BT_TRY(b, top.object("build", true));
-  BT_TRY(p, top.object("pipeline", true));
+checked<build_part> build_of(const fields& top) {
+  BT_TRY(b, top.child("build", true));
+  BT_TRY(p, top.child("pipeline", true));
   fields build{*b, "build"}, pipeline{*p, "pipeline"};
   build_part out;
   BT_TRY(slug, pipeline.string("slug"));
@@ -129,16 +131,18 @@ checked<build_part> build_of(const json& body) {
   out.info.url = url;
   // Release builds are attributed to whoever created them, others to the commit
   // author; a build without an author (started from the UI) falls back to its creator.
-  BT_TRY(author, person_of(build.get("author"), "build.author"));
-  BT_TRY(creator, person_of(build.get("creator"), "build.creator"));
+  BT_TRY(author, person_of(build, "author"));
+  BT_TRY(creator, person_of(build, "creator"));
   bool release = false;
-  if (auto* env = build.get("env"); env && env->is_object())
-    for (const char* k : {"RELEASE_PUBLIC", "RELEASE_INTERNAL"})
-      if (auto it = env->find(k); it != env->end() && it->is_string() && *it == "true")
+  if (auto env = build.get("env"); env && env->is_object())
+    for (const char* k : {"RELEASE_PUBLIC", "RELEASE_INTERNAL"}) {
+      std::string_view flag;
+      if ((*env)[k].get(flag) == simdjson::SUCCESS && flag == "true")
         release = true;
+    }
   bool no_author = author.name.empty() && author.email.empty() && author.login.empty();
   out.info.author = release || no_author ? creator : author;
-  BT_TRY(trigger, build.object("triggered_from", false));
+  BT_TRY(trigger, build.child("triggered_from", false));
   if (trigger) {
     fields t{*trigger, "build.triggered_from"};
     BT_TRY(parent_slug, t.string("build_pipeline_slug"));
@@ -167,9 +171,8 @@ job_state job_state_of(const std::string& s) {
   return it == states.end() ? job_state::broken : it->second;
 }
 
-checked<std::optional<model::job_event>> job_of(const json& body) {
-  fields top{body, ""};
-  BT_TRY(j, top.object("job", true));
+checked<std::optional<model::job_event>> job_of(const fields& top) {
+  BT_TRY(j, top.child("job", true));
   fields job{*j, "job"};
   BT_TRY(type, job.string("type"));
   if (type == "waiter")
@@ -271,16 +274,20 @@ std::string buildkite_signature(std::string_view secret, long long unix_seconds,
 
 checked<buildkite_delivery> buildkite_parse(std::string_view event_name, std::string_view body,
                                             model::timestamp now) {
-  auto doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded())
+  // One parser per thread: it keeps its buffers between deliveries.
+  thread_local simdjson::dom::parser parser;
+  element doc;
+  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS)
     return rejection{400, "malformed_json", "body is not valid JSON", ""};
   if (!doc.is_object())
     return rejection{400, "malformed_json", "body must be a JSON object", ""};
+  fields top{doc.get_object().value_unsafe(), ""};
   buildkite_delivery out;
   out.event = std::string{event_name};
   if (out.event.empty()) {
-    if (auto it = doc.find("event"); it != doc.end() && it->is_string())
-      out.event = it->get<std::string>();
+    std::string_view event;
+    if (top.obj["event"].get(event) == simdjson::SUCCESS)
+      out.event = std::string{event};
     else
       return rejection{400, "missing_event", "X-Buildkite-Event header is required",
                        "X-Buildkite-Event"};
@@ -306,10 +313,10 @@ checked<buildkite_delivery> buildkite_parse(std::string_view event_name, std::st
   if (phase == build_events.end() && !job_event)
     return rejection{422, "unsupported_event", "unsupported Buildkite event '" + ev + "'",
                      "X-Buildkite-Event"};
-  BT_TRY(build, build_of(doc));
+  BT_TRY(build, build_of(top));
   model::envelope env{build.key, "", now, build.info, model::statistic_event{}};
   if (job_event) {
-    BT_TRY(job, job_of(doc));
+    BT_TRY(job, job_of(top));
     if (!job) {
       out.kind = buildkite_delivery::ignored;
       return out;

@@ -1,0 +1,94 @@
+// Micro-benchmarks of the per-event hot path pieces (Google Benchmark).
+#include <benchmark/benchmark.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "model/build.hpp"
+#include "sources/buildkite.hpp"
+
+namespace {
+
+std::string fixture(const std::string& name) {
+  std::ifstream in{std::string{BT_FIXTURES} + "/" + name};
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+const auto now = *bt::model::parse_time("2026-11-21 12:00:00 UTC");
+
+void buildkite_parse_job_finished(benchmark::State& state) {
+  auto body = fixture("buildkite/job.finished.json");
+  for (auto _ : state)
+    benchmark::DoNotOptimize(bt::sources::buildkite_parse("job.finished", body, now));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
+}
+BENCHMARK(buildkite_parse_job_finished);
+
+void buildkite_token_check(benchmark::State& state) {
+  bt::config::buildkite_config cfg;
+  cfg.token = "bench-token-0123456789abcdef";
+  for (auto _ : state)
+    benchmark::DoNotOptimize(
+      bt::sources::buildkite_authenticate(cfg, {"job.finished", cfg.token, ""}, "{}", now));
+}
+BENCHMARK(buildkite_token_check);
+
+void model_apply_job_events(benchmark::State& state) {
+  auto body = fixture("buildkite/job.finished.json");
+  auto parsed = std::get<bt::sources::buildkite_delivery>(
+    bt::sources::buildkite_parse("job.finished", body, now));
+  auto env = parsed.envelopes[0];
+  auto jobs = state.range(0);
+  for (auto _ : state) {
+    bt::model::build b;
+    for (int64_t i = 0; i < jobs; ++i) {
+      auto& job = std::get<bt::model::job_event>(env.body);
+      job.id = "job-" + std::to_string(i);
+      job.group = "step-" + std::to_string(i);
+      benchmark::DoNotOptimize(bt::model::apply(b, env, now));
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * jobs);
+}
+BENCHMARK(model_apply_job_events)->Arg(10)->Arg(100);
+
+} // namespace
+
+BENCHMARK_MAIN();
+
+namespace {
+struct null_sax : nlohmann::json_sax<nlohmann::json> {
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+};
+void nlohmann_sax_lex_only(benchmark::State& state) {
+  auto body = fixture("buildkite/job.finished.json");
+  for (auto _ : state) {
+    null_sax sax;
+    benchmark::DoNotOptimize(nlohmann::json::sax_parse(body.begin(), body.end(), &sax));
+  }
+}
+BENCHMARK(nlohmann_sax_lex_only);
+void nlohmann_dom(benchmark::State& state) {
+  auto body = fixture("buildkite/job.finished.json");
+  for (auto _ : state)
+    benchmark::DoNotOptimize(nlohmann::json::parse(body.begin(), body.end(), nullptr, false));
+}
+BENCHMARK(nlohmann_dom);
+}
