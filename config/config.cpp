@@ -179,9 +179,7 @@ config parse(const std::string& text) {
              fail(p + ".listen", n["listen"], "expected host:port");
          }},
         {"store", [&](auto& p, auto& n) {
-           walk(p, n, {{"kind", string_into(c.store.kind)},
-                       {"retention", duration_into(c.store.retention)},
-                       {"abandoned_after", duration_into(c.store.abandoned_after)}});
+           walk(p, n, {{"kind", string_into(c.store.kind)}});
            if (c.store.kind != "memory")
              fail(p + ".kind", n["kind"], "unsupported store kind '" + c.store.kind
                                              + "' (this version supports: memory)");

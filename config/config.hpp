@@ -27,8 +27,6 @@ struct server_config {
 /// `store.*`
 struct store_config {
   std::string kind = "memory";
-  duration retention = std::chrono::hours{24};
-  duration abandoned_after = std::chrono::hours{48};
 };
 
 /// `sources.buildkite.*`

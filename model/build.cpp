@@ -10,11 +10,23 @@ bool attempt::failed() const {
          && exit_status.value_or(0) > 0;
 }
 
+const attempt* job::decisive() const {
+  for (auto it = attempts.rbegin(); it != attempts.rend(); ++it)
+    if (is_terminal(it->state))
+      return &*it;
+  return nullptr;
+}
+
+bool job::failed() const {
+  auto* d = decisive();
+  return d && d->failed();
+}
+
 bool job::fixed() const {
-  if (latest().state != job_state::passed)
+  auto* d = decisive();
+  if (!d || d->state != job_state::passed)
     return false;
-  return std::any_of(attempts.begin(), attempts.end() - 1,
-                     [](const attempt& a) { return a.failed(); });
+  return std::any_of(attempts.data(), d, [](const attempt& a) { return a.failed(); });
 }
 
 std::string_view to_string(build_state s) {

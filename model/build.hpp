@@ -34,9 +34,12 @@ struct job {
   std::vector<attempt> attempts;
 
   const attempt& latest() const { return attempts.back(); }
-  /// The latest attempt failed.
-  bool failed() const { return latest().failed(); }
-  /// The latest attempt passed after an earlier one failed.
+  /// The latest attempt that finished: it decides the job. A retry that is only
+  /// scheduled or running decides nothing yet. Null when no attempt finished.
+  const attempt* decisive() const;
+  /// The decisive attempt failed.
+  bool failed() const;
+  /// The decisive attempt passed after an earlier one failed.
   bool fixed() const;
 };
 

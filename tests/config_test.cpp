@@ -24,8 +24,6 @@ TEST(config, defaults_for_every_key) {
   EXPECT_EQ(c.server.listen, "127.0.0.1:8080");
   EXPECT_EQ(c.server.body_limit, 1024u * 1024u);
   EXPECT_EQ(c.store.kind, "memory");
-  EXPECT_EQ(c.store.retention, 24h);
-  EXPECT_EQ(c.store.abandoned_after, 48h);
   EXPECT_EQ(c.buildkite.replay_window, 5min);
   EXPECT_EQ(c.tracking.branches, (std::vector<std::string>{"main", "master"}));
 }
@@ -60,9 +58,9 @@ TEST(config, unknown_keys_name_path_and_line) {
 }
 
 TEST(config, bad_values_name_path_and_line) {
-  auto msg = error_of("store:\n  retention: forever\n");
-  EXPECT_NE(msg.find("store.retention"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("line 2"), std::string::npos) << msg;
+  auto msg = error_of("sources:\n  buildkite:\n    replay_window: forever\n");
+  EXPECT_NE(msg.find("sources.buildkite.replay_window"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("line 3"), std::string::npos) << msg;
   EXPECT_NE(error_of("server:\n  io_threads: many\n").find("server.io_threads"),
             std::string::npos);
   EXPECT_NE(error_of("server:\n  io_threads: 0\n").find("between"), std::string::npos);

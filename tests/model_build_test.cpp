@@ -193,3 +193,26 @@ TEST_F(fixture, too_many_jobs_are_refused_not_stored) {
   EXPECT_FALSE(over.ignored.empty());
   EXPECT_EQ(b.jobs.size(), build_limits::max_jobs);
 }
+
+TEST_F(fixture, a_retry_that_has_not_finished_does_not_decide_the_job) {
+  feed(job_env("a1", "test", 0, job_state::failed, 1));
+  feed(finished_env(build_end::completed, "failed"));
+  EXPECT_EQ(b.state, build_state::failed);
+  auto scheduled = feed(job_env("a2", "test", 1, job_state::scheduled));
+  EXPECT_EQ(b.state, build_state::failed);
+  EXPECT_TRUE(scheduled.effects.empty());
+  feed(job_env("a2", "test", 1, job_state::running));
+  EXPECT_EQ(b.state, build_state::failed);
+  auto passed = feed(job_env("a2", "test", 1, job_state::passed, 0));
+  EXPECT_EQ(b.state, build_state::passed);
+  EXPECT_EQ(b.fixed_jobs().size(), 1u);
+  EXPECT_EQ(passed.effects.size(), 1u);
+}
+
+TEST_F(fixture, a_job_with_no_finished_attempt_is_neither_failed_nor_fixed) {
+  feed(job_env("a1", "test", 0, job_state::running));
+  feed(finished_env());
+  EXPECT_EQ(b.state, build_state::passed);
+  EXPECT_TRUE(b.failed_jobs().empty());
+  EXPECT_TRUE(b.fixed_jobs().empty());
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test: the release build, then the ASan+UBSan build, each with CTest.
+# scripts/test.sh tsan runs the suite under ThreadSanitizer instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+variants=(release asan)
+[ "${1:-}" = tsan ] && variants=(tsan)
+for variant in "${variants[@]}"; do
+  scripts/build.sh "$variant"
+  dir=build; [ "$variant" = release ] || dir=build-$variant
+  echo "== tests ($variant)"
+  ctest --test-dir "$dir" --output-on-failure -j2
+done
