@@ -60,7 +60,7 @@ build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_
       }
       arm_idle_check(self);
     },
-    [=](caf::get_atom) -> std::string { return model::to_json(self->state.build).dump(); },
+    [=](caf::get_atom) -> std::string { return model::to_text(model::to_json(self->state.build)); },
     [=](caf::idle_atom, std::uint64_t seen) {
       auto& st = self->state;
       st.idle_armed = false;

@@ -84,14 +84,14 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       if (auto it = st.live.find(key.str()); it != st.live.end())
         return self->delegate(it->second.handle, caf::get_atom::value);
       if (auto saved = st.store->load(key))
-        return model::to_json(*saved).dump();
+        return model::to_text(model::to_json(*saved));
       return caf::make_error(errc::not_found);
     },
     [=](caf::get_atom, const model::build_query& q) -> std::string {
       auto out = nlohmann::json::array();
       for (auto& s : self->state.index.list(q))
         out.push_back(model::to_json(s));
-      return out.dump();
+      return model::to_text(out);
     },
     [=](caf::put_atom, const model::build_summary& s) {
       self->state.index.upsert(s);

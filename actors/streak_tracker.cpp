@@ -20,7 +20,7 @@ streak_tracker(streak_tracker_actor::stateful_pointer<streak_tracker_state> self
       return st.book.record({f.key.source, f.key.pipeline, f.branch}, f.number,
                             f.state == model::build_state::failed);
     },
-    [=](caf::get_atom) -> std::string { return model::to_json(self->state.book).dump(); },
+    [=](caf::get_atom) -> std::string { return model::to_text(model::to_json(self->state.book)); },
   };
 }
 

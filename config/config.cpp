@@ -175,8 +175,12 @@ config parse(const std::string& text) {
                        {"body_limit", size_into(c.server.body_limit)},
                        {"read_timeout", duration_into(c.server.read_timeout)},
                        {"admin_token", string_into(c.server.admin_token)}});
-           if (c.server.listen.rfind(':') == std::string::npos)
-             fail(p + ".listen", n["listen"], "expected host:port");
+           auto colon = c.server.listen.rfind(':');
+           auto port = colon == std::string::npos ? "" : c.server.listen.substr(colon + 1);
+           if (port.empty() || port.size() > 5
+               || port.find_first_not_of("0123456789") != std::string::npos
+               || std::stoul(port) > 65535 || colon == 0)
+             fail(p + ".listen", n["listen"], "expected host:port, got '" + c.server.listen + "'");
          }},
         {"store", [&](auto& p, auto& n) {
            walk(p, n, {{"kind", string_into(c.store.kind)}});

@@ -103,4 +103,8 @@ nlohmann::json to_json(const streak_book& book) {
   return out;
 }
 
+std::string to_text(const nlohmann::json& doc) {
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 } // namespace bt::model

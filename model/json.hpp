@@ -17,4 +17,8 @@ nlohmann::json to_json(const build_summary& s);
 /// Every streak's current state, for `GET /api/v1/streaks`.
 nlohmann::json to_json(const streak_book& book);
 
+/// Serialises without throwing: invalid UTF-8 (which no source should let through)
+/// is replaced rather than ending the actor that serialises it.
+std::string to_text(const nlohmann::json& doc);
+
 } // namespace bt::model

@@ -76,13 +76,19 @@ private:
     stream_.expires_never();
     // The handler may answer from another thread: come back to this strand (inline
     // when it answered on the strand already).
-    handler_.handle(std::move(req), [self = shared_from_this(), version,
-                                     keep_alive](response res) mutable {
+    auto respond = [self = shared_from_this(), version, keep_alive](response res) mutable {
       res.version(version);
       res.keep_alive(keep_alive && res.keep_alive());
       asio::dispatch(self->stream_.get_executor(),
-                 [self, res = std::move(res)]() mutable { self->do_write(std::move(res)); });
-    });
+                     [self, res = std::move(res)]() mutable { self->do_write(std::move(res)); });
+    };
+    // No exception may unwind into Asio's run loop: it would end an I/O thread.
+    try {
+      handler_.handle(std::move(req), respond);
+    } catch (const std::exception& e) {
+      support::log(support::log_level::error, "request handler failed", {{"reason", e.what()}});
+      respond(json_response(500, error_json("internal", "the request could not be handled")));
+    }
   }
 
   /// Answers a request that could not be read, then closes the connection.

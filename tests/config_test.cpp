@@ -64,6 +64,11 @@ TEST(config, bad_values_name_path_and_line) {
   EXPECT_NE(error_of("server:\n  io_threads: many\n").find("server.io_threads"),
             std::string::npos);
   EXPECT_NE(error_of("server:\n  io_threads: 0\n").find("between"), std::string::npos);
+  EXPECT_NE(error_of("server:\n  listen: localhost\n").find("server.listen"), std::string::npos);
+  EXPECT_NE(error_of("server:\n  listen: \"127.0.0.1:http\"\n").find("host:port"),
+            std::string::npos);
+  EXPECT_NE(error_of("server:\n  listen: \"127.0.0.1:70000\"\n").find("server.listen"),
+            std::string::npos);
   EXPECT_NE(error_of("server:\n  body_limit: 0\n").find("positive"), std::string::npos);
   EXPECT_NE(error_of("tracking:\n  branches: main\n").find("tracking.branches"),
             std::string::npos);
