@@ -46,7 +46,7 @@ void model_apply_job_events(benchmark::State& state) {
     bt::model::build b;
     for (int64_t i = 0; i < jobs; ++i) {
       auto& job = std::get<bt::model::job_event>(env.body);
-      job.id = "job-" + std::to_string(i);
+      job.report.id = "job-" + std::to_string(i);
       job.group = "step-" + std::to_string(i);
       benchmark::DoNotOptimize(bt::model::apply(b, env, now));
     }

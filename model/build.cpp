@@ -51,18 +51,10 @@ std::optional<build_state> parse_build_state(std::string_view s) {
   return std::nullopt;
 }
 
-std::vector<const job*> build::failed_jobs() const {
+std::vector<const job*> build::jobs_where(bool (job::*test)() const) const {
   std::vector<const job*> out;
   for (auto& [_, j] : jobs)
-    if (j.failed())
-      out.push_back(&j);
-  return out;
-}
-
-std::vector<const job*> build::fixed_jobs() const {
-  std::vector<const job*> out;
-  for (auto& [_, j] : jobs)
-    if (j.fixed())
+    if ((j.*test)())
       out.push_back(&j);
   return out;
 }
@@ -169,39 +161,40 @@ struct event_applier {
     auto& j = it->second;
     if (!e.name.empty())
       j.name = e.name;
+    const auto& r = e.report;
     auto at = std::find_if(j.attempts.begin(), j.attempts.end(),
-                           [&](const attempt& a) { return a.id == e.id; });
+                           [&](const attempt& a) { return a.id == r.id; });
     if (at != j.attempts.end()) {
-      if (at->state == e.state && at->exit_status == e.exit_status
-          && at->soft_failed == e.soft_failed) {
+      if (at->state == r.state && at->exit_status == r.exit_status
+          && at->soft_failed == r.soft_failed) {
         out.duplicate = true;
         return;
       }
-      if (is_terminal(at->state) && !is_terminal(e.state)) {
+      if (is_terminal(at->state) && !is_terminal(r.state)) {
         out.ignored = "job attempt already finished";
         return;
       }
+      // A later report may leave out what an earlier one said.
+      auto merged = r;
+      if (merged.url.empty())
+        merged.url = at->url;
+      if (!merged.started)
+        merged.started = at->started;
+      if (!merged.finished)
+        merged.finished = at->finished;
+      merged.number = at->number;
+      *at = std::move(merged);
     } else {
       if (j.attempts.size() >= build_limits::max_attempts) {
         out.ignored = "too many attempts of job";
         return;
       }
       // Attempts stay ordered by retry number whatever order their events arrive in.
-      at = std::upper_bound(j.attempts.begin(), j.attempts.end(), e.attempt,
-                            [](std::int64_t n, const attempt& a) { return n < a.number; });
-      at = j.attempts.insert(at, attempt{e.id, e.attempt});
+      auto pos = std::upper_bound(j.attempts.begin(), j.attempts.end(), r.number,
+                                  [](std::int64_t n, const attempt& a) { return n < a.number; });
+      j.attempts.insert(pos, r);
     }
-    at->state = e.state;
-    at->source_state = e.source_state;
-    at->exit_status = e.exit_status;
-    at->soft_failed = e.soft_failed;
-    if (!e.url.empty())
-      at->url = e.url;
-    if (e.started)
-      at->started = e.started;
-    if (e.finished)
-      at->finished = e.finished;
-    if (!b.is_finished() && b.state == build_state::pending && e.state != job_state::scheduled) {
+    if (!b.is_finished() && b.state == build_state::pending && r.state != job_state::scheduled) {
       b.state = build_state::running;
       if (!b.started)
         b.started = now;
@@ -235,22 +228,23 @@ struct event_applier {
 
 job_event rollup_job(const build& child) {
   job_event j;
-  j.id = child.key.str();
   j.group = "trigger:" + child.key.source + "/" + child.key.pipeline;
   auto label = child.info.pipeline_name.empty() ? child.key.pipeline : child.info.pipeline_name;
   j.name = label + " #" + child.key.id;
-  j.attempt = child.info.number.value_or(0);
-  j.source_state = std::string{to_string(child.state)};
-  j.url = child.info.url;
-  j.started = child.started;
-  j.finished = child.finished;
+  auto& r = j.report;
+  r.id = child.key.str();
+  r.number = child.info.number.value_or(0);
+  r.source_state = std::string{to_string(child.state)};
+  r.url = child.info.url;
+  r.started = child.started;
+  r.finished = child.finished;
   switch (child.state) {
-    case build_state::passed: j.state = job_state::passed; break;
+    case build_state::passed: r.state = job_state::passed; break;
     case build_state::failed:
-      j.state = job_state::failed;
-      j.exit_status = 1;
+      r.state = job_state::failed;
+      r.exit_status = 1; // counts as failed under the seed's rule
       break;
-    default: j.state = job_state::canceled; break;
+    default: r.state = job_state::canceled; break;
   }
   return j;
 }

@@ -11,22 +11,6 @@
 
 namespace bt::model {
 
-/// One attempt of a job (a Buildkite job id; a retry is a new attempt).
-struct attempt {
-  std::string id;
-  std::int64_t number = 0;
-  job_state state = job_state::scheduled;
-  std::string source_state;
-  std::optional<std::int64_t> exit_status;
-  bool soft_failed = false;
-  std::string url;
-  std::optional<timestamp> started;
-  std::optional<timestamp> finished;
-
-  /// The seed's rule: failed or timed out, not soft-failed, and a positive exit status.
-  bool failed() const;
-};
-
 /// A unit of work inside a build with its attempts, oldest first.
 struct job {
   std::string group;
@@ -92,8 +76,9 @@ struct build {
   std::optional<streak_result> streak;
 
   bool is_finished() const { return end.has_value(); }
-  std::vector<const job*> failed_jobs() const;
-  std::vector<const job*> fixed_jobs() const;
+  std::vector<const job*> failed_jobs() const { return jobs_where(&job::failed); }
+  std::vector<const job*> fixed_jobs() const { return jobs_where(&job::fixed); }
+  std::vector<const job*> jobs_where(bool (job::*test)() const) const;
 };
 
 /// What applying one event did.

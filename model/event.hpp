@@ -75,12 +75,10 @@ enum class job_state {
 bool is_terminal(job_state s);
 std::string_view to_string(job_state s);
 
-/// One attempt of a job changed state.
-struct job_event {
-  std::string id;    ///< this attempt's id (a Buildkite job id, a child build key)
-  std::string group; ///< attempts of one job share it (step key, else name)
-  std::string name;
-  std::int64_t attempt = 0; ///< retry number: later attempts have larger numbers
+/// One attempt of a job (a Buildkite job id; a retry is a new attempt).
+struct attempt {
+  std::string id;          ///< this attempt's id (a Buildkite job id, a child build key)
+  std::int64_t number = 0; ///< retry number: later attempts have larger numbers
   job_state state = job_state::scheduled;
   std::string source_state;
   std::optional<std::int64_t> exit_status;
@@ -88,6 +86,16 @@ struct job_event {
   std::string url;
   std::optional<timestamp> started;
   std::optional<timestamp> finished;
+
+  /// The seed's rule: failed or timed out, not soft-failed, and a positive exit status.
+  bool failed() const;
+};
+
+/// One attempt of a job changed state.
+struct job_event {
+  std::string group; ///< attempts of one job share it (step key, else name)
+  std::string name;
+  attempt report;
 };
 
 /// A `key → number` statistic published for the build (also after it finished).

@@ -178,15 +178,16 @@ checked<std::optional<model::job_event>> job_of(const fields& top) {
   if (type == "waiter")
     return std::optional<model::job_event>{}; // wait steps carry no outcome
   model::job_event e;
+  auto& r = e.report;
   BT_TRY(id, job.string("id"));
   if (id.empty())
     return invalid("job.id", "required");
-  e.id = id;
+  r.id = id;
   BT_TRY(state, job.string("state"));
   if (state.empty())
     return invalid("job.state", "required");
-  e.source_state = state;
-  e.state = job_state_of(state);
+  r.source_state = state;
+  r.state = job_state_of(state);
   BT_TRY(name, job.string("name"));
   BT_TRY(label, job.string("label"));
   BT_TRY(step_key, job.string("step_key"));
@@ -197,17 +198,17 @@ checked<std::optional<model::job_event>> job_of(const fields& top) {
   if (parallel)
     e.group += "#" + std::to_string(*parallel);
   BT_TRY(retries, job.integer("retries_count"));
-  e.attempt = retries.value_or(0);
+  r.number = retries.value_or(0);
   BT_TRY(exit_status, job.integer("exit_status"));
-  e.exit_status = exit_status;
+  r.exit_status = exit_status;
   BT_TRY(soft, job.boolean("soft_failed"));
-  e.soft_failed = soft;
+  r.soft_failed = soft;
   BT_TRY(url, job.string("web_url"));
-  e.url = url;
+  r.url = url;
   BT_TRY(started, job.time("started_at"));
   BT_TRY(finished, job.time("finished_at"));
-  e.started = started;
-  e.finished = finished;
+  r.started = started;
+  r.finished = finished;
   return std::optional<model::job_event>{std::move(e)};
 }
 

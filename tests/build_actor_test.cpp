@@ -36,11 +36,11 @@ const model::build_key key{"buildkite", "web", "9"};
 
 model::envelope job(std::string id, model::job_state state, std::int64_t exit) {
   model::job_event j;
-  j.id = id;
+  j.report.id = id;
   j.group = "test";
   j.name = "test";
-  j.state = state;
-  j.exit_status = exit;
+  j.report.state = state;
+  j.report.exit_status = exit;
   model::build_info info;
   info.number = 9;
   info.branch = "main";

@@ -101,21 +101,21 @@ TEST(buildkite_parse, job_finished_fixture) {
   EXPECT_EQ(e.info->author.email, "ada@example.com"); // commit author, not the creator
   auto& j = std::get<model::job_event>(e.body);
   EXPECT_EQ(j.group, "go-unit");
-  EXPECT_EQ(j.state, model::job_state::failed);
-  EXPECT_EQ(j.exit_status, 1);
-  EXPECT_EQ(j.attempt, 0);
-  EXPECT_EQ(j.finished, model::parse_time("2026-11-20 09:12:32 UTC"));
+  EXPECT_EQ(j.report.state, model::job_state::failed);
+  EXPECT_EQ(j.report.exit_status, 1);
+  EXPECT_EQ(j.report.number, 0);
+  EXPECT_EQ(j.report.finished, model::parse_time("2026-11-20 09:12:32 UTC"));
 }
 
 TEST(buildkite_parse, retry_and_soft_fail_fixtures) {
   auto retry = parse_ok("job.finished", fixture("buildkite/job.finished.retry-passed.json"));
   auto& r = std::get<model::job_event>(retry.envelopes[0].body);
   EXPECT_EQ(r.group, "go-unit");
-  EXPECT_EQ(r.attempt, 1);
-  EXPECT_EQ(r.state, model::job_state::passed);
+  EXPECT_EQ(r.report.number, 1);
+  EXPECT_EQ(r.report.state, model::job_state::passed);
   auto soft = parse_ok("job.finished", fixture("buildkite/job.finished.soft-failed.json"));
   auto& s = std::get<model::job_event>(soft.envelopes[0].body);
-  EXPECT_TRUE(s.soft_failed);
+  EXPECT_TRUE(s.report.soft_failed);
   EXPECT_EQ(s.group, "lint");
 }
 
@@ -161,7 +161,7 @@ TEST(buildkite_parse, rfc3339_timestamps_are_accepted) {
   auto doc = nlohmann::json::parse(fixture("buildkite/job.finished.json"));
   doc["job"]["finished_at"] = "2026-11-20T09:12:32.000Z";
   auto d = parse_ok("job.finished", doc.dump());
-  EXPECT_EQ(std::get<model::job_event>(d.envelopes[0].body).finished,
+  EXPECT_EQ(std::get<model::job_event>(d.envelopes[0].body).report.finished,
             model::parse_time("2026-11-20 09:12:32 UTC"));
 }
 

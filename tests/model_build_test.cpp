@@ -16,13 +16,13 @@ timestamp at(int seconds) {
 envelope job_env(std::string id, std::string group, std::int64_t attempt, job_state state,
                  std::optional<std::int64_t> exit = std::nullopt, bool soft = false) {
   job_event j;
-  j.id = std::move(id);
   j.group = group;
   j.name = group;
-  j.attempt = attempt;
-  j.state = state;
-  j.exit_status = exit;
-  j.soft_failed = soft;
+  j.report.id = std::move(id);
+  j.report.number = attempt;
+  j.report.state = state;
+  j.report.exit_status = exit;
+  j.report.soft_failed = soft;
   return envelope{key, "", at(0), std::nullopt, j};
 }
 
@@ -174,8 +174,8 @@ TEST_F(fixture, child_build_rolls_up_to_its_parent) {
   ASSERT_EQ(fin.effects.size(), 2u);
   auto& up = std::get<rollup_effect>(fin.effects[1]);
   EXPECT_EQ(up.parent.str(), "buildkite/parent/3");
-  EXPECT_EQ(up.job.state, job_state::failed);
-  EXPECT_EQ(up.job.attempt, 7);
+  EXPECT_EQ(up.job.report.state, job_state::failed);
+  EXPECT_EQ(up.job.report.number, 7);
 
   build parent;
   apply(parent, envelope{up.parent, "", at(0), std::nullopt, up.job}, at(1));

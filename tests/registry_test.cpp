@@ -14,10 +14,10 @@ namespace {
 model::envelope job(const model::build_key& key, std::int64_t number, std::string id,
                     model::job_state state, std::int64_t exit) {
   model::job_event j;
-  j.id = id;
+  j.report.id = id;
   j.group = "test";
-  j.state = state;
-  j.exit_status = exit;
+  j.report.state = state;
+  j.report.exit_status = exit;
   model::build_info info;
   info.number = number;
   info.branch = "main";
