@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -57,8 +58,8 @@ int main(int argc, char** argv) {
 
   auto store = std::make_shared<bt::store::memory_store>();
   log(log_level::warn, "store.kind is memory: nothing survives a restart");
-  bt::actors::service service{cfg, store};
-  bt::net::api api{cfg, service, *store};
+  auto service = std::make_unique<bt::actors::service>(cfg, store);
+  bt::net::api api{cfg, *service, *store};
   bt::net::server server{cfg.server, api};
   try {
     auto port = server.start();
@@ -72,6 +73,9 @@ int main(int argc, char** argv) {
   int signal = 0;
   sigwait(&stop_signals, &signal);
   log(log_level::info, "stopping", {{"signal", signal}});
+  // Order matters: no more requests, then the actors (replies still in flight are
+  // posted to the stopped io_context and dropped), then the io_context itself.
   server.stop();
+  service.reset();
   return 0;
 }

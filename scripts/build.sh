@@ -6,7 +6,9 @@ variant=${1:-release}
 case "$variant" in
   release) dir=build;      flags=() ;;
   asan)    dir=build-asan; flags=(-DBT_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug) ;;
-  tsan)    dir=build-tsan; flags=(-DBT_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  tsan)    scripts/caf-tsan.sh
+           dir=build-tsan; flags=(-DBT_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo
+                                  -DBT_CAF_ROOT="$PWD/.deps/caf-tsan") ;;
   *) echo "usage: scripts/build.sh [release|asan|tsan]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" "${flags[@]}" >/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the release build, then the ASan+UBSan build, each with CTest.
-# scripts/test.sh tsan runs the suite under ThreadSanitizer instead.
+# scripts/test.sh tsan runs the suite under ThreadSanitizer instead, against a CAF core
+# built with TSan (scripts/caf-tsan.sh; Debian's is not instrumented).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
