@@ -45,6 +45,7 @@ struct options {
   int io_threads = 2;
   int actor_threads = 2;
   std::string policy = "sharing";
+  std::string idle_timeout = "5m"; ///< actor_idle_timeout; short values make actors stop mid-storm
   unsigned seed = 42;
 };
 
@@ -316,6 +317,7 @@ int main(int argc, char** argv) {
     else if (k == "--io-threads") o.io_threads = std::stoi(v);
     else if (k == "--actor-threads") o.actor_threads = std::stoi(v);
     else if (k == "--policy") o.policy = v;
+    else if (k == "--actor-idle-timeout") o.idle_timeout = v;
     else if (k == "--seed") o.seed = static_cast<unsigned>(std::stoul(v));
     else {
       std::cerr << "unknown option " << k << '\n';
@@ -340,7 +342,8 @@ int main(int argc, char** argv) {
     std::ofstream cfg{config_path};
     cfg << "server:\n  listen: 127.0.0.1:" << port << "\n  io_threads: " << o.io_threads
         << "\nsources:\n  buildkite:\n    token: " << token
-        << "\ntracking:\n  actor_idle_timeout: 5m\nactors:\n  threads: " << o.actor_threads
+        << "\ntracking:\n  actor_idle_timeout: " << o.idle_timeout
+        << "\nactors:\n  threads: " << o.actor_threads
         << "\n  policy: " << o.policy << "\nlog:\n  level: error\n";
   }
   auto daemon = spawn({o.daemon, "--config", config_path});
