@@ -25,6 +25,7 @@ struct job {
   bool failed() const;
   /// The decisive attempt passed after an earlier one failed.
   bool fixed() const;
+  bool operator==(const job&) const = default;
 };
 
 /// A build's state as SPEC §4 names it.
@@ -79,6 +80,7 @@ struct build {
   std::vector<const job*> failed_jobs() const { return jobs_where(&job::failed); }
   std::vector<const job*> fixed_jobs() const { return jobs_where(&job::fixed); }
   std::vector<const job*> jobs_where(bool (job::*test)() const) const;
+  bool operator==(const build&) const = default;
 };
 
 /// What applying one event did.

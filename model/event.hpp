@@ -45,6 +45,7 @@ struct build_info {
   person author; ///< commit author, or the creator for release builds
   bool personal = false;
   std::optional<build_key> parent; ///< the build that triggered this one
+  bool operator==(const build_info&) const = default;
 };
 
 /// How a finished build ended, before its jobs are looked at.
@@ -55,6 +56,7 @@ struct build_event {
   enum phase_t { scheduled, started, finished } phase = scheduled;
   build_end end = build_end::completed; ///< meaningful when phase == finished
   std::string source_state;             ///< the CI system's own word, e.g. "failing"
+  bool operator==(const build_event&) const = default;
 };
 
 /// Normalised state of one job attempt.
@@ -89,6 +91,7 @@ struct attempt {
 
   /// The seed's rule: failed or timed out, not soft-failed, and a positive exit status.
   bool failed() const;
+  bool operator==(const attempt&) const = default;
 };
 
 /// One attempt of a job changed state.
@@ -96,12 +99,14 @@ struct job_event {
   std::string group; ///< attempts of one job share it (step key, else name)
   std::string name;
   attempt report;
+  bool operator==(const job_event&) const = default;
 };
 
 /// A `key → number` statistic published for the build (also after it finished).
 struct statistic_event {
   std::string key;
   double value = 0;
+  bool operator==(const statistic_event&) const = default;
 };
 
 /// Result of a build's place in its streak, computed by the streak tracker.
@@ -125,6 +130,7 @@ struct envelope {
   timestamp received{};             ///< when buildtrack accepted it
   std::optional<build_info> info;   ///< build facts carried by the event
   event_body body;
+  bool operator==(const envelope&) const = default;
 };
 
 } // namespace bt::model

@@ -31,6 +31,7 @@ public:
   struct entry {
     bool failed = false;
     streak_result result;
+    bool operator==(const entry&) const = default;
   };
   using history = std::map<std::int64_t, entry>;
 
@@ -43,6 +44,13 @@ public:
   streak_result record(const streak_key& key, std::int64_t number, bool failed);
 
   const std::map<streak_key, history>& streaks() const { return streaks_; }
+
+  /// Puts back a recorded build as it was (recovery from a snapshot).
+  void restore(const streak_key& key, std::int64_t number, const entry& e) {
+    streaks_[key][number] = e;
+  }
+
+  size_t history_limit() const { return history_limit_; }
 
 private:
   size_t history_limit_;

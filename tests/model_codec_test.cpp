@@ -1,0 +1,136 @@
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "model/codec.hpp"
+
+using namespace bt::model;
+using nlohmann::json;
+
+namespace {
+
+timestamp at(int s) {
+  return timestamp{std::chrono::milliseconds{1'700'000'000'000LL + s * 1000LL}};
+}
+
+const build_key key{"buildkite", "web-app", "42"};
+
+envelope job(int t, std::string id, std::string group, std::int64_t number, job_state state,
+             std::optional<std::int64_t> exit = std::nullopt) {
+  job_event j;
+  j.group = group;
+  j.name = "step " + group;
+  j.report = {id, number, state, std::string{to_string(state)}, exit, false,
+              "https://ci/" + id, at(t), is_terminal(state) ? std::optional{at(t + 1)}
+                                                            : std::nullopt};
+  build_info info;
+  info.number = 42;
+  info.branch = "main";
+  info.commit = "8faa67ad";
+  info.message = "Fix it\n\nfor real, with ünïcode";
+  info.author = {"Ada", "ada@example.com", "ada"};
+  info.parent = build_key{"buildkite", "parent", "7"};
+  return {key, "d-" + id + std::to_string(t), at(t), info, j};
+}
+
+/// A build's whole life, out of order, with a retry, a duplicate, a statistic, a
+/// verdict and a late failure.
+std::vector<envelope> storm() {
+  return {
+    {key, "", at(0), std::nullopt, build_event{build_event::scheduled, build_end::completed, "scheduled"}},
+    job(1, "a1", "unit", 0, job_state::running),
+    job(2, "b2", "lint", 1, job_state::passed, 0),
+    job(3, "a1", "unit", 0, job_state::failed, 1),
+    job(4, "b1", "lint", 0, job_state::failed, 2),
+    job(4, "b1", "lint", 0, job_state::failed, 2),
+    {key, "", at(5), std::nullopt, statistic_event{"BuildDuration", 12.5}},
+    {key, "", at(6), std::nullopt, build_event{build_event::finished, build_end::completed, "failed"}},
+    {key, "", at(7), std::nullopt, streak_result{verdict::broken, 1}},
+    job(8, "a2", "unit", 1, job_state::passed, 0),
+    job(9, "c1", "e2e", 0, job_state::timed_out, 3),
+  };
+}
+
+build run(const std::vector<envelope>& events, build b = {}) {
+  for (auto& e : events)
+    apply(b, e, e.received);
+  return b;
+}
+
+} // namespace
+
+TEST(codec, every_event_round_trips) {
+  for (auto& e : storm()) {
+    auto back = codec::decode_envelope(json::parse(codec::encode(e).dump()));
+    ASSERT_TRUE(back) << codec::encode(e).dump();
+    EXPECT_EQ(*back, e);
+  }
+}
+
+TEST(codec, a_build_round_trips) {
+  auto b = run(storm());
+  ASSERT_TRUE(b.is_finished());
+  ASSERT_TRUE(b.streak);
+  ASSERT_FALSE(b.statistics.empty());
+  auto back = codec::decode_build(json::parse(codec::encode(b).dump()));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, b);
+}
+
+TEST(codec, snapshot_at_any_point_plus_the_replayed_tail_equals_the_whole_run) {
+  auto events = storm();
+  auto whole = run(events);
+  for (size_t cut = 0; cut <= events.size(); ++cut) {
+    auto head = run({events.begin(), events.begin() + static_cast<std::ptrdiff_t>(cut)});
+    auto snapshot = codec::decode_build(json::parse(codec::encode(head).dump()));
+    ASSERT_TRUE(snapshot) << "cut " << cut;
+    auto recovered = run({events.begin() + static_cast<std::ptrdiff_t>(cut), events.end()},
+                         *snapshot);
+    EXPECT_EQ(recovered, whole) << "cut " << cut;
+  }
+}
+
+TEST(codec, replaying_an_already_snapshotted_event_changes_nothing) {
+  // Recovery may replay events the snapshot already holds (the journal is trimmed
+  // behind snapshots, not exactly at them): they must be recognised as duplicates.
+  auto events = storm();
+  auto whole = run(events);
+  auto again = run(events, whole);
+  EXPECT_EQ(again, whole);
+}
+
+TEST(codec, streaks_round_trip) {
+  streak_book book{16};
+  book.record({"buildkite", "web", "main"}, 1, false);
+  book.record({"buildkite", "web", "main"}, 2, true);
+  book.record({"buildkite", "web", "main"}, 3, true);
+  book.record({"buildkite", "api", "release/1"}, 9, true);
+  auto back = codec::decode_streaks(json::parse(codec::encode(book).dump()));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->streaks(), book.streaks());
+  EXPECT_EQ(back->history_limit(), 16u);
+  // The restored book keeps judging where the old one stopped.
+  EXPECT_EQ(back->record({"buildkite", "web", "main"}, 4, true),
+            (streak_result{verdict::still_failing, 3}));
+}
+
+TEST(codec, malformed_documents_are_refused_without_throwing) {
+  auto good = codec::encode(storm()[3]);
+  EXPECT_FALSE(codec::decode_envelope(json::parse("[]")));
+  EXPECT_FALSE(codec::decode_envelope(json::parse("{}")));
+  auto missing = good;
+  missing.erase("received");
+  EXPECT_FALSE(codec::decode_envelope(missing));
+  auto wrong_type = good;
+  wrong_type["received"] = "yesterday";
+  EXPECT_FALSE(codec::decode_envelope(wrong_type));
+  auto bad_enum = good;
+  bad_enum["body"]["report"]["state"] = 99;
+  EXPECT_FALSE(codec::decode_envelope(bad_enum));
+  auto unknown = good;
+  unknown["body"]["type"] = "telepathy";
+  EXPECT_FALSE(codec::decode_envelope(unknown));
+  auto build_doc = codec::encode(run(storm()));
+  build_doc["jobs"][0]["attempts"] = json::array();
+  EXPECT_FALSE(codec::decode_build(build_doc));
+  EXPECT_FALSE(codec::decode_streaks(json::parse(R"({"history_limit":"x","streaks":[]})")));
+}
