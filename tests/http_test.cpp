@@ -192,7 +192,7 @@ TEST_F(http_test, a_whole_build_with_a_retry_and_a_late_failure_reads_back) {
   EXPECT_EQ(doc["failed_jobs"].size(), 1u);
   // Streak verdicts arrive asynchronously, in revision order: revision 1 (passed)
   // may still be the one shown; wait for revision 2's.
-  for (int i = 0; i < 200 && (doc["streak"].is_null() || doc["streak"]["verdict"] != "broken");
+  for (int i = 0; i < 1000 && (doc["streak"].is_null() || doc["streak"]["verdict"] != "broken");
        ++i) {
     std::this_thread::sleep_for(10ms);
     doc = json::parse(c.get("/api/v1/builds/buildkite/web-app/4242").body);
@@ -256,7 +256,7 @@ TEST_F(http_test, streaks_over_http) {
     c.post("/webhooks/buildkite", fin.dump(), hook("build.finished"));
   }
   json streaks;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 1000; ++i) {
     streaks = json::parse(c.get("/api/v1/streaks").body);
     if (!streaks.empty() && streaks[0]["failures"] == 3)
       break;
