@@ -1,0 +1,160 @@
+#include "store/redis_client.hpp"
+
+#include <charconv>
+
+#include <hiredis/hiredis.h>
+
+namespace bt::store {
+namespace {
+
+bool to_int(std::string_view s, int& out) {
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && ptr == s.data() + s.size();
+}
+
+redis_reply copy(const redisReply* r) {
+  redis_reply out;
+  switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+      out.kind = redis_reply::integer;
+      out.number = r->integer;
+      break;
+    case REDIS_REPLY_STRING: out.kind = redis_reply::string; break;
+    case REDIS_REPLY_STATUS: out.kind = redis_reply::status; break;
+    case REDIS_REPLY_ERROR: out.kind = redis_reply::error; break;
+    case REDIS_REPLY_ARRAY:
+      out.kind = redis_reply::array;
+      for (size_t i = 0; i < r->elements; ++i)
+        out.elements.push_back(copy(r->element[i]));
+      break;
+    default: out.kind = redis_reply::nil; break;
+  }
+  if (r->str)
+    out.text.assign(r->str, r->len);
+  return out;
+}
+
+timeval to_timeval(std::chrono::milliseconds d) {
+  return {static_cast<time_t>(d.count() / 1000), static_cast<suseconds_t>(d.count() % 1000 * 1000)};
+}
+
+} // namespace
+
+std::optional<redis_endpoint> parse_redis_url(std::string_view url) {
+  constexpr std::string_view scheme = "redis://";
+  if (!url.starts_with(scheme))
+    return std::nullopt;
+  url.remove_prefix(scheme.size());
+  redis_endpoint ep;
+  if (auto at = url.rfind('@'); at != std::string_view::npos) {
+    auto credentials = url.substr(0, at);
+    url.remove_prefix(at + 1);
+    auto colon = credentials.find(':');
+    if (colon == std::string_view::npos)
+      return std::nullopt;
+    ep.user = std::string{credentials.substr(0, colon)};
+    ep.password = std::string{credentials.substr(colon + 1)};
+  }
+  if (auto slash = url.find('/'); slash != std::string_view::npos) {
+    auto db = url.substr(slash + 1);
+    url = url.substr(0, slash);
+    if (!db.empty() && (!to_int(db, ep.db) || ep.db < 0))
+      return std::nullopt;
+  }
+  if (auto colon = url.rfind(':'); colon != std::string_view::npos) {
+    if (!to_int(url.substr(colon + 1), ep.port) || ep.port <= 0 || ep.port > 65535)
+      return std::nullopt;
+    url = url.substr(0, colon);
+  }
+  if (url.empty())
+    return std::nullopt;
+  ep.host = std::string{url};
+  return ep;
+}
+
+redis_client::redis_client(redis_endpoint endpoint, std::chrono::milliseconds timeout)
+  : endpoint_{std::move(endpoint)}, timeout_{timeout} {
+}
+
+redis_client::~redis_client() {
+  disconnect();
+}
+
+void redis_client::disconnect() {
+  if (context_)
+    redisFree(context_);
+  context_ = nullptr;
+}
+
+std::optional<std::string> redis_client::connect() {
+  if (context_)
+    return std::nullopt;
+  context_ = redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, to_timeval(timeout_));
+  if (!context_)
+    return std::string{"cannot allocate a Redis context"};
+  if (context_->err) {
+    std::string why = context_->errstr;
+    disconnect();
+    return why;
+  }
+  redisSetTimeout(context_, to_timeval(timeout_));
+  std::vector<redis_command> setup;
+  if (!endpoint_.password.empty()) {
+    if (endpoint_.user.empty())
+      setup.push_back({"AUTH", endpoint_.password});
+    else
+      setup.push_back({"AUTH", endpoint_.user, endpoint_.password});
+  }
+  if (endpoint_.db != 0)
+    setup.push_back({"SELECT", std::to_string(endpoint_.db)});
+  if (setup.empty())
+    return std::nullopt;
+  auto replies = pipeline(setup);
+  if (auto* why = std::get_if<std::string>(&replies))
+    return *why;
+  for (auto& r : std::get<0>(replies))
+    if (r.kind == redis_reply::error) {
+      disconnect();
+      return r.text; // never the password: Redis's own message
+    }
+  return std::nullopt;
+}
+
+std::variant<std::vector<redis_reply>, std::string>
+redis_client::pipeline(const std::vector<redis_command>& commands) {
+  if (auto why = connect())
+    return *why;
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (auto& cmd : commands) {
+    argv.clear();
+    lengths.clear();
+    for (auto& arg : cmd) {
+      argv.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    if (redisAppendCommandArgv(context_, static_cast<int>(argv.size()), argv.data(),
+                               lengths.data())
+        != REDIS_OK) {
+      std::string why = context_->errstr;
+      disconnect();
+      return why;
+    }
+  }
+  std::vector<redis_reply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(context_, &raw) != REDIS_OK || !raw) {
+      std::string why = context_->errstr[0] ? context_->errstr : "connection lost";
+      disconnect();
+      return why;
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    replies.push_back(copy(reply));
+    freeReplyObject(reply);
+  }
+  return replies;
+}
+
+} // namespace bt::store

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+struct redisContext;
+
+namespace bt::store {
+
+/// Where a Redis server is: `redis://[[user]:password@]host[:port][/db]`.
+struct redis_endpoint {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  int db = 0;
+  std::string user;
+  std::string password;
+};
+
+/// Parses a redis:// URL; nothing when it is malformed.
+std::optional<redis_endpoint> parse_redis_url(std::string_view url);
+
+/// One Redis reply, copied out of hiredis.
+struct redis_reply {
+  enum kind_t { nil, integer, string, status, error, array } kind = nil;
+  long long number = 0;
+  std::string text; ///< string, status or error text
+  std::vector<redis_reply> elements;
+};
+
+using redis_command = std::vector<std::string>;
+
+/// A blocking connection that sends many commands in one round trip. One owner at
+/// a time (not thread-safe). Failures are values; after an I/O failure the
+/// connection is dropped and the next call reconnects.
+class redis_client {
+public:
+  redis_client(redis_endpoint endpoint, std::chrono::milliseconds timeout);
+  ~redis_client();
+  redis_client(const redis_client&) = delete;
+  redis_client& operator=(const redis_client&) = delete;
+
+  /// Connects, authenticates and selects the database unless connected already.
+  /// Returns why it could not.
+  std::optional<std::string> connect();
+  bool connected() const { return context_ != nullptr; }
+
+  /// Sends every command, then reads every reply, in order. A command Redis refuses
+  /// yields an `error` reply; a lost connection fails the whole call.
+  std::variant<std::vector<redis_reply>, std::string>
+  pipeline(const std::vector<redis_command>& commands);
+
+private:
+  void disconnect();
+
+  redis_endpoint endpoint_;
+  std::chrono::milliseconds timeout_;
+  redisContext* context_ = nullptr;
+};
+
+} // namespace bt::store

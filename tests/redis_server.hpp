@@ -1,0 +1,103 @@
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+namespace bt::test {
+
+/// A real redis-server on a free loopback port, with its data in a fresh temporary
+/// folder; stopped (and the folder removed) when the object goes. stop() and start()
+/// simulate an outage on the same port.
+class redis_server {
+public:
+  redis_server() : dir_{make_dir()}, port_{free_port()} { start(); }
+
+  ~redis_server() {
+    stop();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  unsigned short port() const { return port_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+  void start() {
+    if (pid_ > 0)
+      return;
+    auto port = std::to_string(port_);
+    pid_ = fork();
+    if (pid_ == 0) {
+      execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
+             "--dir", dir_.c_str(), "--save", "", "--appendonly", "no", "--loglevel",
+             "warning", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 500; ++i) {
+      if (answers())
+        return;
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    throw std::runtime_error{"redis-server did not start on port " + port};
+  }
+
+  void stop() {
+    if (pid_ <= 0)
+      return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+private:
+  bool answers() const {
+    timeval tv{0, 100'000};
+    auto* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+    bool ok = c && !c->err;
+    if (ok) {
+      auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
+      ok = r && r->type == REDIS_REPLY_STATUS;
+      if (r)
+        freeReplyObject(r);
+    }
+    if (c)
+      redisFree(c);
+    return ok;
+  }
+
+  static std::string make_dir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "bt-redis-XXXXXX").string();
+    if (!mkdtemp(templ.data()))
+      throw std::runtime_error{"mkdtemp failed"};
+    return templ;
+  }
+
+  static unsigned short free_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+  }
+
+  std::string dir_;
+  unsigned short port_;
+  pid_t pid_ = -1;
+};
+
+} // namespace bt::test
