@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -39,6 +40,9 @@ public:
     auto port = std::to_string(port_);
     pid_ = fork();
     if (pid_ == 0) {
+      // Its start-up chatter is not test output.
+      if (int devnull = open("/dev/null", O_WRONLY); devnull >= 0)
+        dup2(devnull, STDOUT_FILENO);
       execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
              "--dir", dir_.c_str(), "--save", "", "--appendonly", "no", "--loglevel",
              "warning", static_cast<char*>(nullptr));
