@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -40,6 +41,8 @@ public:
     auto port = std::to_string(port_);
     pid_ = fork();
     if (pid_ == 0) {
+      // Dies with the test process, even when that one crashes.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       // Its start-up chatter is not test output.
       if (int devnull = open("/dev/null", O_WRONLY); devnull >= 0)
         dup2(devnull, STDOUT_FILENO);
