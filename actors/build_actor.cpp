@@ -48,12 +48,9 @@ build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_
         // Every change moves `updated`; tell the registry about those at most once
         // a second, and about everything else at once.
         auto summary = model::summarize(st.build);
-        auto only_time = summary.updated && st.summary.updated
-                         && *summary.updated - *st.summary.updated < std::chrono::seconds{1};
-        summary.updated.swap(st.summary.updated);
-        bool changed = summary != st.summary;
-        summary.updated.swap(st.summary.updated);
-        if (changed || !only_time) {
+        bool recent = summary.updated && st.summary.updated
+                      && *summary.updated - *st.summary.updated < std::chrono::seconds{1};
+        if (!recent || !model::same_but_time(summary, st.summary)) {
           st.summary = summary;
           self->send(st.registry, caf::put_atom::value, std::move(summary));
         }

@@ -5,6 +5,7 @@
 
 #include "actors/build_actor.hpp"
 #include "model/json.hpp"
+#include "support/clock.hpp"
 #include "support/log.hpp"
 
 namespace bt::actors {
@@ -29,11 +30,6 @@ registry_state::live_build& wake(self_ptr self, const model::build_key& key) {
   auto& entry = st.live.emplace(std::move(name), registry_state::live_build{handle, 0}).first->second;
   st.publish();
   return entry;
-}
-
-model::timestamp wall_clock() {
-  return std::chrono::time_point_cast<std::chrono::milliseconds>(
-    std::chrono::system_clock::now());
 }
 
 void route(self_ptr self, model::envelope e) {
@@ -102,7 +98,7 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
         .then(
           [=](std::optional<model::streak_result> verdict) {
             if (verdict)
-              route(self, model::envelope{f.key, "", wall_clock(), std::nullopt, *verdict});
+              route(self, model::envelope{f.key, "", support::wall_clock(), std::nullopt, *verdict});
           },
           [=](caf::error& err) {
             support::log(support::log_level::error, "streak tracker failed",

@@ -22,6 +22,11 @@ struct build_summary {
 
 build_summary summarize(const build& b);
 
+/// Equal in everything a listing filters on, whatever their update times.
+inline bool same_but_time(const build_summary& a, const build_summary& b) {
+  return a.key == b.key && a.branch == b.branch && a.number == b.number && a.state == b.state;
+}
+
 /// `GET /api/v1/builds?pipeline=&branch=&state=&limit=`
 struct build_query {
   std::string pipeline; ///< empty: any

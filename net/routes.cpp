@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 
 #include "sources/buildkite.hpp"
+#include "support/clock.hpp"
 #include "support/crypto.hpp"
 #include <nlohmann/json.hpp>
 
@@ -18,11 +19,6 @@ namespace {
 
 namespace http = boost::beast::http;
 using clock_type = std::chrono::steady_clock;
-
-model::timestamp wall_clock() {
-  return std::chrono::time_point_cast<std::chrono::milliseconds>(
-    std::chrono::system_clock::now());
-}
 
 void send_rejection(responder& respond, const sources::rejection& r) {
   auto res = json_response(static_cast<unsigned>(r.status), r.body());
@@ -165,7 +161,7 @@ void api::buildkite(request& req, responder& respond) {
   sources::buildkite_headers headers{header(req, "X-Buildkite-Event"),
                                      header(req, "X-Buildkite-Token"),
                                      header(req, "X-Buildkite-Signature")};
-  auto now = wall_clock();
+  auto now = support::wall_clock();
   if (auto denied = sources::buildkite_authenticate(cfg_.buildkite, headers, req.body(), now)) {
     count_event("buildkite", "", "unauthorized");
     support::log(support::log_level::warn, "buildkite delivery refused",

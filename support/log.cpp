@@ -6,7 +6,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "model/time.hpp"
+#include "support/clock.hpp"
 
 namespace bt::support {
 namespace {
@@ -38,9 +38,7 @@ bool set_log_level(std::string_view level) {
 void log(log_level level, std::string_view message, const nlohmann::json& fields) {
   if (level < threshold.load(std::memory_order_relaxed))
     return;
-  auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(
-    std::chrono::system_clock::now());
-  nlohmann::json line = {{"ts", model::format_time(now)}, {"level", name(level)},
+  nlohmann::json line = {{"ts", model::format_time(wall_clock())}, {"level", name(level)},
                          {"msg", message}};
   if (fields.is_object())
     for (auto& [k, v] : fields.items())
