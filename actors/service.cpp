@@ -73,12 +73,4 @@ void service::streaks(reply_fn reply) {
                  http_reply{std::move(reply)});
 }
 
-std::uint64_t service::live_actors() const {
-  return impl_->stats->live.load(std::memory_order_relaxed);
-}
-
-std::uint64_t service::tracked_builds() const {
-  return impl_->stats->tracked.load(std::memory_order_relaxed);
-}
-
 } // namespace bt::actors

@@ -36,9 +36,6 @@ public:
   void list_builds(const model::build_query& q, reply_fn reply);
   /// Every streak.
   void streaks(reply_fn reply);
-  /// Running build actors and builds known (also exported as metrics).
-  std::uint64_t live_actors() const;
-  std::uint64_t tracked_builds() const;
 
 private:
   struct impl;

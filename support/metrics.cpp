@@ -22,20 +22,6 @@ void histogram::observe(double seconds) {
                         std::memory_order_relaxed);
 }
 
-double histogram::quantile(double q) const {
-  auto total = count();
-  if (total == 0)
-    return 0;
-  auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total)));
-  std::uint64_t seen = 0;
-  for (size_t i = 0; i < bounds_.size(); ++i) {
-    seen += buckets_[i].load(std::memory_order_relaxed);
-    if (seen >= rank)
-      return bounds_[i];
-  }
-  return INFINITY;
-}
-
 counter& registry::get_counter(const std::string& name, const std::string& help,
                                const std::string& labels) {
   std::lock_guard guard{mutex_};

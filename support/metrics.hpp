@@ -22,8 +22,6 @@ class histogram {
 public:
   explicit histogram(std::vector<double> bounds);
   void observe(double seconds);
-  /// Estimated quantile (0..1) from the buckets: the upper bound holding it.
-  double quantile(double q) const;
   std::uint64_t count() const { return count_.load(std::memory_order_relaxed); }
 
 private:
