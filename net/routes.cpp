@@ -170,19 +170,20 @@ void api::buildkite(request& req, responder& respond) {
   }
   auto parsed = sources::buildkite_parse(headers.event, req.body(), now);
   if (auto* r = std::get_if<sources::rejection>(&parsed)) {
-    count_event("buildkite", std::string{headers.event}, "rejected");
+    count_event("buildkite", std::string{sources::buildkite_event_label(headers.event)},
+                "rejected");
     support::log(support::log_level::warn, "buildkite delivery rejected",
                  {{"event", headers.event}, {"code", r->code}, {"field", r->field},
                   {"message", r->message}});
     return send_rejection(respond, *r);
   }
   auto& delivery = std::get<sources::buildkite_delivery>(parsed);
+  auto event = std::string{sources::buildkite_event_label(delivery.event)};
   if (delivery.kind != sources::buildkite_delivery::events) {
     bool ping = delivery.kind == sources::buildkite_delivery::ping;
-    count_event("buildkite", delivery.event, ping ? "ping" : "ignored");
+    count_event("buildkite", event, ping ? "ping" : "ignored");
     return respond(json_response(200, ping ? R"({"status":"pong"})" : R"({"status":"ignored"})"));
   }
-  auto event = delivery.event;
   auto count = delivery.envelopes.size();
   // Acknowledge only what the journal holds; route in the same order.
   store_.append(delivery.envelopes, [this, respond, event, count, started,

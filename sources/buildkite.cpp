@@ -212,6 +212,18 @@ checked<std::optional<model::job_event>> job_of(const fields& top) {
   return std::optional<model::job_event>{std::move(e)};
 }
 
+const std::map<std::string, model::build_event::phase_t, std::less<>> build_events{
+  {"build.scheduled", model::build_event::scheduled},
+  {"build.running", model::build_event::started},
+  {"build.failing", model::build_event::started},
+  {"build.finished", model::build_event::finished},
+  {"build.skipped", model::build_event::finished}};
+
+bool is_job_event(std::string_view ev) {
+  return ev == "job.scheduled" || ev == "job.started" || ev == "job.finished"
+         || ev == "job.activated";
+}
+
 model::build_end end_of(const std::string& state) {
   if (state == "canceled" || state == "canceling" || state == "skipped" || state == "not_run")
     return model::build_end::canceled;
@@ -266,6 +278,14 @@ std::optional<rejection> buildkite_authenticate(const config::buildkite_config& 
                       "send X-Buildkite-Token or X-Buildkite-Signature", "X-Buildkite-Token");
 }
 
+std::string_view buildkite_event_label(std::string_view event) {
+  if (event == "ping" || is_job_event(event) || build_events.contains(event))
+    return event;
+  if (event.starts_with("agent."))
+    return "agent";
+  return event.empty() ? "" : "unsupported";
+}
+
 std::string buildkite_signature(std::string_view secret, long long unix_seconds,
                                 std::string_view body) {
   auto ts = std::to_string(unix_seconds);
@@ -302,14 +322,7 @@ checked<buildkite_delivery> buildkite_parse(std::string_view event_name, std::st
     out.kind = buildkite_delivery::ignored;
     return out;
   }
-  static const std::map<std::string, model::build_event::phase_t, std::less<>> build_events{
-    {"build.scheduled", model::build_event::scheduled},
-    {"build.running", model::build_event::started},
-    {"build.failing", model::build_event::started},
-    {"build.finished", model::build_event::finished},
-    {"build.skipped", model::build_event::finished}};
-  bool job_event = ev == "job.scheduled" || ev == "job.started" || ev == "job.finished"
-                   || ev == "job.activated";
+  bool job_event = is_job_event(ev);
   auto phase = build_events.find(ev);
   if (phase == build_events.end() && !job_event)
     return rejection{422, "unsupported_event", "unsupported Buildkite event '" + ev + "'",

@@ -36,6 +36,11 @@ struct buildkite_delivery {
 checked<buildkite_delivery> buildkite_parse(std::string_view event_name, std::string_view body,
                                             model::timestamp now);
 
+/// A bounded metric label for an event name: the name itself for the events this
+/// source handles, "agent" for agent events, "unsupported" for anything else, so
+/// that senders cannot grow the metrics without bound.
+std::string_view buildkite_event_label(std::string_view event);
+
 /// The header value Buildkite would send for `body` signed at `unix_seconds`.
 std::string buildkite_signature(std::string_view secret, long long unix_seconds,
                                 std::string_view body);

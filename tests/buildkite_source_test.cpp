@@ -198,6 +198,16 @@ TEST(buildkite_parse, errors_name_the_field) {
   EXPECT_EQ(without([](auto& d) { d["job"]["finished_at"] = "soon"; }).status, 422);
 }
 
+TEST(buildkite_parse, metric_labels_are_bounded) {
+  EXPECT_EQ(sources::buildkite_event_label("job.finished"), "job.finished");
+  EXPECT_EQ(sources::buildkite_event_label("build.skipped"), "build.skipped");
+  EXPECT_EQ(sources::buildkite_event_label("ping"), "ping");
+  EXPECT_EQ(sources::buildkite_event_label("agent.lost"), "agent");
+  EXPECT_EQ(sources::buildkite_event_label("agent.anything-at-all"), "agent");
+  EXPECT_EQ(sources::buildkite_event_label("build.exploded"), "unsupported");
+  EXPECT_EQ(sources::buildkite_event_label("x\"}\nfake_metric 1"), "unsupported");
+}
+
 TEST(buildkite_parse, event_from_body_when_header_is_missing) {
   auto d = parse_ok("", fixture("buildkite/job.finished.json"));
   EXPECT_EQ(d.event, "job.finished");

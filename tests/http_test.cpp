@@ -242,6 +242,11 @@ TEST_F(http_test, reads_errors_and_operational_endpoints) {
   EXPECT_NE(metrics.body.find("buildtrack_events_total{source=\"buildkite\",type=\"ping\""),
             std::string::npos);
   EXPECT_NE(metrics.body.find("buildtrack_build_actors"), std::string::npos);
+  // An unknown event name never becomes a label of its own.
+  c.post("/webhooks/buildkite", fixture("buildkite/ping.json"), hook("build.made-up-42"));
+  metrics = c.get("/metrics");
+  EXPECT_EQ(metrics.body.find("made-up-42"), std::string::npos);
+  EXPECT_NE(metrics.body.find("type=\"unsupported\",outcome=\"rejected\""), std::string::npos);
 }
 
 TEST_F(http_test, streaks_over_http) {
