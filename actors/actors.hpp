@@ -3,7 +3,9 @@
 // Every typed actor interface of buildtrack, one comment line per handler.
 // Included only by actor implementation files: keep CAF out of widely used headers.
 
+#include <chrono>
 #include <cstdint>
+#include <vector>
 #include <functional>
 #include <optional>
 #include <string>
@@ -16,6 +18,8 @@
 
 #include "model/build.hpp"
 #include "model/index.hpp"
+#include "model/streak.hpp"
+#include "store/store.hpp"
 
 namespace bt::actors {
 
@@ -25,11 +29,31 @@ using http_reply = std::function<void(int status, std::string body)>;
 
 using streaks_atom = caf::atom_constant<caf::atom("streaks")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 /// Errors actors answer with.
 enum class errc : std::uint8_t {
   /// No such build.
   not_found = 1,
+  /// The store could not be read; try again.
+  store_unavailable,
+};
+
+/// What expiry removes: finished builds older than `retention`, unfinished ones
+/// older than `abandoned_after`, both by last update.
+struct expiry_rule {
+  model::timestamp now;
+  std::chrono::milliseconds retention;
+  std::chrono::milliseconds abandoned_after;
+};
+
+/// Builds removed by one expiry sweep.
+struct expired_builds {
+  std::vector<model::build_key> finished;
+  std::vector<model::build_key> abandoned;
 };
 
 /// One build: applies every event of that build in arrival order to the pure model.
@@ -38,9 +62,11 @@ using build_actor = caf::typed_actor<
   caf::reacts_to<model::envelope>,
   // The build as a JSON document.
   caf::replies_to<caf::get_atom>::with<std::string>,
-  // Idle check armed after `n` events; asks the registry to stop if none came since.
+  // The build's state, for a snapshot.
+  caf::replies_to<snapshot_atom>::with<model::build>,
+  // Idle check armed after `n` events; offers the registry its state and asks to stop.
   caf::reacts_to<caf::idle_atom, std::uint64_t>,
-  // The registry agreed: save and stop.
+  // The registry agreed: stop.
   caf::reacts_to<stop_atom>>;
 
 /// Computes streak verdicts per (source, pipeline, branch).
@@ -48,7 +74,11 @@ using streak_tracker_actor = caf::typed_actor<
   // A finished build's outcome; its verdict, or none when the build is not tracked.
   caf::replies_to<model::finished_effect>::with<std::optional<model::streak_result>>,
   // Every streak as a JSON array.
-  caf::replies_to<caf::get_atom>::with<std::string>>;
+  caf::replies_to<caf::get_atom>::with<std::string>,
+  // Every streak, for a snapshot.
+  caf::replies_to<snapshot_atom>::with<model::streak_book>,
+  // Recovery: the streaks as last written.
+  caf::reacts_to<caf::put_atom, model::streak_book>>;
 
 /// Maps build keys to build actors, spawning and stopping them.
 using registry_actor = caf::typed_actor<
@@ -63,7 +93,22 @@ using registry_actor = caf::typed_actor<
   // A finished build's outcome changed: ask the streak tracker, route the verdict back.
   caf::reacts_to<model::finished_effect>,
   // A build actor has been idle after `n` routed events and would like to stop.
-  caf::reacts_to<caf::idle_atom, model::build_key, std::uint64_t>>;
+  caf::reacts_to<caf::idle_atom, model::build, std::uint64_t>,
+  // Recovery: the summaries of every stored build.
+  caf::reacts_to<caf::put_atom, std::vector<model::build_summary>>,
+  // Builds changed since the last snapshot, and the streaks if they may have changed.
+  caf::replies_to<snapshot_atom>::with<store::snapshot>,
+  // The last snapshot was written (true) or must be taken again (false).
+  caf::reacts_to<snapshot_atom, bool>,
+  // Drops builds past their age limit from memory; the caller deletes them from the store.
+  caf::replies_to<expire_atom, expiry_rule>::with<expired_builds>,
+  // Tries a failed store read of a build again.
+  caf::reacts_to<retry_atom, model::build_key>>;
+
+/// Writes snapshots and sweeps expired builds on a timer.
+using snapshotter_actor = caf::typed_actor<
+  // Time for the next snapshot (and expiry sweep when one is due).
+  caf::reacts_to<tick_atom>>;
 
 /// Bridges HTTP threads to actors: asks, then completes the HTTP reply.
 using gateway_actor = caf::typed_actor<
@@ -80,6 +125,12 @@ CAF_ERROR_CODE_ENUM(bt::actors::errc, "buildtrack")
 
 // Local-only payloads: buildtrack runs in one process and never serializes them.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::envelope)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::build)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::streak_book)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::model::build_summary>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::store::snapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::expiry_rule)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::expired_builds)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::build_key)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::build_query)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::build_summary)

@@ -21,12 +21,10 @@ void arm_idle_check(build_actor::stateful_pointer<build_actor_state> self) {
 
 build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_actor_state> self,
                                             model::build initial, registry_actor registry,
-                                            std::shared_ptr<store::store> store,
                                             std::chrono::milliseconds idle_timeout) {
   auto& st = self->state;
   st.build = std::move(initial);
   st.registry = std::move(registry);
-  st.store = std::move(store);
   st.idle_timeout = idle_timeout;
   st.summary = model::summarize(st.build);
   return {
@@ -58,6 +56,7 @@ build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_
       arm_idle_check(self);
     },
     [=](caf::get_atom) -> std::string { return model::to_text(model::to_json(self->state.build)); },
+    [=](snapshot_atom) -> model::build { return self->state.build; },
     [=](caf::idle_atom, std::uint64_t seen) {
       auto& st = self->state;
       st.idle_armed = false;
@@ -65,10 +64,9 @@ build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_
         arm_idle_check(self);
         return;
       }
-      // Save before asking: once the registry agrees, a new actor for this build
-      // may load it at any moment.
-      st.store->save(st.build);
-      self->send(st.registry, caf::idle_atom::value, st.build.key, st.events);
+      // The registry keeps this state until a snapshot has written it: once it
+      // agrees, a new actor for this build may start from it at any moment.
+      self->send(st.registry, caf::idle_atom::value, st.build, st.events);
     },
     [=](stop_atom) { self->quit(); },
   };

@@ -1,13 +1,11 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 
 #include "actors/actors.hpp"
 #include "model/build.hpp"
 #include "model/index.hpp"
-#include "store/store.hpp"
 
 namespace bt::actors {
 
@@ -15,7 +13,6 @@ struct build_actor_state {
   static inline const char* name = "build";
   model::build build;
   registry_actor registry;
-  std::shared_ptr<store::store> store;
   std::chrono::milliseconds idle_timeout{};
   std::uint64_t events = 0;  ///< events received, compared with what the registry routed
   bool idle_armed = false;   ///< an idle check is on its way
@@ -26,7 +23,6 @@ struct build_actor_state {
 /// registry, and asks to stop once finished and idle for `idle_timeout`.
 build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_actor_state> self,
                                             model::build initial, registry_actor registry,
-                                            std::shared_ptr<store::store> store,
                                             std::chrono::milliseconds idle_timeout);
 
 } // namespace bt::actors

@@ -23,6 +23,10 @@ auto fail(http_reply reply) {
       reply(404, error_body("not_found", "no such build"));
       return;
     }
+    if (err == errc::store_unavailable) {
+      reply(503, error_body("store_unavailable", "the store cannot be read; retry later"));
+      return;
+    }
     support::log(support::log_level::error, "read failed", {{"reason", caf::to_string(err)}});
     reply(500, error_body("internal", "the read could not be completed"));
   };

@@ -13,29 +13,138 @@ namespace {
 
 using self_ptr = registry_actor::stateful_pointer<registry_state>;
 
-registry_state::live_build& wake(self_ptr self, const model::build_key& key) {
+/// How long to wait before reading a build's stored state again after a failure.
+constexpr auto load_retry = std::chrono::milliseconds{200};
+
+/// The build's running actor, spawned from its parked or stored state if needed.
+/// Null when the stored state could not be read.
+registry_state::live_build* wake(self_ptr self, const model::build_key& key,
+                                 const std::string& name) {
   auto& st = self->state;
-  auto name = key.str();
-  auto it = st.live.find(name);
-  if (it != st.live.end())
-    return it->second;
+  if (auto it = st.live.find(name); it != st.live.end())
+    return &it->second;
   model::build initial;
-  if (auto saved = st.store->load(key))
-    initial = std::move(*saved);
-  else
-    initial.key = key;
+  if (auto parked = st.parked.find(name); parked != st.parked.end()) {
+    initial = std::move(parked->second.build);
+    st.parked.erase(parked);
+  } else {
+    bool failed = false;
+    auto saved = st.store->load(key, failed);
+    if (failed)
+      return nullptr;
+    if (saved)
+      initial = std::move(*saved);
+    else
+      initial.key = key;
+  }
   auto handle = self->spawn(build_actor_impl, std::move(initial),
-                            caf::actor_cast<registry_actor>(self), st.store, st.idle_timeout);
+                            caf::actor_cast<registry_actor>(self), st.idle_timeout);
   self->monitor(handle);
-  auto& entry = st.live.emplace(std::move(name), registry_state::live_build{handle, 0}).first->second;
+  auto& entry = st.live.emplace(name, registry_state::live_build{handle, 0}).first->second;
   st.publish();
-  return entry;
+  return &entry;
+}
+
+void deliver(self_ptr self, registry_state::live_build& target, const std::string& name,
+             model::envelope e) {
+  ++target.routed;
+  self->state.dirty.insert(name);
+  self->send(target.handle, std::move(e));
 }
 
 void route(self_ptr self, model::envelope e) {
-  auto& target = wake(self, e.key);
-  ++target.routed;
-  self->send(target.handle, std::move(e));
+  auto& st = self->state;
+  auto name = e.key.str();
+  // Events wait behind a failed read, so the build still sees them in order.
+  if (auto waiting = st.awaiting_load.find(name); waiting != st.awaiting_load.end()) {
+    waiting->second.push_back(std::move(e));
+    return;
+  }
+  if (auto* target = wake(self, e.key, name))
+    return deliver(self, *target, name, std::move(e));
+  support::log(support::log_level::error, "build state unreadable; its events wait",
+               {{"build", name}});
+  auto key = e.key;
+  st.awaiting_load[name].push_back(std::move(e));
+  self->delayed_send(self, load_retry, retry_atom::value, std::move(key));
+}
+
+bool finished_state(model::build_state s) {
+  using model::build_state;
+  return s == build_state::passed || s == build_state::failed || s == build_state::canceled
+         || s == build_state::interrupted;
+}
+
+/// Sends a finished build's verdict request to the streak tracker and routes the
+/// verdict back to the build.
+void judge(self_ptr self, const model::finished_effect& f) {
+  self->state.streaks_dirty = true;
+  self->request(self->state.tracker, caf::infinite, f)
+    .then(
+      [=](std::optional<model::streak_result> verdict) {
+        if (verdict)
+          route(self, model::envelope{f.key, "", support::wall_clock(), std::nullopt, *verdict});
+      },
+      [=](caf::error& err) {
+        support::log(support::log_level::error, "streak tracker failed",
+                     {{"build", f.key.str()}, {"reason", caf::to_string(err)}});
+      });
+}
+
+/// Takes the snapshot: every dirty build's state (from its actor, so every event
+/// routed before the request is in it), then the streaks. Effects reach the registry
+/// before their actor's reply, so the streaks asked for last include their verdicts.
+caf::result<store::snapshot> take_snapshot(self_ptr self) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<store::snapshot>();
+  auto snap = std::make_shared<store::snapshot>();
+  std::vector<build_actor> ask;
+  st.in_flight.clear();
+  for (auto& name : st.dirty) {
+    if (auto it = st.live.find(name); it != st.live.end()) {
+      st.in_flight.emplace(name, 0);
+      ask.push_back(it->second.handle);
+    } else if (auto p = st.parked.find(name); p != st.parked.end()) {
+      st.in_flight.emplace(name, p->second.generation);
+      snap->builds.push_back(p->second.build);
+    }
+  }
+  st.dirty.clear();
+  st.publish();
+  auto finish = [self, rp, snap]() mutable {
+    auto& st = self->state;
+    st.streaks_in_flight = st.streaks_dirty;
+    st.streaks_dirty = false;
+    if (!st.streaks_in_flight)
+      return rp.deliver(std::move(*snap)), void();
+    self->request(st.tracker, caf::infinite, snapshot_atom::value)
+      .then([rp, snap](model::streak_book& book) mutable {
+              snap->streaks = std::move(book);
+              rp.deliver(std::move(*snap));
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  };
+  if (ask.empty()) {
+    finish();
+    return rp;
+  }
+  auto remaining = std::make_shared<size_t>(ask.size());
+  for (auto& handle : ask)
+    self->request(handle, caf::infinite, snapshot_atom::value)
+      .then(
+        [=](model::build& b) mutable {
+          snap->builds.push_back(std::move(b));
+          if (--*remaining == 0)
+            finish();
+        },
+        [=](caf::error& err) mutable {
+          // The actor died (the down handler logs it); the rest is still written.
+          support::log(support::log_level::error, "build left out of a snapshot",
+                       {{"reason", caf::to_string(err)}});
+          if (--*remaining == 0)
+            finish();
+        });
+  return rp;
 }
 
 } // namespace
@@ -50,7 +159,6 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
   st.store = std::move(store);
   st.tracker = std::move(tracker);
   st.idle_timeout = idle_timeout;
-  st.store->for_each([&](const model::build& b) { st.index.upsert(model::summarize(b)); });
   st.publish();
   // On shutdown, take every build actor down too: they are not linked, so that one
   // failing build never takes the registry with it.
@@ -77,9 +185,16 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
     [=](model::envelope& e) { route(self, std::move(e)); },
     [=](caf::get_atom, const model::build_key& key) -> caf::result<std::string> {
       auto& st = self->state;
-      if (auto it = st.live.find(key.str()); it != st.live.end())
+      auto name = key.str();
+      if (auto it = st.live.find(name); it != st.live.end())
         return self->delegate(it->second.handle, caf::get_atom::value);
-      if (auto saved = st.store->load(key))
+      if (auto it = st.parked.find(name); it != st.parked.end())
+        return model::to_text(model::to_json(it->second.build));
+      bool failed = false;
+      auto saved = st.store->load(key, failed);
+      if (failed)
+        return caf::make_error(errc::store_unavailable);
+      if (saved)
         return model::to_text(model::to_json(*saved));
       return caf::make_error(errc::not_found);
     },
@@ -93,28 +208,88 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       self->state.index.upsert(s);
       self->state.publish();
     },
-    [=](const model::finished_effect& f) {
-      self->request(self->state.tracker, caf::infinite, f)
-        .then(
-          [=](std::optional<model::streak_result> verdict) {
-            if (verdict)
-              route(self, model::envelope{f.key, "", support::wall_clock(), std::nullopt, *verdict});
-          },
-          [=](caf::error& err) {
-            support::log(support::log_level::error, "streak tracker failed",
-                         {{"build", f.key.str()}, {"reason", caf::to_string(err)}});
-          });
+    [=](caf::put_atom, const std::vector<model::build_summary>& all) {
+      for (auto& s : all)
+        self->state.index.upsert(s);
+      self->state.publish();
     },
-    [=](caf::idle_atom, const model::build_key& key, std::uint64_t seen) {
-      auto& live = self->state.live;
-      auto it = live.find(key.str());
+    [=](const model::finished_effect& f) { judge(self, f); },
+    [=](caf::idle_atom, model::build& last, std::uint64_t seen) {
+      auto& st = self->state;
+      auto name = last.key.str();
+      auto it = st.live.find(name);
       // More events are on their way to the actor: it stays and re-arms.
-      if (it == live.end() || it->second.routed != seen)
+      if (it == st.live.end() || it->second.routed != seen)
         return;
       self->demonitor(it->second.handle.address());
       self->send(it->second.handle, stop_atom::value);
-      live.erase(it);
-      self->state.publish();
+      st.live.erase(it);
+      st.parked[name] = registry_state::parked_build{std::move(last), ++st.generation};
+      // Dirty since its last snapshot or not, the parked state is what must be written.
+      st.dirty.insert(name);
+      st.publish();
+    },
+    [=](snapshot_atom) { return take_snapshot(self); },
+    [=](snapshot_atom, bool written) {
+      auto& st = self->state;
+      if (written) {
+        // Parked states written are in the store now, unless parked again since.
+        for (auto& [name, generation] : st.in_flight)
+          if (auto p = st.parked.find(name);
+              generation != 0 && p != st.parked.end() && p->second.generation == generation)
+            st.parked.erase(p);
+      } else {
+        for (auto& [name, _] : st.in_flight)
+          st.dirty.insert(name);
+        st.streaks_dirty = st.streaks_dirty || st.streaks_in_flight;
+      }
+      st.in_flight.clear();
+      st.streaks_in_flight = false;
+      st.publish();
+    },
+    [=](expire_atom, const expiry_rule& rule) -> expired_builds {
+      auto& st = self->state;
+      expired_builds out;
+      st.index.for_each([&](const model::build_summary& s) {
+        if (!s.updated)
+          return;
+        auto age = rule.now - *s.updated;
+        bool finished = finished_state(s.state);
+        if (finished ? age < rule.retention : age < rule.abandoned_after)
+          return;
+        (finished ? out.finished : out.abandoned).push_back(s.key);
+      });
+      for (auto* keys : {&out.finished, &out.abandoned})
+        for (auto& key : *keys) {
+          auto name = key.str();
+          if (auto it = st.live.find(name); it != st.live.end()) {
+            self->demonitor(it->second.handle.address());
+            self->send(it->second.handle, stop_atom::value);
+            st.live.erase(it);
+          }
+          st.parked.erase(name);
+          st.dirty.erase(name);
+          st.in_flight.erase(name);
+          st.index.erase(key);
+        }
+      st.publish();
+      return out;
+    },
+    [=](retry_atom, const model::build_key& key) {
+      auto& st = self->state;
+      auto name = key.str();
+      auto waiting = st.awaiting_load.find(name);
+      if (waiting == st.awaiting_load.end())
+        return;
+      auto* target = wake(self, key, name);
+      if (!target) {
+        self->delayed_send(self, load_retry, retry_atom::value, key);
+        return;
+      }
+      auto events = std::move(waiting->second);
+      st.awaiting_load.erase(waiting);
+      for (auto& e : events)
+        deliver(self, *target, name, std::move(e));
     },
   };
 }

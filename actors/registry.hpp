@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "actors/actors.hpp"
 #include "model/index.hpp"
@@ -17,6 +19,7 @@ namespace bt::actors {
 struct registry_stats {
   std::atomic<std::uint64_t> live{0};    ///< running build actors
   std::atomic<std::uint64_t> tracked{0}; ///< builds in the index
+  std::atomic<std::uint64_t> dirty{0};   ///< builds changed since the last snapshot
 };
 
 struct registry_state {
@@ -26,10 +29,24 @@ struct registry_state {
     build_actor handle;
     std::uint64_t routed = 0;
   };
+  /// The last state of a stopped build actor, kept until a snapshot has written it.
+  struct parked_build {
+    model::build build;
+    std::uint64_t generation = 0;
+  };
   std::shared_ptr<store::store> store;
   streak_tracker_actor tracker;
   std::chrono::milliseconds idle_timeout{};
-  std::unordered_map<std::string, live_build> live; ///< by build key
+  std::unordered_map<std::string, live_build> live;     ///< by build key
+  std::unordered_map<std::string, parked_build> parked; ///< by build key
+  std::uint64_t generation = 0;                         ///< of the newest parked state
+  /// Events for builds whose stored state could not be read yet, in arrival order.
+  std::unordered_map<std::string, std::vector<model::envelope>> awaiting_load;
+  std::unordered_set<std::string> dirty;  ///< changed since the last snapshot
+  bool streaks_dirty = false;             ///< a verdict was asked for since then
+  /// What the snapshot being written holds: key and parked generation (0 if live).
+  std::unordered_map<std::string, std::uint64_t> in_flight;
+  bool streaks_in_flight = false;
   model::build_index index;
   std::shared_ptr<registry_stats> stats;
 
@@ -37,11 +54,13 @@ struct registry_state {
   void publish() {
     stats->live.store(live.size(), std::memory_order_relaxed);
     stats->tracked.store(index.size(), std::memory_order_relaxed);
+    stats->dirty.store(dirty.size(), std::memory_order_relaxed);
   }
 };
 
 /// Owns the build actors: one per build key, spawned on its first event (from its
-/// saved state when it had stopped), stopped when finished and idle.
+/// parked or stored state when it had stopped), stopped when finished and idle.
+/// Every event passes through it, so it knows which builds a snapshot must write.
 registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry_state> self,
                                        std::shared_ptr<store::store> store,
                                        streak_tracker_actor tracker,

@@ -1,10 +1,17 @@
 #include "actors/service.hpp"
 
+#include <algorithm>
+#include <tuple>
+
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 
 #include "actors/gateway.hpp"
 #include "actors/registry.hpp"
+#include "actors/snapshotter.hpp"
 #include "actors/streak_tracker.hpp"
+#include "support/clock.hpp"
+#include "support/log.hpp"
 #include "support/metrics.hpp"
 
 namespace bt::actors {
@@ -25,27 +32,36 @@ struct service::impl {
   caf::actor_system_config cfg;
   caf::actor_system system;
   std::shared_ptr<registry_stats> stats = std::make_shared<registry_stats>();
+  std::shared_ptr<store::store> store;
   streak_tracker_actor tracker;
   registry_actor registry;
   gateway_actor gateway;
+  snapshotter_actor snapshots;
 
-  impl(const config::config& c, std::shared_ptr<store::store> store)
+  impl(const config::config& c, std::shared_ptr<store::store> st)
     : system{configure(cfg, c)},
+      store{std::move(st)},
       tracker{system.spawn(streak_tracker, c.tracking.branches)},
-      registry{system.spawn(actors::registry, std::move(store), tracker,
-                            c.tracking.actor_idle_timeout, stats)},
-      gateway{system.spawn(actors::gateway, registry, tracker)} {
+      registry{system.spawn(actors::registry, store, tracker, c.tracking.actor_idle_timeout,
+                            stats)},
+      gateway{system.spawn(actors::gateway, registry, tracker)},
+      // Its store calls block: a thread of its own, not a scheduler worker.
+      snapshots{system.spawn<caf::detached>(
+        snapshotter, store, registry,
+        snapshot_policy{c.store.snapshot_interval, c.store.retention, c.store.abandoned_after})} {
     auto& m = support::metrics();
     m.set_gauge("buildtrack_build_actors", "Running build actors.", this,
                 [s = stats] { return static_cast<double>(s->live.load()); });
     m.set_gauge("buildtrack_builds_tracked", "Builds known to the registry.", this,
                 [s = stats] { return static_cast<double>(s->tracked.load()); });
+    m.set_gauge("buildtrack_builds_dirty", "Builds changed since the last snapshot.", this,
+                [s = stats] { return static_cast<double>(s->dirty.load()); });
   }
 
   ~impl() {
     support::metrics().remove_gauges(this);
-    for (auto h : {caf::actor_cast<caf::actor>(gateway), caf::actor_cast<caf::actor>(registry),
-                   caf::actor_cast<caf::actor>(tracker)})
+    for (auto h : {caf::actor_cast<caf::actor>(snapshots), caf::actor_cast<caf::actor>(gateway),
+                   caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(tracker)})
       caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
 };
@@ -55,6 +71,52 @@ service::service(const config::config& cfg, std::shared_ptr<store::store> store)
 }
 
 service::~service() = default;
+
+std::optional<std::string> service::recover() {
+  auto& st = *impl_->store;
+  std::optional<model::streak_book> book;
+  if (!st.load_streaks(book))
+    return "the stored streaks could not be read";
+  if (book)
+    caf::anon_send(impl_->tracker, caf::put_atom::value, std::move(*book));
+  std::vector<model::build_summary> index;
+  std::vector<model::finished_effect> judge;
+  std::vector<model::rollup_effect> roll_up;
+  bool read = st.for_each([&](const model::build& b) {
+    index.push_back(model::summarize(b));
+    // A verdict or a roll-up may have been lost with the process that announced
+    // it; announcing again is idempotent. A current verdict shows it was not lost.
+    bool judged = b.streak && b.streak->revision == b.revision;
+    for (auto& effect : model::announcements(b)) {
+      if (auto* f = std::get_if<model::finished_effect>(&effect); f && !judged)
+        judge.push_back(std::move(*f));
+      else if (auto* r = std::get_if<model::rollup_effect>(&effect))
+        roll_up.push_back(std::move(*r));
+    }
+  });
+  if (!read)
+    return "the stored builds could not be read";
+  auto builds = index.size();
+  caf::anon_send(impl_->registry, caf::put_atom::value, std::move(index));
+  // Builds of one streak are judged in number order, as they finished; the store
+  // visits them in no particular order.
+  std::sort(judge.begin(), judge.end(), [](auto& a, auto& b) {
+    return std::tie(a.key.source, a.key.pipeline, a.branch, a.number)
+           < std::tie(b.key.source, b.key.pipeline, b.branch, b.number);
+  });
+  // Sent from this thread before the journal tail: the tracker sees them first.
+  for (auto& f : judge)
+    caf::anon_send(impl_->registry, std::move(f));
+  for (auto& r : roll_up)
+    route(model::envelope{r.parent, "", support::wall_clock(), std::nullopt, std::move(r.job)});
+  auto replayed = st.replay([this](model::envelope e) { route(std::move(e)); });
+  if (!replayed)
+    return "the journal could not be read";
+  support::log(support::log_level::info, "recovered",
+               {{"builds", builds}, {"judged_again", judge.size()},
+                {"rolled_up_again", roll_up.size()}, {"journal_replayed", *replayed}});
+  return std::nullopt;
+}
 
 void service::route(model::envelope e) {
   caf::anon_send(impl_->registry, std::move(e));

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "config/config.hpp"
@@ -25,6 +26,12 @@ public:
   ~service();
   service(const service&) = delete;
   service& operator=(const service&) = delete;
+
+  /// Puts back what the store holds: streaks, the index of stored builds, the
+  /// announcements of finished builds that may not have been acted on, then the
+  /// journal tail, replayed through the same model. Call once, before serving.
+  /// Returns why it could not (the store could not be read to the end).
+  std::optional<std::string> recover();
 
   /// Hands an accepted (journaled) event to its build. Events sent from one thread
   /// reach their build in that order.

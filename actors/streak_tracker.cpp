@@ -17,10 +17,14 @@ streak_tracker(streak_tracker_actor::stateful_pointer<streak_tracker_state> self
       bool judged = f.state == model::build_state::passed || f.state == model::build_state::failed;
       if (f.personal || !judged || !model::glob_any(st.branches, f.branch))
         return std::nullopt;
-      return st.book.record({f.key.source, f.key.pipeline, f.branch}, f.number,
-                            f.state == model::build_state::failed);
+      auto verdict = st.book.record({f.key.source, f.key.pipeline, f.branch}, f.number,
+                                    f.state == model::build_state::failed);
+      verdict.revision = f.revision;
+      return verdict;
     },
     [=](caf::get_atom) -> std::string { return model::to_text(model::to_json(self->state.book)); },
+    [=](snapshot_atom) -> model::streak_book { return self->state.book; },
+    [=](caf::put_atom, model::streak_book& book) { self->state.book = std::move(book); },
   };
 }
 

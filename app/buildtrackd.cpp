@@ -1,4 +1,5 @@
 // buildtrackd: the buildtrack server.
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "net/routes.hpp"
 #include "net/server.hpp"
 #include "store/memory_store.hpp"
+#include "store/redis_store.hpp"
 #include "support/log.hpp"
 
 using bt::support::log;
@@ -22,6 +24,40 @@ int usage() {
   std::cerr << "usage: buildtrackd [--config FILE]\n"
                "Runs the buildtrack server; without --config every key has its default.\n";
   return 2;
+}
+
+/// The configured store; nothing (after saying why) when the configuration is unusable.
+std::shared_ptr<bt::store::store> open_store(const bt::config::config& cfg) {
+  if (cfg.store.kind == "memory") {
+    log(log_level::warn, "store.kind is memory: nothing survives a restart");
+    return std::make_shared<bt::store::memory_store>();
+  }
+  auto endpoint = bt::store::parse_redis_url(cfg.store.redis.url);
+  if (!endpoint) {
+    std::cerr << "buildtrackd: store.redis.url: malformed Redis URL\n";
+    return nullptr;
+  }
+  bt::store::redis_store_config rc;
+  rc.endpoint = *endpoint;
+  rc.key_prefix = cfg.store.redis.key_prefix;
+  return std::make_shared<bt::store::redis_store>(rc);
+}
+
+/// Waits until the store answers, or a stop signal arrives (false).
+bool await_store(const bt::store::store& store, const sigset_t& stop_signals) {
+  // The first word after a second, then every five.
+  auto said = std::chrono::steady_clock::now() - std::chrono::seconds{4};
+  while (!store.ready()) {
+    if (std::chrono::steady_clock::now() - said > std::chrono::seconds{5}) {
+      log(log_level::warn, "waiting for the store to become reachable",
+          {{"store", store.kind()}});
+      said = std::chrono::steady_clock::now();
+    }
+    timespec wait{0, 10'000'000};
+    if (sigtimedwait(&stop_signals, nullptr, &wait) > 0)
+      return false;
+  }
+  return true;
 }
 
 } // namespace
@@ -56,9 +92,17 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto store = std::make_shared<bt::store::memory_store>();
-  log(log_level::warn, "store.kind is memory: nothing survives a restart");
+  auto store = open_store(cfg);
+  if (!store)
+    return 2;
+  if (!await_store(*store, stop_signals))
+    return 0;
   auto service = std::make_unique<bt::actors::service>(cfg, store);
+  // Everything acknowledged before is back in the actors before a request is read.
+  if (auto why = service->recover()) {
+    log(log_level::error, "cannot recover", {{"reason", *why}});
+    return 1;
+  }
   bt::net::api api{cfg, *service, *store};
   bt::net::server server{cfg.server, api};
   try {

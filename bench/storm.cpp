@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,16 +24,19 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench/buildkite_payloads.hpp"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace payloads = bt::payloads;
 using tcp = asio::ip::tcp;
 using nlohmann::json;
 using steady = std::chrono::steady_clock;
 
 namespace {
 
-const std::string token = "bench-token-0123456789abcdef";
+using bt::payloads::token;
 
 struct options {
   std::string daemon = "build/buildtrackd";
@@ -54,36 +56,6 @@ struct workload {
   std::map<std::string, std::string> expected; ///< build path -> final state
 };
 
-std::string http_request(const std::string& event, const std::string& body) {
-  std::ostringstream out;
-  out << "POST /webhooks/buildkite HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-      << "Content-Type: application/json\r\nX-Buildkite-Event: " << event
-      << "\r\nX-Buildkite-Token: " << token << "\r\nContent-Length: " << body.size()
-      << "\r\n\r\n"
-      << body;
-  return out.str();
-}
-
-json build_object(const std::string& pipeline, int number, const std::string& state) {
-  return {{"event", ""},
-          {"build",
-           {{"id", "b-" + pipeline + "-" + std::to_string(number)},
-            {"number", number},
-            {"web_url", "https://buildkite.com/acme/" + pipeline + "/builds/"
-                          + std::to_string(number)},
-            {"state", state},
-            {"message", "Make the storm pass\n\nA realistic commit message body."},
-            {"commit", "8faa67ad6d0fda3ccf884c90acfd061d37e8558d"},
-            {"branch", "main"},
-            {"author", {{"username", "ada"}, {"name", "Ada Lovelace"}, {"email", "ada@example.com"}}},
-            {"creator", {{"id", "u1"}, {"name", "Grace Hopper"}, {"email", "grace@example.com"}}},
-            {"env", json::object()},
-            {"created_at", "2026-11-20 09:10:00 UTC"},
-            {"started_at", "2026-11-20 09:12:00 UTC"}}},
-          {"pipeline", {{"id", "p-" + pipeline}, {"slug", pipeline}, {"name", pipeline}}},
-          {"sender", {{"id", "s"}, {"name", "Buildkite"}}}};
-}
-
 workload generate(const options& o) {
   std::mt19937 rng{o.seed};
   std::uniform_real_distribution<double> chance{0, 1};
@@ -91,9 +63,8 @@ workload generate(const options& o) {
   for (int b = 1; b <= o.builds; ++b) {
     auto pipeline = "bench-" + std::to_string(b % 8);
     bool build_failed = false;
-    auto running = build_object(pipeline, b, "running");
-    running["event"] = "build.running";
-    w.requests.push_back(http_request("build.running", running.dump()));
+    auto running = payloads::build_delivery("build.running", pipeline, b, "running");
+    w.requests.push_back(payloads::http_request("build.running", running.dump()));
     for (int j = 0; j < o.jobs; ++j) {
       bool retried = chance(rng) < 0.1;
       bool first_fails = retried || chance(rng) < 0.01;
@@ -101,22 +72,9 @@ workload generate(const options& o) {
       int attempts = retried ? 2 : 1;
       for (int a = 0; a < attempts; ++a) {
         bool fails = a + 1 == attempts ? last_fails : first_fails;
-        auto id = pipeline + "-" + std::to_string(b) + "-" + std::to_string(j) + "-" + std::to_string(a);
-        for (std::string phase : {"started", "finished"}) {
-          auto doc = build_object(pipeline, b, "running");
-          doc["event"] = "job." + phase;
-          bool done = phase == "finished";
-          doc["job"] = {{"id", id},
-                        {"type", "script"},
-                        {"name", "step " + std::to_string(j)},
-                        {"step_key", "step-" + std::to_string(j)},
-                        {"state", done ? (fails ? "failed" : "passed") : "running"},
-                        {"exit_status", done ? json(fails ? 1 : 0) : json(nullptr)},
-                        {"soft_failed", false},
-                        {"retries_count", a},
-                        {"started_at", "2026-11-20 09:12:31 UTC"},
-                        {"finished_at", done ? json("2026-11-20 09:12:40 UTC") : json(nullptr)}};
-          auto req = http_request("job." + phase, doc.dump());
+        for (bool done : {false, true}) {
+          auto doc = payloads::job_delivery(pipeline, b, j, a, done, fails);
+          auto req = payloads::http_request(doc["event"], doc.dump());
           w.requests.push_back(req);
           if (done && chance(rng) < 0.02)
             w.requests.push_back(req); // duplicate delivery
@@ -124,11 +82,10 @@ workload generate(const options& o) {
       }
       build_failed = build_failed || last_fails;
     }
-    auto finished = build_object(pipeline, b, build_failed ? "failed" : "passed");
-    finished["event"] = "build.finished";
-    w.requests.push_back(http_request("build.finished", finished.dump()));
-    w.expected["/api/v1/builds/buildkite/" + pipeline + "/" + std::to_string(b)] =
-      build_failed ? "failed" : "passed";
+    auto state = build_failed ? "failed" : "passed";
+    auto finished = payloads::build_delivery("build.finished", pipeline, b, state);
+    w.requests.push_back(payloads::http_request("build.finished", finished.dump()));
+    w.expected["/api/v1/builds/buildkite/" + pipeline + "/" + std::to_string(b)] = state;
   }
   // Deliver everything out of order: late jobs, build.finished first, and so on.
   std::shuffle(w.requests.begin(), w.requests.end(), rng);

@@ -183,10 +183,24 @@ config parse(const std::string& text) {
              fail(p + ".listen", n["listen"], "expected host:port, got '" + c.server.listen + "'");
          }},
         {"store", [&](auto& p, auto& n) {
-           walk(p, n, {{"kind", string_into(c.store.kind)}});
-           if (c.store.kind != "memory")
-             fail(p + ".kind", n["kind"], "unsupported store kind '" + c.store.kind
-                                             + "' (this version supports: memory)");
+           walk(p, n,
+                {{"kind", string_into(c.store.kind)},
+                 {"redis", [&](auto& p2, auto& n2) {
+                    walk(p2, n2, {{"url", string_into(c.store.redis.url)},
+                                  {"key_prefix", string_into(c.store.redis.key_prefix)}});
+                    if (!c.store.redis.url.starts_with("redis://"))
+                      fail(p2 + ".url", n2["url"], "expected redis://host:port/db");
+                  }},
+                 {"snapshot_interval", duration_into(c.store.snapshot_interval)},
+                 {"retention", duration_into(c.store.retention)},
+                 {"abandoned_after", duration_into(c.store.abandoned_after)}});
+           if (c.store.kind != "memory" && c.store.kind != "redis")
+             fail(p + ".kind", n["kind"], "expected memory or redis, got '" + c.store.kind + "'");
+           for (auto [key, value] : {std::pair{"snapshot_interval", c.store.snapshot_interval},
+                                     std::pair{"retention", c.store.retention},
+                                     std::pair{"abandoned_after", c.store.abandoned_after}})
+             if (value.count() <= 0)
+               fail(p + "." + key, n[key], "must be positive");
          }},
         {"sources", [&](auto& p, auto& n) {
            walk(p, n, {{"buildkite", [&](auto& p2, auto& n2) {

@@ -24,9 +24,19 @@ struct server_config {
   std::string admin_token; ///< when set, read endpoints require it
 };
 
+/// `store.redis.*`
+struct redis_config {
+  std::string url = "redis://127.0.0.1:6379/0"; ///< redis://[[user]:password@]host[:port][/db]
+  std::string key_prefix = "buildtrack:";
+};
+
 /// `store.*`
 struct store_config {
-  std::string kind = "memory";
+  std::string kind = "memory"; ///< "memory" or "redis"
+  redis_config redis;
+  duration snapshot_interval = std::chrono::milliseconds{200};
+  duration retention = std::chrono::hours{24};       ///< finished builds
+  duration abandoned_after = std::chrono::hours{48}; ///< builds that never finish
 };
 
 /// `sources.buildkite.*`

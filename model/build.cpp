@@ -221,6 +221,10 @@ struct event_applier {
       out.duplicate = true;
       return;
     }
+    if (b.streak && b.streak->revision > r.revision) {
+      out.ignored = "verdict for an older outcome";
+      return;
+    }
     b.streak = r;
     out.changed = true;
   }
@@ -281,11 +285,19 @@ applied apply(build& b, const envelope& e, timestamp now) {
   auto after = view(b);
   if (after && after != before) {
     ++b.revision;
-    out.effects.emplace_back(finished_effect{b.key, b.info.branch, b.info.number.value_or(0),
-                                             b.state, b.info.personal, b.revision});
-    if (b.info.parent)
-      out.effects.emplace_back(rollup_effect{*b.info.parent, rollup_job(b)});
+    out.effects = announcements(b);
   }
+  return out;
+}
+
+std::vector<effect> announcements(const build& b) {
+  std::vector<effect> out;
+  if (!b.is_finished())
+    return out;
+  out.emplace_back(finished_effect{b.key, b.info.branch, b.info.number.value_or(0), b.state,
+                                   b.info.personal, b.revision});
+  if (b.info.parent)
+    out.emplace_back(rollup_effect{*b.info.parent, rollup_job(b)});
   return out;
 }
 

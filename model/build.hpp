@@ -94,4 +94,9 @@ struct applied {
 /// The build state machine: applies one event at `now`. Pure and deterministic.
 applied apply(build& b, const envelope& e, timestamp now);
 
+/// The effects a finished build announces at its current revision (none while it
+/// runs). apply() emits them when the outcome changes; recovery emits them again for
+/// builds whose announcements may not have been acted on, since each is idempotent.
+std::vector<effect> announcements(const build& b);
+
 } // namespace bt::model

@@ -106,11 +106,12 @@ attempt decode_attempt(const json& j) {
 }
 
 json encode(const streak_result& r) {
-  return json::array({static_cast<int>(r.kind), r.failures});
+  return json::array({static_cast<int>(r.kind), r.failures, r.revision});
 }
 
 streak_result decode_result(const json& j) {
-  return {enum_of(j.at(0), verdict::fixed), j.at(1).get<std::int64_t>()};
+  return {enum_of(j.at(0), verdict::fixed), j.at(1).get<std::int64_t>(),
+          j.at(2).get<std::uint64_t>()};
 }
 
 struct body_encoder {

@@ -117,6 +117,7 @@ std::string_view to_string(verdict v);
 struct streak_result {
   verdict kind = verdict::passed;
   std::int64_t failures = 0; ///< consecutive failures ending at this build
+  std::uint64_t revision = 0; ///< the build revision (outcome) this verdict judges
   bool operator==(const streak_result&) const = default;
 };
 

@@ -41,6 +41,12 @@ public:
   void upsert(const build_summary& s) { by_key_[s.key.str()] = s; }
   void erase(const build_key& key) { by_key_.erase(key.str()); }
   std::size_t size() const { return by_key_.size(); }
+  /// Visits every summary, in no particular order.
+  template <class Visit>
+  void for_each(Visit&& visit) const {
+    for (auto& [_, s] : by_key_)
+      visit(s);
+  }
   /// Matching builds, most recently updated first, at most `q.limit`.
   std::vector<build_summary> list(const build_query& q) const;
 

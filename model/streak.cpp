@@ -33,6 +33,9 @@ bool glob_any(const std::vector<std::string>& patterns, std::string_view text) {
 
 streak_result streak_book::record(const streak_key& key, std::int64_t number, bool failed) {
   auto& h = streaks_[key];
+  // Recording the same outcome again (a replay after recovery) keeps the verdict.
+  if (auto same = h.find(number); same != h.end() && same->second.failed == failed)
+    return same->second.result;
   const entry* previous = nullptr;
   if (auto it = h.lower_bound(number); it != h.begin())
     previous = &std::prev(it)->second;

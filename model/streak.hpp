@@ -40,7 +40,8 @@ public:
 
   /// Records build `number` (new, or with a changed outcome) and returns its verdict,
   /// judged against the closest older build. Newer builds keep their verdicts: a
-  /// late-finishing older build never flips them.
+  /// late-finishing older build never flips them. Recording a build again with the
+  /// outcome it has keeps its verdict, so replays are idempotent.
   streak_result record(const streak_key& key, std::int64_t number, bool failed);
 
   const std::map<streak_key, history>& streaks() const { return streaks_; }

@@ -185,15 +185,17 @@ void api::buildkite(request& req, responder& respond) {
     return respond(json_response(200, ping ? R"({"status":"pong"})" : R"({"status":"ignored"})"));
   }
   auto count = delivery.envelopes.size();
+  // Shared, not moved into the callback: append reads them while the callback is
+  // being built, and argument evaluation order is unspecified.
+  auto events = std::make_shared<std::vector<model::envelope>>(std::move(delivery.envelopes));
   // Acknowledge only what the journal holds; route in the same order.
-  store_.append(delivery.envelopes, [this, respond, event, count, started,
-                                     events = std::move(delivery.envelopes)](bool durable) mutable {
+  store_.append(*events, [this, respond, event, count, started, events](bool durable) mutable {
     if (!durable) {
       count_event("buildkite", event, "unavailable");
       return send_rejection(respond, error(503, "store_unavailable",
                                            "the journal is unavailable; retry later"));
     }
-    for (auto& e : events)
+    for (auto& e : *events)
       service_.route(std::move(e));
     count_event("buildkite", event, "accepted");
     static auto& latency = support::metrics().get_histogram(

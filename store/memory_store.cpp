@@ -6,12 +6,24 @@ void memory_store::append(const std::vector<model::envelope>&, std::function<voi
   done(true);
 }
 
-void memory_store::save(const model::build& b) {
+bool memory_store::write(const snapshot& s) {
   std::lock_guard guard{mutex_};
-  builds_[b.key.str()] = b;
+  for (auto& b : s.builds)
+    builds_[b.key.str()] = b;
+  if (s.streaks)
+    streaks_ = s.streaks;
+  return true;
 }
 
-std::optional<model::build> memory_store::load(const model::build_key& key) {
+bool memory_store::erase(const std::vector<model::build_key>& keys) {
+  std::lock_guard guard{mutex_};
+  for (auto& k : keys)
+    builds_.erase(k.str());
+  return true;
+}
+
+std::optional<model::build> memory_store::load(const model::build_key& key, bool& failed) {
+  failed = false;
   std::lock_guard guard{mutex_};
   auto it = builds_.find(key.str());
   if (it == builds_.end())
@@ -19,10 +31,17 @@ std::optional<model::build> memory_store::load(const model::build_key& key) {
   return it->second;
 }
 
-void memory_store::for_each(const std::function<void(const model::build&)>& visit) {
+bool memory_store::for_each(const std::function<void(const model::build&)>& visit) {
   std::lock_guard guard{mutex_};
   for (auto& [_, b] : builds_)
     visit(b);
+  return true;
+}
+
+bool memory_store::load_streaks(std::optional<model::streak_book>& out) {
+  std::lock_guard guard{mutex_};
+  out = streaks_;
+  return true;
 }
 
 } // namespace bt::store

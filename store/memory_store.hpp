@@ -15,14 +15,21 @@ public:
   std::string_view kind() const override { return "memory"; }
   void append(const std::vector<model::envelope>& events,
               std::function<void(bool)> done) override;
-  void save(const model::build& b) override;
-  std::optional<model::build> load(const model::build_key& key) override;
-  void for_each(const std::function<void(const model::build&)>& visit) override;
+  std::string journal_mark() const override { return {}; }
+  bool write(const snapshot& s) override;
+  bool erase(const std::vector<model::build_key>& keys) override;
+  std::optional<model::build> load(const model::build_key& key, bool& failed) override;
+  bool for_each(const std::function<void(const model::build&)>& visit) override;
+  bool load_streaks(std::optional<model::streak_book>& out) override;
+  std::optional<std::size_t> replay(const std::function<void(model::envelope)>&) override {
+    return 0;
+  }
   bool ready() const override { return true; }
 
 private:
   mutable std::mutex mutex_;
   std::unordered_map<std::string, model::build> builds_;
+  std::optional<model::streak_book> streaks_;
 };
 
 } // namespace bt::store

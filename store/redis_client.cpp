@@ -121,9 +121,21 @@ std::optional<std::string> redis_client::connect() {
 }
 
 std::variant<std::vector<redis_reply>, std::string>
-redis_client::pipeline(const std::vector<redis_command>& commands) {
+redis_client::pipeline(const std::vector<redis_command>& commands, bool idempotent) {
+  bool reused = connected();
   if (auto why = connect())
     return *why;
+  auto result = send(commands);
+  if (idempotent && reused && std::holds_alternative<std::string>(result)) {
+    if (auto why = connect())
+      return *why;
+    result = send(commands);
+  }
+  return result;
+}
+
+std::variant<std::vector<redis_reply>, std::string>
+redis_client::send(const std::vector<redis_command>& commands) {
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
   for (auto& cmd : commands) {

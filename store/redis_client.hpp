@@ -49,12 +49,16 @@ public:
   bool connected() const { return context_ != nullptr; }
 
   /// Sends every command, then reads every reply, in order. A command Redis refuses
-  /// yields an `error` reply; a lost connection fails the whole call.
+  /// yields an `error` reply; a lost connection fails the whole call. An `idempotent`
+  /// call that fails on a connection left over from before (Redis restarted since)
+  /// is sent once more on a fresh one.
   std::variant<std::vector<redis_reply>, std::string>
-  pipeline(const std::vector<redis_command>& commands);
+  pipeline(const std::vector<redis_command>& commands, bool idempotent = false);
 
 private:
   void disconnect();
+  std::variant<std::vector<redis_reply>, std::string>
+  send(const std::vector<redis_command>& commands);
 
   redis_endpoint endpoint_;
   std::chrono::milliseconds timeout_;

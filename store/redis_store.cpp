@@ -30,6 +30,7 @@ redis_store::redis_store(redis_store_config cfg)
   : cfg_{std::move(cfg)},
     writer_client_{cfg_.endpoint, cfg_.timeout},
     reader_client_{cfg_.endpoint, cfg_.timeout},
+    snapshot_client_{cfg_.endpoint, cfg_.timeout},
     writer_{[this] { write_loop(); }} {
 }
 
@@ -44,6 +45,8 @@ redis_store::~redis_store() {
 
 void redis_store::append(const std::vector<model::envelope>& events,
                          std::function<void(bool)> done) {
+  if (events.empty())
+    return done(true); // nothing to journal
   pending p;
   p.encoded.reserve(events.size());
   for (auto& e : events)
@@ -145,30 +148,125 @@ void redis_store::commit(std::deque<pending>& batch) {
   }
   ready_.store(true, std::memory_order_relaxed);
   auto& replies = std::get<0>(result);
+  std::string last_id;
   for (size_t i = 0; i < batch.size(); ++i) {
     auto& r = replies[deciding[i]];
-    bool ok = journaled(r, batch[i].encoded.size() > 1);
+    bool transaction = batch[i].encoded.size() > 1;
+    bool ok = journaled(r, transaction);
     if (!ok)
       support::log(support::log_level::error, "redis refused a journal append",
                    {{"reason", r.text}});
+    else
+      last_id = transaction ? r.elements.back().text : r.text;
     batch[i].done(ok);
+  }
+  // Only now has every entry up to last_id been handed on.
+  if (!last_id.empty()) {
+    std::lock_guard guard{mark_mutex_};
+    mark_ = std::move(last_id);
   }
 }
 
-void redis_store::save(const model::build& b) {
-  auto doc = model::to_text(model::codec::encode(b));
-  std::lock_guard guard{reader_mutex_};
-  auto result = reader_client_.pipeline({{"SET", build_key(b.key.str()), doc}});
-  if (auto* why = std::get_if<std::string>(&result))
-    support::log(support::log_level::error, "redis snapshot failed",
-                 {{"build", b.key.str()}, {"reason", *why}});
+std::string redis_store::journal_mark() const {
+  std::lock_guard guard{mark_mutex_};
+  return mark_;
 }
 
-std::optional<model::build> redis_store::load(const model::build_key& key) {
+bool redis_store::run_all(redis_client& client, const std::vector<redis_command>& cmds,
+                          const std::function<bool(const redis_reply&)>& ok) {
+  constexpr size_t chunk = 512;
+  for (size_t first = 0; first < cmds.size(); first += chunk) {
+    std::vector<redis_command> part(cmds.begin() + static_cast<std::ptrdiff_t>(first),
+                                    cmds.begin() + static_cast<std::ptrdiff_t>(
+                                                     std::min(cmds.size(), first + chunk)));
+    auto result = client.pipeline(part, true); // SET, DEL and XTRIM may be repeated
+    if (auto* why = std::get_if<std::string>(&result)) {
+      support::log(support::log_level::error, "redis write failed", {{"reason", *why}});
+      return false;
+    }
+    for (auto& r : std::get<0>(result))
+      if (!ok(r)) {
+        support::log(support::log_level::error, "redis refused a write", {{"reason", r.text}});
+        return false;
+      }
+  }
+  return true;
+}
+
+bool redis_store::write(const snapshot& s) {
+  std::vector<redis_command> sets;
+  sets.reserve(s.builds.size() + 1);
+  for (auto& b : s.builds)
+    sets.push_back({"SET", build_key(b.key.str()), model::to_text(model::codec::encode(b))});
+  if (s.streaks)
+    sets.push_back({"SET", streaks_key(), model::to_text(model::codec::encode(*s.streaks))});
+  auto is_ok = [](const redis_reply& r) { return r.kind == redis_reply::status; };
+  std::lock_guard guard{snapshot_mutex_};
+  if (!run_all(snapshot_client_, sets, is_ok))
+    return false;
+  // Trim only once every state above is written: entries before the mark are in it.
+  if (s.journal_mark.empty())
+    return true;
+  return run_all(snapshot_client_, {{"XTRIM", journal_key(), "MINID", s.journal_mark}},
+                 [](const redis_reply& r) { return r.kind == redis_reply::integer; });
+}
+
+bool redis_store::erase(const std::vector<model::build_key>& keys) {
+  std::vector<redis_command> dels;
+  for (auto& k : keys)
+    dels.push_back({"DEL", build_key(k.str())});
+  std::lock_guard guard{snapshot_mutex_};
+  return run_all(snapshot_client_, dels,
+                 [](const redis_reply& r) { return r.kind == redis_reply::integer; });
+}
+
+bool redis_store::load_streaks(std::optional<model::streak_book>& out) {
+  out.reset();
   std::variant<std::vector<redis_reply>, std::string> result;
   {
     std::lock_guard guard{reader_mutex_};
-    result = reader_client_.pipeline({{"GET", build_key(key.str())}});
+    result = reader_client_.pipeline({{"GET", streaks_key()}}, true);
+  }
+  if (auto* why = std::get_if<std::string>(&result)) {
+    support::log(support::log_level::error, "redis read failed", {{"reason", *why}});
+    return false;
+  }
+  auto& reply = std::get<0>(result)[0];
+  if (reply.kind != redis_reply::string)
+    return true;
+  out = model::codec::decode_streaks(json::parse(reply.text, nullptr, false));
+  if (!out)
+    support::log(support::log_level::error, "stored streaks do not decode; starting without");
+  return true;
+}
+
+std::optional<std::size_t> redis_store::replay(const std::function<void(model::envelope)>& visit) {
+  std::string after = "0";
+  std::size_t visited = 0, corrupt = 0;
+  while (true) {
+    auto page = read_journal(after, 1000);
+    if (!page)
+      return std::nullopt;
+    if (page->last_id.empty())
+      break;
+    after = page->last_id;
+    corrupt += page->corrupt;
+    for (auto& entry : page->entries)
+      visit(std::move(entry.event));
+    visited += page->entries.size();
+  }
+  if (corrupt)
+    support::log(support::log_level::error, "journal entries that do not decode were skipped",
+                 {{"count", corrupt}});
+  return visited;
+}
+
+std::optional<model::build> redis_store::load(const model::build_key& key, bool& failed) {
+  failed = true;
+  std::variant<std::vector<redis_reply>, std::string> result;
+  {
+    std::lock_guard guard{reader_mutex_};
+    result = reader_client_.pipeline({{"GET", build_key(key.str())}}, true);
   }
   if (auto* why = std::get_if<std::string>(&result)) {
     support::log(support::log_level::error, "redis read failed",
@@ -176,71 +274,95 @@ std::optional<model::build> redis_store::load(const model::build_key& key) {
     return std::nullopt;
   }
   auto& reply = std::get<0>(result)[0];
-  if (reply.kind != redis_reply::string)
+  if (reply.kind == redis_reply::nil) {
+    failed = false;
     return std::nullopt;
-  return model::codec::decode_build(json::parse(reply.text, nullptr, false));
+  }
+  std::optional<model::build> b;
+  if (reply.kind == redis_reply::string)
+    b = model::codec::decode_build(json::parse(reply.text, nullptr, false));
+  if (!b) {
+    // Starting this build afresh would overwrite what is stored: refuse instead.
+    support::log(support::log_level::error, "a stored build does not decode",
+                 {{"build", key.str()}});
+    return std::nullopt;
+  }
+  failed = false;
+  return b;
 }
 
-void redis_store::for_each(const std::function<void(const model::build&)>& visit) {
+bool redis_store::for_each(const std::function<void(const model::build&)>& visit) {
   std::string cursor = "0";
   auto pattern = build_key("*");
   do {
     std::vector<model::build> page;
     {
       std::lock_guard guard{reader_mutex_};
-      auto scan = reader_client_.pipeline({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}});
+      auto scan = reader_client_.pipeline({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}}, true);
       if (std::holds_alternative<std::string>(scan))
-        return;
+        return false;
       auto& r = std::get<0>(scan)[0];
       if (r.kind != redis_reply::array || r.elements.size() != 2)
-        return;
+        return false;
       cursor = r.elements[0].text;
       redis_command mget{"MGET"};
       for (auto& k : r.elements[1].elements)
         mget.push_back(k.text);
       if (mget.size() > 1) {
-        auto values = reader_client_.pipeline({mget});
+        auto values = reader_client_.pipeline({mget}, true);
         if (std::holds_alternative<std::string>(values))
-          return;
-        for (auto& v : std::get<0>(values)[0].elements)
-          if (v.kind == redis_reply::string)
-            if (auto b = model::codec::decode_build(json::parse(v.text, nullptr, false)))
-              page.push_back(std::move(*b));
+          return false;
+        for (auto& v : std::get<0>(values)[0].elements) {
+          if (v.kind != redis_reply::string)
+            continue; // deleted since the scan
+          if (auto b = model::codec::decode_build(json::parse(v.text, nullptr, false)))
+            page.push_back(std::move(*b));
+          else
+            support::log(support::log_level::error, "a stored build does not decode; skipped");
+        }
       }
     }
     // Visit outside the lock: the visitor may use the store.
     for (auto& b : page)
       visit(b);
   } while (cursor != "0");
+  return true;
 }
 
-std::vector<journal_entry> redis_store::read_journal(const std::string& after, std::size_t count,
-                                                     std::size_t* corrupt) {
-  std::vector<journal_entry> out;
+std::optional<journal_page> redis_store::read_journal(const std::string& after,
+                                                      std::size_t count) {
   std::variant<std::vector<redis_reply>, std::string> result;
   {
     std::lock_guard guard{reader_mutex_};
     result = reader_client_.pipeline({{"XRANGE", journal_key(), after == "0" ? "-" : "(" + after,
-                                       "+", "COUNT", std::to_string(count)}});
+                                       "+", "COUNT", std::to_string(count)}},
+                                     true);
   }
-  if (std::holds_alternative<std::string>(result))
-    return out;
-  for (auto& entry : std::get<0>(result)[0].elements) {
-    if (entry.elements.size() != 2 || entry.elements[1].elements.size() != 2) {
-      if (corrupt)
-        ++*corrupt;
+  if (auto* why = std::get_if<std::string>(&result)) {
+    support::log(support::log_level::error, "redis read failed", {{"reason", *why}});
+    return std::nullopt;
+  }
+  auto& reply = std::get<0>(result)[0];
+  if (reply.kind != redis_reply::array)
+    return std::nullopt;
+  journal_page page;
+  for (auto& entry : reply.elements) {
+    if (entry.elements.size() != 2) {
+      ++page.corrupt;
       continue;
     }
-    auto e = model::codec::decode_envelope(
-      json::parse(entry.elements[1].elements[1].text, nullptr, false));
+    page.last_id = entry.elements[0].text;
+    auto& fields = entry.elements[1].elements;
+    auto e = fields.size() == 2
+               ? model::codec::decode_envelope(json::parse(fields[1].text, nullptr, false))
+               : std::nullopt;
     if (!e) {
-      if (corrupt)
-        ++*corrupt;
+      ++page.corrupt;
       continue;
     }
-    out.push_back({entry.elements[0].text, std::move(*e)});
+    page.entries.push_back({page.last_id, std::move(*e)});
   }
-  return out;
+  return page;
 }
 
 } // namespace bt::store

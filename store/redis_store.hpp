@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -28,7 +29,14 @@ struct journal_entry {
   model::envelope event;
 };
 
-/// Keeps the journal in a Redis stream and build snapshots in Redis strings.
+/// A page of the journal.
+struct journal_page {
+  std::vector<journal_entry> entries; ///< those that decode
+  std::string last_id;                ///< of the last entry read, decoded or not
+  std::size_t corrupt = 0;            ///< entries that did not decode (skipped)
+};
+
+/// Keeps the journal in a Redis stream, build snapshots and streaks in Redis strings.
 ///
 /// Appends are group-committed: callers queue them, one writer thread sends every
 /// queued append in one pipeline and completes each caller once Redis confirmed
@@ -45,15 +53,18 @@ public:
   std::string_view kind() const override { return "redis"; }
   void append(const std::vector<model::envelope>& events,
               std::function<void(bool)> done) override;
-  void save(const model::build& b) override;
-  std::optional<model::build> load(const model::build_key& key) override;
-  void for_each(const std::function<void(const model::build&)>& visit) override;
+  std::string journal_mark() const override;
+  bool write(const snapshot& s) override;
+  bool erase(const std::vector<model::build_key>& keys) override;
+  std::optional<model::build> load(const model::build_key& key, bool& failed) override;
+  bool for_each(const std::function<void(const model::build&)>& visit) override;
+  bool load_streaks(std::optional<model::streak_book>& out) override;
+  std::optional<std::size_t> replay(const std::function<void(model::envelope)>& visit) override;
   bool ready() const override { return ready_.load(std::memory_order_relaxed); }
 
   /// Journal entries after stream id `after` ("0" for all), oldest first, at most
-  /// `count`. Entries that do not decode are skipped and counted in `corrupt`.
-  std::vector<journal_entry> read_journal(const std::string& after, std::size_t count,
-                                          std::size_t* corrupt = nullptr);
+  /// `count`; nothing when Redis could not be read.
+  std::optional<journal_page> read_journal(const std::string& after, std::size_t count);
 
 private:
   struct pending {
@@ -65,6 +76,10 @@ private:
   void commit(std::deque<pending>& batch);
   std::string journal_key() const { return cfg_.key_prefix + "journal"; }
   std::string build_key(const std::string& key) const { return cfg_.key_prefix + "build:" + key; }
+  std::string streaks_key() const { return cfg_.key_prefix + "streaks"; }
+  /// Runs commands in pipelines of at most `chunk`; false unless every reply is `ok`.
+  bool run_all(redis_client& client, const std::vector<redis_command>& cmds,
+               const std::function<bool(const redis_reply&)>& ok);
 
   redis_store_config cfg_;
   std::atomic<bool> ready_{false};
@@ -75,8 +90,12 @@ private:
   bool stopping_ = false;
 
   redis_client writer_client_; ///< owned by the writer thread
-  std::mutex reader_mutex_;    ///< guards reader_client_ (snapshots and reads, off the hot path)
+  mutable std::mutex mark_mutex_;
+  std::string mark_;           ///< last journaled id whose `done` returned
+  std::mutex reader_mutex_;    ///< guards reader_client_ (loads and reads, off the hot path)
   redis_client reader_client_;
+  std::mutex snapshot_mutex_;  ///< guards snapshot_client_: long writes never hold up loads
+  redis_client snapshot_client_;
   std::thread writer_;
 };
 

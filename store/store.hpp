@@ -2,15 +2,26 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "model/build.hpp"
+#include "model/streak.hpp"
 
 namespace bt::store {
 
+/// One batch of state to keep, written by the snapshot supervisor.
+struct snapshot {
+  std::vector<model::build> builds;          ///< builds changed since the last snapshot
+  std::optional<model::streak_book> streaks; ///< every streak, when they may have changed
+  /// Every journal entry up to this mark is reflected in the state written (or in an
+  /// earlier snapshot), so the journal may be trimmed behind it. Empty: trim nothing.
+  std::string journal_mark;
+};
+
 /// Where accepted events and build states are kept. Implementations are
-/// thread-safe: HTTP threads append, actors save and load.
+/// thread-safe: HTTP threads append, supervisors write snapshots, actors load.
 class store {
 public:
   virtual ~store() = default;
@@ -19,18 +30,38 @@ public:
   virtual std::string_view kind() const = 0;
 
   /// Journals accepted events. `done(true)` runs once they are durable (it may run
-  /// before append returns); `done(false)` when they could not be written.
+  /// before append returns); `done(false)` when they could not be written. `done`
+  /// calls run one at a time, in journal order.
   virtual void append(const std::vector<model::envelope>& events,
                       std::function<void(bool durable)> done) = 0;
 
-  /// Keeps a build's latest state.
-  virtual void save(const model::build& b) = 0;
+  /// The journal position through which every entry's `done` has returned: what a
+  /// snapshot taken after reading it may trim. Empty when there is no journal.
+  virtual std::string journal_mark() const = 0;
 
-  /// The last saved state of a build, if any.
-  virtual std::optional<model::build> load(const model::build_key& key) = 0;
+  /// Writes builds and streaks, then trims the journal behind `s.journal_mark`.
+  /// False (and nothing trimmed) when it could not be written.
+  virtual bool write(const snapshot& s) = 0;
 
-  /// Visits every saved build (start-up indexing).
-  virtual void for_each(const std::function<void(const model::build&)>& visit) = 0;
+  /// Deletes builds (expiry). False when it could not.
+  virtual bool erase(const std::vector<model::build_key>& keys) = 0;
+
+  /// The last written state of a build (none if never written); `failed` when the
+  /// store could not be read, which is not the same as "never written".
+  virtual std::optional<model::build> load(const model::build_key& key, bool& failed) = 0;
+
+  // Recovery reads. Each fails (false, nothing) when the store could not be read to
+  // the end: recovering from part of the state would silently lose the rest.
+
+  /// Visits every written build (start-up indexing).
+  virtual bool for_each(const std::function<void(const model::build&)>& visit) = 0;
+
+  /// The last written streaks into `out` (left empty when none were written).
+  virtual bool load_streaks(std::optional<model::streak_book>& out) = 0;
+
+  /// Visits every journal entry not yet trimmed, oldest first; returns how many it
+  /// visited. Entries that do not decode are logged and skipped.
+  virtual std::optional<std::size_t> replay(const std::function<void(model::envelope)>& visit) = 0;
 
   /// Whether the store can accept writes now (`/readyz`).
   virtual bool ready() const = 0;

@@ -2,7 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/memory_store.hpp"
 #include "tests/actor_fixture.hpp"
 
 using namespace bt;
@@ -16,6 +15,7 @@ struct recorded {
   std::vector<model::finished_effect> finished;
   std::vector<model::build_summary> summaries;
   std::vector<std::uint64_t> idle;
+  std::vector<model::build> offered; ///< states offered with the idle requests
 };
 
 actors::registry_actor::behavior_type recording_registry(actors::registry_actor::pointer,
@@ -28,7 +28,15 @@ actors::registry_actor::behavior_type recording_registry(actors::registry_actor:
     [=](caf::get_atom, const model::build_query&) -> std::string { return "[]"; },
     [=](caf::put_atom, const model::build_summary& s) { rec->summaries.push_back(s); },
     [=](const model::finished_effect& f) { rec->finished.push_back(f); },
-    [=](caf::idle_atom, const model::build_key&, std::uint64_t n) { rec->idle.push_back(n); },
+    [=](caf::idle_atom, model::build& b, std::uint64_t n) {
+      rec->idle.push_back(n);
+      rec->offered.push_back(std::move(b));
+    },
+    [=](caf::put_atom, const std::vector<model::build_summary>&) {},
+    [=](actors::snapshot_atom) -> caf::result<store::snapshot> { return store::snapshot{}; },
+    [=](actors::snapshot_atom, bool) {},
+    [=](actors::expire_atom, const actors::expiry_rule&) -> actors::expired_builds { return {}; },
+    [=](actors::retry_atom, const model::build_key&) {},
   };
 }
 
@@ -55,10 +63,9 @@ model::envelope finished() {
 
 struct build_actor_test : test::actor_fixture {
   std::shared_ptr<recorded> rec = std::make_shared<recorded>();
-  std::shared_ptr<store::memory_store> store = std::make_shared<store::memory_store>();
   actors::registry_actor registry = sys->spawn(recording_registry, rec);
   actors::build_actor build = sys->spawn(actors::build_actor_impl, model::build{},
-                                         registry, store, std::chrono::milliseconds{30s});
+                                         registry, std::chrono::milliseconds{30s});
 };
 
 } // namespace
@@ -81,7 +88,7 @@ TEST_F(build_actor_test, applies_events_and_hands_effects_to_the_registry) {
   EXPECT_EQ(doc["failed_jobs"][0], "test");
 }
 
-TEST_F(build_actor_test, asks_to_stop_only_after_being_idle_and_saves_first) {
+TEST_F(build_actor_test, asks_to_stop_only_after_being_idle_and_offers_its_state) {
   caf::anon_send(build, finished());
   run();
   advance(10s);
@@ -93,9 +100,9 @@ TEST_F(build_actor_test, asks_to_stop_only_after_being_idle_and_saves_first) {
   advance(30s);
   ASSERT_EQ(rec->idle.size(), 1u);
   EXPECT_EQ(rec->idle[0], 2u);
-  auto saved = store->load(key);
-  ASSERT_TRUE(saved);
-  EXPECT_EQ(saved->jobs.size(), 1u);
+  ASSERT_EQ(rec->offered.size(), 1u);
+  EXPECT_EQ(rec->offered[0].jobs.size(), 1u);
+  EXPECT_EQ(rec->offered[0], ask<model::build>(build, actors::snapshot_atom::value));
 }
 
 TEST_F(build_actor_test, unfinished_builds_never_ask_to_stop) {

@@ -87,3 +87,37 @@ TEST(config, environment_substitution) {
   EXPECT_NE(msg.find("sources.buildkite.token"), std::string::npos) << msg;
   EXPECT_NE(msg.find("BT_TEST_MISSING"), std::string::npos) << msg;
 }
+
+TEST(config, redis_store_keys_are_read_and_checked) {
+  auto c = bt::config::parse(
+    "store:\n  kind: redis\n  redis:\n    url: redis://:secret@10.0.0.5:6380/2\n"
+    "    key_prefix: \"ci:\"\n  snapshot_interval: 50ms\n  retention: 2d\n  abandoned_after: 3d\n");
+  EXPECT_EQ(c.store.kind, "redis");
+  EXPECT_EQ(c.store.redis.url, "redis://:secret@10.0.0.5:6380/2");
+  EXPECT_EQ(c.store.redis.key_prefix, "ci:");
+  EXPECT_EQ(c.store.snapshot_interval, std::chrono::milliseconds{50});
+  EXPECT_EQ(c.store.retention, std::chrono::hours{48});
+  EXPECT_EQ(c.store.abandoned_after, std::chrono::hours{72});
+  auto defaults = bt::config::parse("");
+  EXPECT_EQ(defaults.store.snapshot_interval, std::chrono::milliseconds{200});
+  EXPECT_EQ(defaults.store.retention, std::chrono::hours{24});
+  EXPECT_EQ(defaults.store.abandoned_after, std::chrono::hours{48});
+}
+
+TEST(config, bad_redis_store_keys_name_the_key) {
+  auto error_of = [](const std::string& yaml) {
+    try {
+      bt::config::parse(yaml);
+    } catch (const bt::config::config_error& e) {
+      return std::string{e.what()};
+    }
+    return std::string{};
+  };
+  EXPECT_NE(error_of("store:\n  redis:\n    url: http://x\n").find("store.redis.url"),
+            std::string::npos);
+  EXPECT_NE(error_of("store:\n  snapshot_interval: 0ms\n").find("store.snapshot_interval"),
+            std::string::npos);
+  EXPECT_NE(error_of("store:\n  retention: soon\n").find("store.retention"), std::string::npos);
+  EXPECT_NE(error_of("store:\n  redis:\n    host: x\n").find("store.redis.host"),
+            std::string::npos);
+}

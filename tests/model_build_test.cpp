@@ -216,3 +216,26 @@ TEST_F(fixture, a_job_with_no_finished_attempt_is_neither_failed_nor_fixed) {
   EXPECT_TRUE(b.failed_jobs().empty());
   EXPECT_TRUE(b.fixed_jobs().empty());
 }
+
+TEST_F(fixture, announcements_repeat_the_current_outcome_of_a_finished_build_only) {
+  EXPECT_TRUE(announcements(b).empty());
+  feed(job_env("a", "unit", 0, job_state::failed, 1));
+  EXPECT_TRUE(announcements(b).empty());
+  auto finished = feed(finished_env());
+  ASSERT_EQ(finished.effects.size(), 1u);
+  auto again = announcements(b);
+  ASSERT_EQ(again.size(), 1u);
+  auto& f = std::get<finished_effect>(again[0]);
+  EXPECT_EQ(f.revision, b.revision);
+  EXPECT_EQ(f.state, build_state::failed);
+}
+
+TEST_F(fixture, a_verdict_for_an_older_outcome_never_replaces_a_newer_one) {
+  feed(finished_env());
+  feed(job_env("a", "unit", 0, job_state::failed, 1)); // late failure: revision 2
+  ASSERT_EQ(b.revision, 2u);
+  feed(envelope{key, "", at(0), std::nullopt, streak_result{verdict::broken, 1, 2}});
+  auto stale = feed(envelope{key, "", at(0), std::nullopt, streak_result{verdict::passed, 0, 1}});
+  EXPECT_FALSE(stale.changed);
+  EXPECT_EQ(b.streak, (streak_result{verdict::broken, 1, 2}));
+}

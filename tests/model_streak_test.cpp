@@ -85,3 +85,14 @@ TEST(time, parses_both_buildkite_formats) {
   EXPECT_FALSE(parse_time("yesterday"));
   EXPECT_FALSE(parse_time("2024-05-10 12:34:56"));
 }
+
+TEST(streak, recording_the_same_outcome_again_keeps_the_verdict) {
+  streak_book book;
+  book.record(web, 10, false);
+  auto first = book.record(web, 12, true); // judged against 10: broken
+  book.record(web, 11, true);              // a late older failure never flips 12
+  // A replay of 12's outcome after recovery must not re-judge it against 11.
+  EXPECT_EQ(book.record(web, 12, true), first);
+  // A changed outcome is judged again.
+  EXPECT_EQ(book.record(web, 12, false), (streak_result{verdict::fixed, 0}));
+}

@@ -20,11 +20,15 @@
 namespace bt::test {
 
 /// A real redis-server on a free loopback port, with its data in a fresh temporary
-/// folder; stopped (and the folder removed) when the object goes. stop() and start()
-/// simulate an outage on the same port.
+/// folder; stopped (and the folder removed) when the object goes. stop() kills it
+/// and start() brings it back on the same port: an outage. A durable server
+/// (append-only file, fsync on every write) keeps every confirmed write across that.
 class redis_server {
 public:
-  redis_server() : dir_{make_dir()}, port_{free_port()} { start(); }
+  explicit redis_server(bool durable = false)
+    : dir_{make_dir()}, port_{free_port()}, durable_{durable} {
+    start();
+  }
 
   ~redis_server() {
     stop();
@@ -41,14 +45,15 @@ public:
     auto port = std::to_string(port_);
     pid_ = fork();
     if (pid_ == 0) {
-      // Dies with the test process, even when that one crashes.
+      // Dies with the test process, even when that one crashes. (Strictly: with the
+      // thread calling start(), so call it from one that lives as long as it should.)
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       // Its start-up chatter is not test output.
       if (int devnull = open("/dev/null", O_WRONLY); devnull >= 0)
         dup2(devnull, STDOUT_FILENO);
       execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-             "--dir", dir_.c_str(), "--save", "", "--appendonly", "no", "--loglevel",
-             "warning", static_cast<char*>(nullptr));
+             "--dir", dir_.c_str(), "--save", "", "--appendonly", durable_ ? "yes" : "no",
+             "--appendfsync", "always", "--loglevel", "warning", static_cast<char*>(nullptr));
       _exit(127);
     }
     for (int i = 0; i < 500; ++i) {
@@ -90,6 +95,8 @@ private:
     return templ;
   }
 
+public:
+  /// A loopback TCP port nobody listens on right now.
   static unsigned short free_port() {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
@@ -102,8 +109,10 @@ private:
     return ntohs(addr.sin_port);
   }
 
+private:
   std::string dir_;
   unsigned short port_;
+  bool durable_;
   pid_t pid_ = -1;
 };
 

@@ -1,5 +1,7 @@
 #include <atomic>
 #include <future>
+#include <map>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -40,6 +42,21 @@ bool append_sync(store::redis_store& s, std::vector<model::envelope> events) {
   return outcome.get_future().get();
 }
 
+/// The journal entries after `after`; fails the test when Redis cannot be read.
+std::vector<store::journal_entry> journal(store::redis_store& s, const std::string& after = "0",
+                                          size_t count = 100000) {
+  auto page = s.read_journal(after, count);
+  EXPECT_TRUE(page);
+  return page ? std::move(page->entries) : std::vector<store::journal_entry>{};
+}
+
+model::build build_with_job(int i) {
+  model::build b;
+  b.key = {"buildkite", "web", std::to_string(i)};
+  model::apply(b, event(std::to_string(i), i), model::timestamp{});
+  return b;
+}
+
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
   for (auto until = std::chrono::steady_clock::now() + limit;
@@ -68,17 +85,17 @@ TEST(redis_store, concurrent_appends_are_all_journaled_in_each_callers_order) {
     th.join();
   ASSERT_TRUE(eventually([&] { return confirmed + refused == threads * per_thread; }));
   EXPECT_EQ(refused.load(), 0);
-  auto journal = s.read_journal("0", 100000);
-  ASSERT_EQ(journal.size(), static_cast<size_t>(threads * per_thread));
+  auto all = journal(s);
+  ASSERT_EQ(all.size(), static_cast<size_t>(threads * per_thread));
   std::map<std::string, int> next;
-  for (auto& entry : journal) {
+  for (auto& entry : all) {
     auto& j = std::get<model::job_event>(entry.event.body);
     EXPECT_EQ(j.report.id, entry.event.key.id + "-" + std::to_string(next[entry.event.key.id]++));
   }
   // Reading on from an id returns only what follows it.
-  auto tail = s.read_journal(journal[1995].id, 100);
+  auto tail = journal(s, all[1995].id, 100);
   ASSERT_EQ(tail.size(), 4u);
-  EXPECT_EQ(tail[0].id, journal[1996].id);
+  EXPECT_EQ(tail[0].id, all[1996].id);
 }
 
 TEST(redis_store, a_multi_event_append_is_journaled_whole_and_round_trips) {
@@ -86,29 +103,94 @@ TEST(redis_store, a_multi_event_append_is_journaled_whole_and_round_trips) {
   store::redis_store s{config_for(server)};
   std::vector<model::envelope> events{event("x", 1), event("x", 2), event("x", 3)};
   ASSERT_TRUE(append_sync(s, events));
-  auto journal = s.read_journal("0", 10);
-  ASSERT_EQ(journal.size(), 3u);
+  auto all = journal(s);
+  ASSERT_EQ(all.size(), 3u);
   for (size_t i = 0; i < 3; ++i)
-    EXPECT_EQ(journal[i].event, events[i]);
+    EXPECT_EQ(all[i].event, events[i]);
 }
 
-TEST(redis_store, snapshots_save_load_and_scan) {
+TEST(redis_store, an_empty_append_is_done_without_a_journal_entry) {
   test::redis_server server;
   store::redis_store s{config_for(server)};
-  constexpr int builds = 2500; // several SCAN pages
-  for (int i = 0; i < builds; ++i) {
-    model::build b;
-    b.key = {"buildkite", "web", std::to_string(i)};
-    model::apply(b, event(std::to_string(i), i), model::timestamp{});
-    s.save(b);
-  }
-  auto one = s.load({"buildkite", "web", "1234"});
+  EXPECT_TRUE(append_sync(s, {}));
+  EXPECT_TRUE(journal(s).empty());
+}
+
+TEST(redis_store, snapshots_write_load_scan_and_erase) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  constexpr int builds = 2500; // several SCAN pages and write pipelines
+  store::snapshot snap;
+  for (int i = 0; i < builds; ++i)
+    snap.builds.push_back(build_with_job(i));
+  ASSERT_TRUE(s.write(snap));
+  bool failed = true;
+  auto one = s.load({"buildkite", "web", "1234"}, failed);
+  EXPECT_FALSE(failed);
   ASSERT_TRUE(one);
-  EXPECT_EQ(one->jobs.size(), 1u);
-  EXPECT_FALSE(s.load({"buildkite", "web", "nope"}));
+  EXPECT_EQ(*one, snap.builds[1234]);
+  EXPECT_FALSE(s.load({"buildkite", "web", "nope"}, failed));
+  EXPECT_FALSE(failed); // missing is not a failure
   std::set<std::string> seen;
-  s.for_each([&](const model::build& b) { seen.insert(b.key.id); });
+  EXPECT_TRUE(s.for_each([&](const model::build& b) { seen.insert(b.key.id); }));
   EXPECT_EQ(seen.size(), static_cast<size_t>(builds));
+  ASSERT_TRUE(s.erase({{"buildkite", "web", "1234"}, {"buildkite", "web", "7"}}));
+  EXPECT_FALSE(s.load({"buildkite", "web", "1234"}, failed));
+  seen.clear();
+  s.for_each([&](const model::build& b) { seen.insert(b.key.id); });
+  EXPECT_EQ(seen.size(), static_cast<size_t>(builds - 2));
+}
+
+TEST(redis_store, streaks_round_trip_and_absent_streaks_are_not_a_failure) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  std::optional<model::streak_book> back;
+  ASSERT_TRUE(s.load_streaks(back));
+  EXPECT_FALSE(back);
+  model::streak_book book;
+  book.record({"buildkite", "web", "main"}, 1, true);
+  book.record({"buildkite", "web", "main"}, 2, true);
+  store::snapshot snap;
+  snap.streaks = book;
+  ASSERT_TRUE(s.write(snap));
+  ASSERT_TRUE(s.load_streaks(back));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->streaks(), book.streaks());
+}
+
+TEST(redis_store, the_mark_follows_completed_appends_and_a_snapshot_trims_behind_it) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  EXPECT_EQ(s.journal_mark(), "");
+  ASSERT_TRUE(append_sync(s, {event("m", 1)}));
+  ASSERT_TRUE(append_sync(s, {event("m", 2), event("m", 3)}));
+  auto all = journal(s);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(s.journal_mark(), all[2].id); // the last id of the transaction
+  // While a callback runs, the mark does not yet cover its entry.
+  std::string mark_inside;
+  std::promise<void> ran;
+  s.append({event("m", 4)}, [&](bool) {
+    mark_inside = s.journal_mark();
+    ran.set_value();
+  });
+  ran.get_future().wait();
+  EXPECT_EQ(mark_inside, all[2].id);
+  ASSERT_TRUE(eventually([&] { return s.journal_mark() != all[2].id; }));
+
+  store::snapshot snap;
+  snap.journal_mark = all[1].id;
+  ASSERT_TRUE(s.write(snap));
+  auto left = journal(s);
+  ASSERT_EQ(left.size(), 3u); // entries from the mark on stay; replaying them is harmless
+  EXPECT_EQ(left[0].id, all[1].id);
+  size_t replayed = 0;
+  auto visited = s.replay([&](model::envelope e) {
+    EXPECT_EQ(e, left[replayed].event);
+    ++replayed;
+  });
+  ASSERT_TRUE(visited);
+  EXPECT_EQ(*visited, 3u);
 }
 
 TEST(redis_store, key_prefixes_keep_stores_apart) {
@@ -116,12 +198,30 @@ TEST(redis_store, key_prefixes_keep_stores_apart) {
   store::redis_store a{config_for(server, "a:")};
   store::redis_store b{config_for(server, "b:")};
   ASSERT_TRUE(append_sync(a, {event("1", 1)}));
-  model::build snapshot;
-  snapshot.key = {"buildkite", "web", "1"};
-  a.save(snapshot);
-  EXPECT_EQ(b.read_journal("0", 10).size(), 0u);
-  EXPECT_FALSE(b.load(snapshot.key));
-  EXPECT_TRUE(a.load(snapshot.key));
+  store::snapshot snap;
+  snap.builds.push_back(build_with_job(1));
+  ASSERT_TRUE(a.write(snap));
+  bool failed = false;
+  EXPECT_EQ(journal(b).size(), 0u);
+  EXPECT_FALSE(b.load(snap.builds[0].key, failed));
+  EXPECT_TRUE(a.load(snap.builds[0].key, failed));
+}
+
+TEST(redis_store, reads_during_an_outage_fail_rather_than_look_empty) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  store::snapshot snap;
+  snap.builds.push_back(build_with_job(1));
+  ASSERT_TRUE(s.write(snap));
+  server.stop();
+  bool failed = false;
+  EXPECT_FALSE(s.load(snap.builds[0].key, failed));
+  EXPECT_TRUE(failed);
+  EXPECT_FALSE(s.for_each([](const model::build&) {}));
+  std::optional<model::streak_book> book;
+  EXPECT_FALSE(s.load_streaks(book));
+  EXPECT_FALSE(s.replay([](model::envelope) {}));
+  EXPECT_FALSE(s.write(snap));
 }
 
 TEST(redis_store, outage_refuses_appends_and_recovers_without_traffic) {
@@ -139,7 +239,7 @@ TEST(redis_store, outage_refuses_appends_and_recovers_without_traffic) {
   server.start();
   EXPECT_TRUE(eventually([&] { return s.ready(); })); // the writer probes by itself
   EXPECT_TRUE(append_sync(s, {event("o", 4)}));
-  auto journal = s.read_journal("0", 10);
-  ASSERT_EQ(journal.size(), 1u); // this test server keeps no data across the restart
-  EXPECT_EQ(journal[0].event, event("o", 4));
+  auto all = journal(s);
+  ASSERT_EQ(all.size(), 1u); // this test server keeps no data across the restart
+  EXPECT_EQ(all[0].event, event("o", 4));
 }

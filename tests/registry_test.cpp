@@ -1,9 +1,12 @@
 #include "actors/registry.hpp"
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "actors/streak_tracker.hpp"
 #include "store/memory_store.hpp"
+#include "support/clock.hpp"
 #include "tests/actor_fixture.hpp"
 
 using namespace bt;
@@ -42,6 +45,24 @@ struct registry_test : test::actor_fixture {
     caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(tracker, caf::exit_reason::user_shutdown);
     run();
+  }
+
+  /// Takes a snapshot, writes it to the store and tells the registry, as the
+  /// snapshot supervisor does.
+  store::snapshot snapshot(bool written = true) {
+    auto snap = ask<store::snapshot>(registry, actors::snapshot_atom::value);
+    if (written)
+      store->write(snap);
+    caf::anon_send(registry, actors::snapshot_atom::value, written);
+    run();
+    return snap;
+  }
+
+  static std::set<std::string> keys(const store::snapshot& s) {
+    std::set<std::string> out;
+    for (auto& b : s.builds)
+      out.insert(b.key.str());
+    return out;
   }
 
   nlohmann::json get(const model::build_key& key) {
@@ -121,4 +142,87 @@ TEST_F(registry_test, lists_builds_by_filter) {
   auto one = nlohmann::json::parse(ask<std::string>(registry, caf::get_atom::value, api));
   ASSERT_EQ(one.size(), 1u);
   EXPECT_EQ(one[0]["state"], "running");
+}
+
+TEST_F(registry_test, snapshots_hold_changed_builds_and_streaks_once_written) {
+  caf::anon_send(registry, job(web9, 9, "a", model::job_state::failed, 1));
+  caf::anon_send(registry, finished(web9));
+  caf::anon_send(registry, job(api9, 9, "b", model::job_state::running, 0));
+  run();
+  auto first = snapshot();
+  EXPECT_EQ(keys(first), (std::set<std::string>{"buildkite/web/9", "buildkite/api/9"}));
+  ASSERT_TRUE(first.streaks); // web9 finished and was judged
+  EXPECT_EQ(first.streaks->streaks().size(), 1u);
+  for (auto& b : first.builds)
+    if (b.key == web9) {
+      ASSERT_TRUE(b.streak);
+      EXPECT_EQ(b.streak->revision, b.revision);
+    }
+  // Nothing changed since: nothing to write.
+  auto second = snapshot();
+  EXPECT_TRUE(second.builds.empty());
+  EXPECT_FALSE(second.streaks);
+  // One more event: only that build.
+  caf::anon_send(registry, job(api9, 9, "b", model::job_state::passed, 0));
+  run();
+  EXPECT_EQ(keys(snapshot()), (std::set<std::string>{"buildkite/api/9"}));
+}
+
+TEST_F(registry_test, a_failed_snapshot_is_taken_again) {
+  caf::anon_send(registry, job(web9, 9, "a", model::job_state::failed, 1));
+  caf::anon_send(registry, finished(web9));
+  run();
+  auto lost = snapshot(false);
+  EXPECT_EQ(keys(lost), (std::set<std::string>{"buildkite/web/9"}));
+  auto again = snapshot();
+  EXPECT_EQ(keys(again), keys(lost));
+  EXPECT_TRUE(again.streaks);
+}
+
+TEST_F(registry_test, a_stopped_actors_state_is_kept_until_a_snapshot_wrote_it) {
+  caf::anon_send(registry, job(web9, 9, "a", model::job_state::failed, 1));
+  caf::anon_send(registry, finished(web9));
+  run();
+  advance(31s);
+  advance(31s);
+  ASSERT_EQ(stats->live.load(), 0u);
+  bool failed = false;
+  EXPECT_FALSE(store->load(web9, failed)); // never written yet
+  EXPECT_EQ(get(web9)["state"], "failed"); // served from the parked state
+  auto snap = snapshot();
+  ASSERT_EQ(snap.builds.size(), 1u);
+  auto stored = store->load(web9, failed);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->state, model::build_state::failed);
+  EXPECT_EQ(get(web9)["state"], "failed"); // now from the store
+}
+
+TEST_F(registry_test, expiry_drops_old_finished_and_abandoned_builds_only) {
+  // Verdicts are stamped with the wall clock, so the events are too.
+  auto now = support::wall_clock();
+  auto at = [&](model::envelope e) {
+    e.received = now;
+    return e;
+  };
+  caf::anon_send(registry, at(job(web9, 9, "a", model::job_state::failed, 1)));
+  caf::anon_send(registry, at(finished(web9)));
+  caf::anon_send(registry, at(job(api9, 9, "b", model::job_state::running, 0)));
+  caf::anon_send(registry, at(job(web10, 10, "c", model::job_state::running, 0)));
+  run();
+  // An hour on: the finished build is past a 30 min retention; the unfinished ones
+  // are not past a 2 h limit.
+  auto gone = ask<actors::expired_builds>(
+    registry, actors::expire_atom::value, actors::expiry_rule{now + 1h, 30min, 2h});
+  ASSERT_EQ(gone.finished.size(), 1u);
+  EXPECT_EQ(gone.finished[0], web9);
+  EXPECT_TRUE(gone.abandoned.empty());
+  EXPECT_EQ(stats->tracked.load(), 2u);
+  EXPECT_EQ(ask_error(registry, caf::get_atom::value, web9), actors::errc::not_found);
+  gone = ask<actors::expired_builds>(
+    registry, actors::expire_atom::value, actors::expiry_rule{now + 3h, 30min, 2h});
+  EXPECT_EQ(gone.abandoned.size(), 2u);
+  EXPECT_EQ(stats->tracked.load(), 0u);
+  EXPECT_EQ(stats->live.load(), 0u);
+  // Nothing expired is left for a snapshot to write back.
+  EXPECT_TRUE(snapshot().builds.empty());
 }

@@ -23,11 +23,11 @@ struct streak_tracker_test : test::actor_fixture {
 
 TEST_F(streak_tracker_test, judges_tracked_branches) {
   EXPECT_EQ(ask<result>(tracker, finished("main", 1, true)),
-            (result{{model::verdict::broken, 1}}));
+            (result{{model::verdict::broken, 1, 1}}));
   EXPECT_EQ(ask<result>(tracker, finished("main", 2, true)),
-            (result{{model::verdict::still_failing, 2}}));
+            (result{{model::verdict::still_failing, 2, 1}}));
   EXPECT_EQ(ask<result>(tracker, finished("release/1.0", 2, false)),
-            (result{{model::verdict::passed, 0}}));
+            (result{{model::verdict::passed, 0, 1}}));
 }
 
 TEST_F(streak_tracker_test, untracked_personal_and_canceled_builds_get_no_verdict) {
@@ -40,7 +40,7 @@ TEST_F(streak_tracker_test, untracked_personal_and_canceled_builds_get_no_verdic
   EXPECT_EQ(ask<result>(tracker, canceled), result{});
   // None of them entered the streak: the next failure is the first.
   EXPECT_EQ(ask<result>(tracker, finished("main", 4, true)),
-            (result{{model::verdict::broken, 1}}));
+            (result{{model::verdict::broken, 1, 1}}));
 }
 
 TEST_F(streak_tracker_test, lists_streaks) {
@@ -50,4 +50,18 @@ TEST_F(streak_tracker_test, lists_streaks) {
   EXPECT_EQ(doc[0]["pipeline"], "web");
   EXPECT_EQ(doc[0]["state"], "failing");
   EXPECT_EQ(doc[0]["last_build"], 7);
+}
+
+TEST_F(streak_tracker_test, restored_streaks_continue_and_replays_keep_their_verdicts) {
+  ask<result>(tracker, finished("main", 1, true));
+  auto book = ask<model::streak_book>(tracker, actors::snapshot_atom::value);
+  // A new tracker (after a restart) gets the snapshot back.
+  auto restored = sys->spawn(actors::streak_tracker, std::vector<std::string>{"main"});
+  caf::anon_send(restored, caf::put_atom::value, book);
+  run();
+  // Replaying build 1 keeps its verdict; build 2 continues the streak.
+  EXPECT_EQ(ask<result>(restored, finished("main", 1, true)),
+            (result{{model::verdict::broken, 1, 1}}));
+  EXPECT_EQ(ask<result>(restored, finished("main", 2, true)),
+            (result{{model::verdict::still_failing, 2, 1}}));
 }

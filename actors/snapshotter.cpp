@@ -1,0 +1,134 @@
+#include "actors/snapshotter.hpp"
+
+#include <algorithm>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "support/clock.hpp"
+#include "support/log.hpp"
+#include "support/metrics.hpp"
+
+namespace bt::actors {
+namespace {
+
+using self_ptr = snapshotter_actor::stateful_pointer<snapshotter_state>;
+using steady = std::chrono::steady_clock;
+
+struct snapshot_metrics {
+  support::counter& written;
+  support::counter& failed;
+  support::counter& builds;
+  support::histogram& seconds;
+  support::counter& expired_finished;
+  support::counter& expired_abandoned;
+};
+
+snapshot_metrics& metrics() {
+  auto& m = support::metrics();
+  static snapshot_metrics instance{
+    m.get_counter("buildtrack_snapshots_total", "Snapshots by result.", R"(result="written")"),
+    m.get_counter("buildtrack_snapshots_total", "Snapshots by result.", R"(result="failed")"),
+    m.get_counter("buildtrack_snapshot_builds_total", "Build states written by snapshots."),
+    m.get_histogram("buildtrack_snapshot_seconds", "Time to write one snapshot."),
+    m.get_counter("buildtrack_builds_expired_total", "Builds removed by expiry.",
+                  R"(reason="retention")"),
+    m.get_counter("buildtrack_builds_expired_total", "Builds removed by expiry.",
+                  R"(reason="abandoned")"),
+  };
+  return instance;
+}
+
+void schedule_next(self_ptr self) {
+  self->delayed_send(self, self->state.policy.interval, tick_atom::value);
+}
+
+/// Removes expired builds from the registry, then from the store.
+void sweep(self_ptr self) {
+  auto& st = self->state;
+  st.next_sweep = self->home_system().clock().now() + st.policy.sweep_interval();
+  expiry_rule rule{support::wall_clock(), st.policy.retention, st.policy.abandoned_after};
+  self->request(st.registry, caf::infinite, expire_atom::value, rule)
+    .then(
+      [=](expired_builds& gone) {
+        auto& m = metrics();
+        m.expired_finished.inc(gone.finished.size());
+        m.expired_abandoned.inc(gone.abandoned.size());
+        auto keys = std::move(gone.finished);
+        keys.insert(keys.end(), gone.abandoned.begin(), gone.abandoned.end());
+        if (!keys.empty() && !self->state.store->erase(keys))
+          support::log(support::log_level::error,
+                       "expired builds stay stored; they expire again after a restart",
+                       {{"count", keys.size()}});
+        schedule_next(self);
+      },
+      [=](caf::error& err) {
+        support::log(support::log_level::error, "expiry sweep failed",
+                     {{"reason", caf::to_string(err)}});
+        schedule_next(self);
+      });
+}
+
+/// After a snapshot: sweep when one is due, else wait for the next tick.
+void after_snapshot(self_ptr self) {
+  // The actor clock, not steady_clock, so that tests can move time.
+  if (self->home_system().clock().now() >= self->state.next_sweep)
+    sweep(self);
+  else
+    schedule_next(self);
+}
+
+} // namespace
+
+std::chrono::milliseconds snapshot_policy::sweep_interval() const {
+  auto quarter = std::min(retention, abandoned_after) / 4;
+  return std::clamp<std::chrono::milliseconds>(quarter, interval, std::chrono::minutes{1});
+}
+
+snapshotter_actor::behavior_type
+snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
+            std::shared_ptr<store::store> store, registry_actor registry, snapshot_policy policy) {
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.registry = std::move(registry);
+  st.policy = policy;
+  st.next_sweep = self->home_system().clock().now() + policy.sweep_interval();
+  schedule_next(self);
+  return {
+    [=](tick_atom) {
+      // Read the mark first: every entry up to it has been routed to the registry,
+      // so the registry sees those events before this request.
+      auto mark = self->state.store->journal_mark();
+      self->request(self->state.registry, caf::infinite, snapshot_atom::value)
+        .then(
+          [=](store::snapshot& snap) {
+            auto& st = self->state;
+            if (snap.builds.empty() && !snap.streaks && mark == st.last_mark)
+              return after_snapshot(self);
+            snap.journal_mark = mark;
+            auto started = steady::now();
+            // While the store is down, do not even try: the registry keeps it all dirty.
+            bool written = st.store->ready() && st.store->write(snap);
+            auto& m = metrics();
+            if (written) {
+              st.last_mark = mark;
+              m.written.inc();
+              m.builds.inc(snap.builds.size());
+              m.seconds.observe(std::chrono::duration<double>(steady::now() - started).count());
+            } else {
+              m.failed.inc();
+            }
+            self->send(st.registry, snapshot_atom::value, written);
+            after_snapshot(self);
+          },
+          [=](caf::error& err) {
+            support::log(support::log_level::error, "snapshot could not be collected",
+                         {{"reason", caf::to_string(err)}});
+            self->send(self->state.registry, snapshot_atom::value, false);
+            schedule_next(self);
+          });
+    },
+  };
+}
+
+} // namespace bt::actors

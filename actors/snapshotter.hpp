@@ -1,0 +1,40 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "actors/actors.hpp"
+#include "store/store.hpp"
+
+namespace bt::actors {
+
+/// When the snapshot supervisor writes and what it expires.
+struct snapshot_policy {
+  std::chrono::milliseconds interval{200};      ///< between snapshots
+  std::chrono::milliseconds retention{std::chrono::hours{24}};       ///< finished builds
+  std::chrono::milliseconds abandoned_after{std::chrono::hours{48}}; ///< unfinished builds
+  /// Between expiry sweeps: a quarter of the shorter age limit, within [interval, 1 min].
+  std::chrono::milliseconds sweep_interval() const;
+};
+
+struct snapshotter_state {
+  snapshotter_state() = default; // not an aggregate (see gateway_state)
+  static inline const char* name = "snapshotter";
+  std::shared_ptr<store::store> store;
+  registry_actor registry;
+  snapshot_policy policy;
+  std::string last_mark; ///< journal mark of the last snapshot written
+  std::chrono::steady_clock::time_point next_sweep;
+};
+
+/// The snapshot supervisor: every `policy.interval` it collects the builds changed
+/// since the last snapshot and the streaks from the registry, writes them in
+/// pipelined batches and trims the journal behind them; now and then it sweeps
+/// expired builds. Its store calls block, so it runs on a thread of its own
+/// (spawn it detached).
+snapshotter_actor::behavior_type
+snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
+            std::shared_ptr<store::store> store, registry_actor registry, snapshot_policy policy);
+
+} // namespace bt::actors

@@ -1,0 +1,307 @@
+// Real processes: buildtrackd with the Redis store, killed with SIGKILL mid-storm and
+// restarted, and a Redis outage mid-storm. Every build must end exactly as the model
+// computes it from the deliveries that got a 202, and so must the streaks.
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "bench/buildkite_payloads.hpp"
+#include "model/json.hpp"
+#include "model/streak.hpp"
+#include "sources/buildkite.hpp"
+#include "tests/http_client.hpp"
+#include "tests/redis_server.hpp"
+
+using namespace bt;
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace http = boost::beast::http;
+
+namespace {
+
+/// One Buildkite delivery.
+struct delivery {
+  std::string event;
+  std::string body;
+};
+
+/// A pipeline's builds, one after another; each build's deliveries are shuffled
+/// after build.running, so jobs may finish after the build did.
+std::vector<delivery> lane(const std::string& pipeline, int builds, std::mt19937& rng) {
+  std::uniform_real_distribution<double> chance{0, 1};
+  std::vector<delivery> out;
+  for (int b = 1; b <= builds; ++b) {
+    std::vector<delivery> rest;
+    bool build_failed = false;
+    for (int step = 0; step < 3; ++step) {
+      bool retried = chance(rng) < 0.2;
+      bool last_fails = chance(rng) < 0.2;
+      for (int attempt = 0; attempt <= (retried ? 1 : 0); ++attempt) {
+        bool fails = attempt == 0 && retried ? true : last_fails;
+        for (bool done : {false, true}) {
+          auto doc = payloads::job_delivery(pipeline, b, step, attempt, done, fails);
+          rest.push_back({doc["event"], doc.dump()});
+        }
+      }
+      build_failed = build_failed || last_fails;
+    }
+    rest.push_back({"build.finished",
+                    payloads::build_delivery("build.finished", pipeline, b,
+                                             build_failed ? "failed" : "passed")
+                      .dump()});
+    std::shuffle(rest.begin(), rest.end(), rng);
+    out.push_back({"build.running",
+                   payloads::build_delivery("build.running", pipeline, b, "running").dump()});
+    out.insert(out.end(), rest.begin(), rest.end());
+  }
+  return out;
+}
+
+/// buildtrackd as a child process.
+class daemon_process {
+public:
+  daemon_process(unsigned short redis_port, unsigned short port) : port_{port} {
+    config_ = (std::filesystem::temp_directory_path()
+               / ("bt-crash-" + std::to_string(getpid()) + "-" + std::to_string(port) + ".yaml"))
+                .string();
+    std::ofstream cfg{config_};
+    cfg << "server:\n  listen: 127.0.0.1:" << port
+        << "\nstore:\n  kind: redis\n  redis:\n    url: redis://127.0.0.1:" << redis_port
+        << "/0\n  snapshot_interval: 30ms\nsources:\n  buildkite:\n    token: "
+        << payloads::token
+        // Short idle timeout: actors stop and park their state between events.
+        << "\ntracking:\n  actor_idle_timeout: 40ms\nlog:\n  level: error\n";
+  }
+  ~daemon_process() {
+    kill9();
+    std::filesystem::remove(config_);
+  }
+
+  void start() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      // Dies with the thread that started it (a kill of its own), or with the test.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      execl(BT_DAEMON, BT_DAEMON, "--config", config_.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 1000; ++i) {
+      try {
+        test::http_client c{port_};
+        if (c.send(http::verb::get, "/readyz").status == 200)
+          return;
+      } catch (const std::exception&) {
+      }
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        FAIL() << "buildtrackd ended on its own, status " << status;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL() << "buildtrackd did not become ready";
+  }
+
+  void kill9() {
+    if (pid_ <= 0)
+      return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+  bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+  unsigned short port() const { return port_; }
+
+private:
+  unsigned short port_;
+  std::string config_;
+  pid_t pid_ = -1;
+};
+
+/// Sends each lane's deliveries in order from its own thread, each until it got a
+/// 202; keeps what was accepted, in order.
+struct storm {
+  std::vector<std::vector<delivery>> lanes;
+  std::vector<std::vector<const delivery*>> accepted;
+  std::atomic<int> unavailable{0}; ///< 503 answers seen
+  std::atomic<int> unexpected{0};  ///< anything else but 202
+  std::atomic<int> lanes_done{0};
+
+  size_t accepted_count() const {
+    size_t n = 0;
+    for (auto& lane : accepted)
+      n += lane.size();
+    return n;
+  }
+
+  void run(unsigned short port) {
+    accepted.resize(lanes.size());
+    std::vector<std::thread> threads;
+    for (size_t l = 0; l < lanes.size(); ++l)
+      threads.emplace_back([this, l, port] {
+        std::unique_ptr<test::http_client> client;
+        for (auto& d : lanes[l]) {
+          while (true) {
+            try {
+              if (!client)
+                client = std::make_unique<test::http_client>(port);
+              auto r = client->send(http::verb::post, "/webhooks/buildkite", d.body,
+                                    {{"X-Buildkite-Event", d.event},
+                                     {"X-Buildkite-Token", payloads::token}});
+              if (r.status == 202)
+                break;
+              if (r.status == 503)
+                ++unavailable;
+              else
+                ++unexpected;
+            } catch (const std::exception&) {
+              client.reset(); // killed mid-request: it may or may not have been journaled
+            }
+            std::this_thread::sleep_for(5ms);
+          }
+          accepted[l].push_back(&d);
+        }
+        ++lanes_done;
+      });
+    for (auto& t : threads)
+      t.join();
+  }
+};
+
+/// What the model says: every accepted delivery applied in order, verdicts as the
+/// service gives them.
+struct expectation {
+  std::map<std::string, model::build> builds;
+  model::streak_book streaks;
+
+  explicit expectation(const storm& s) {
+    model::timestamp now{};
+    for (auto& lane : s.accepted)
+      for (auto* d : lane) {
+        auto parsed = sources::buildkite_parse(d->event, d->body, now);
+        auto& envelopes = std::get<sources::buildkite_delivery>(parsed).envelopes;
+        for (auto& e : envelopes) {
+          auto& b = builds[e.key.str()];
+          for (auto& effect : model::apply(b, e, now).effects) {
+            auto& f = std::get<model::finished_effect>(effect);
+            if (f.branch != "main")
+              continue;
+            auto verdict = streaks.record({f.key.source, f.key.pipeline, f.branch}, f.number,
+                                          f.state == model::build_state::failed);
+            verdict.revision = f.revision;
+            model::apply(b, {f.key, "", now, std::nullopt, verdict}, now);
+          }
+        }
+      }
+  }
+};
+
+/// A build document without the times the server stamps on arrival.
+json comparable(json doc) {
+  for (auto key : {"updated_at", "created_at", "started_at", "finished_at"})
+    doc.erase(key);
+  return doc;
+}
+
+void verify(const expectation& want, unsigned short port) {
+  test::http_client c{port};
+  size_t wrong = 0;
+  for (auto& [key, b] : want.builds) {
+    auto r = c.send(http::verb::get, "/api/v1/builds/" + key);
+    ASSERT_EQ(r.status, 200u) << key;
+    auto got = comparable(json::parse(r.body));
+    auto expected = comparable(model::to_json(b));
+    if (got != expected && ++wrong <= 3)
+      ADD_FAILURE() << key << "\n got:  " << got.dump() << "\n want: " << expected.dump();
+  }
+  EXPECT_EQ(wrong, 0u) << "of " << want.builds.size() << " builds";
+  auto r = c.send(http::verb::get, "/api/v1/streaks");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(json::parse(r.body), model::to_json(want.streaks));
+}
+
+void fill(storm& s, unsigned seed, int pipelines, int builds) {
+  std::mt19937 rng{seed};
+  for (int p = 0; p < pipelines; ++p)
+    s.lanes.push_back(lane("crash-" + std::to_string(p), builds, rng));
+}
+
+} // namespace
+
+// Processes are started from the test's main thread only: a child's
+// PR_SET_PDEATHSIG fires when the *thread* that forked it ends.
+
+TEST(crash, kill_9_at_random_points_loses_nothing_acknowledged) {
+  test::redis_server redis{true};
+  daemon_process daemon{redis.port(), test::redis_server::free_port()};
+  daemon.start();
+  storm s;
+  fill(s, 7, 8, 90);
+  std::thread sender([&] { s.run(daemon.port()); });
+  std::mt19937 rng{11};
+  std::uniform_int_distribution<int> pause_ms{30, 250};
+  int kills = 0;
+  auto lanes = static_cast<int>(s.lanes.size());
+  while (s.lanes_done < lanes) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{pause_ms(rng)});
+    if (s.lanes_done == lanes)
+      break;
+    daemon.kill9();
+    ++kills;
+    daemon.start();
+  }
+  sender.join();
+  std::printf("%d kills during %zu accepted deliveries\n", kills, s.accepted_count());
+  EXPECT_GE(kills, 3) << "the storm ended before the daemon was killed a few times";
+  EXPECT_EQ(s.unexpected, 0);
+  // Once more after the last delivery: the final state must come back from Redis.
+  daemon.kill9();
+  daemon.start();
+  verify(expectation{s}, daemon.port());
+}
+
+TEST(crash, redis_outage_answers_503_and_ingest_resumes_by_itself) {
+  test::redis_server redis{true};
+  daemon_process daemon{redis.port(), test::redis_server::free_port()};
+  daemon.start();
+  storm s;
+  fill(s, 8, 6, 30);
+  std::thread sender([&] { s.run(daemon.port()); });
+  std::this_thread::sleep_for(100ms);
+  redis.stop();
+  bool saw_not_ready = false;
+  for (int i = 0; i < 40; ++i) {
+    try {
+      test::http_client c{daemon.port()};
+      saw_not_ready = saw_not_ready || c.send(http::verb::get, "/readyz").status == 503;
+    } catch (const std::exception&) {
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  redis.start();
+  sender.join();
+  EXPECT_TRUE(daemon.running()) << "buildtrackd must ride out the outage";
+  std::printf("%d answers 503 during the outage, %zu deliveries accepted\n",
+              s.unavailable.load(), s.accepted_count());
+  EXPECT_GT(s.unavailable, 0) << "the storm did not overlap the outage";
+  EXPECT_TRUE(saw_not_ready);
+  EXPECT_EQ(s.unexpected, 0);
+  verify(expectation{s}, daemon.port());
+  // And what was acknowledged is in Redis, not only in memory.
+  daemon.kill9();
+  daemon.start();
+  verify(expectation{s}, daemon.port());
+}
