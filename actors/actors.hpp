@@ -33,6 +33,7 @@ using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using replay_atom = caf::atom_constant<caf::atom("replay")>;
 
 /// Errors actors answer with.
 enum class errc : std::uint8_t {
@@ -60,6 +61,8 @@ struct expired_builds {
 using build_actor = caf::typed_actor<
   // Apply one event.
   caf::reacts_to<model::envelope>,
+  // Apply one replayed event; answers once its effects are on their way.
+  caf::replies_to<replay_atom, model::envelope>::with<bool>,
   // The build as a JSON document.
   caf::replies_to<caf::get_atom>::with<std::string>,
   // The build's state, for a snapshot.
@@ -84,6 +87,9 @@ using streak_tracker_actor = caf::typed_actor<
 using registry_actor = caf::typed_actor<
   // Route one event to its build's actor, spawning or waking it.
   caf::reacts_to<model::envelope>,
+  // Recovery: route one journaled event; answers once applied, so that effects reach
+  // the streak tracker in journal order however fast the journal is replayed.
+  caf::replies_to<replay_atom, model::envelope>::with<bool>,
   // One build as JSON, from its actor or the store; errc::not_found otherwise.
   caf::replies_to<caf::get_atom, model::build_key>::with<std::string>,
   // Builds matching a query, as a JSON array of summaries.

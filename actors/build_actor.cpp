@@ -17,6 +17,35 @@ void arm_idle_check(build_actor::stateful_pointer<build_actor_state> self) {
   self->delayed_send(self, st.idle_timeout, caf::idle_atom::value, st.events);
 }
 
+/// Applies one event and hands its effects to the registry.
+void apply_event(build_actor::stateful_pointer<build_actor_state> self, const model::envelope& e) {
+  auto& st = self->state;
+  ++st.events;
+  auto result = model::apply(st.build, e, e.received);
+  if (!result.ignored.empty())
+    support::log(support::log_level::warn, "event ignored",
+                 {{"build", e.key.str()}, {"reason", result.ignored}});
+  for (auto& effect : result.effects) {
+    if (auto* f = std::get_if<model::finished_effect>(&effect))
+      self->send(st.registry, std::move(*f));
+    else if (auto* r = std::get_if<model::rollup_effect>(&effect))
+      self->send(st.registry, model::envelope{r->parent, "", e.received, std::nullopt,
+                                              std::move(r->job)});
+  }
+  if (result.changed) {
+    // Every change moves `updated`; tell the registry about those at most once
+    // a second, and about everything else at once.
+    auto summary = model::summarize(st.build);
+    bool recent = summary.updated && st.summary.updated
+                  && *summary.updated - *st.summary.updated < std::chrono::seconds{1};
+    if (!recent || !model::same_but_time(summary, st.summary)) {
+      st.summary = summary;
+      self->send(st.registry, caf::put_atom::value, std::move(summary));
+    }
+  }
+  arm_idle_check(self);
+}
+
 } // namespace
 
 build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_actor_state> self,
@@ -28,32 +57,10 @@ build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_
   st.idle_timeout = idle_timeout;
   st.summary = model::summarize(st.build);
   return {
-    [=](const model::envelope& e) {
-      auto& st = self->state;
-      ++st.events;
-      auto result = model::apply(st.build, e, e.received);
-      if (!result.ignored.empty())
-        support::log(support::log_level::warn, "event ignored",
-                     {{"build", e.key.str()}, {"reason", result.ignored}});
-      for (auto& effect : result.effects) {
-        if (auto* f = std::get_if<model::finished_effect>(&effect))
-          self->send(st.registry, std::move(*f));
-        else if (auto* r = std::get_if<model::rollup_effect>(&effect))
-          self->send(st.registry, model::envelope{r->parent, "", e.received, std::nullopt,
-                                                  std::move(r->job)});
-      }
-      if (result.changed) {
-        // Every change moves `updated`; tell the registry about those at most once
-        // a second, and about everything else at once.
-        auto summary = model::summarize(st.build);
-        bool recent = summary.updated && st.summary.updated
-                      && *summary.updated - *st.summary.updated < std::chrono::seconds{1};
-        if (!recent || !model::same_but_time(summary, st.summary)) {
-          st.summary = summary;
-          self->send(st.registry, caf::put_atom::value, std::move(summary));
-        }
-      }
-      arm_idle_check(self);
+    [=](const model::envelope& e) { apply_event(self, e); },
+    [=](replay_atom, const model::envelope& e) {
+      apply_event(self, e);
+      return true;
     },
     [=](caf::get_atom) -> std::string { return model::to_text(model::to_json(self->state.build)); },
     [=](snapshot_atom) -> model::build { return self->state.build; },

@@ -45,28 +45,32 @@ registry_state::live_build* wake(self_ptr self, const model::build_key& key,
   return &entry;
 }
 
-void deliver(self_ptr self, registry_state::live_build& target, const std::string& name,
-             model::envelope e) {
-  ++target.routed;
-  self->state.dirty.insert(name);
-  self->send(target.handle, std::move(e));
-}
-
-void route(self_ptr self, model::envelope e) {
+/// The actor `e` goes to, counting it as routed; null when `e` must wait for its
+/// build's stored state (it is queued then).
+registry_state::live_build* target_of(self_ptr self, model::envelope& e) {
   auto& st = self->state;
   auto name = e.key.str();
   // Events wait behind a failed read, so the build still sees them in order.
   if (auto waiting = st.awaiting_load.find(name); waiting != st.awaiting_load.end()) {
     waiting->second.push_back(std::move(e));
-    return;
+    return nullptr;
   }
-  if (auto* target = wake(self, e.key, name))
-    return deliver(self, *target, name, std::move(e));
+  if (auto* target = wake(self, e.key, name)) {
+    ++target->routed;
+    st.dirty.insert(std::move(name));
+    return target;
+  }
   support::log(support::log_level::error, "build state unreadable; its events wait",
                {{"build", name}});
   auto key = e.key;
   st.awaiting_load[name].push_back(std::move(e));
   self->delayed_send(self, load_retry, retry_atom::value, std::move(key));
+  return nullptr;
+}
+
+void route(self_ptr self, model::envelope e) {
+  if (auto* target = target_of(self, e))
+    self->send(target->handle, std::move(e));
 }
 
 bool finished_state(model::build_state s) {
@@ -183,6 +187,11 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
   });
   return {
     [=](model::envelope& e) { route(self, std::move(e)); },
+    [=](replay_atom, model::envelope& e) -> caf::result<bool> {
+      if (auto* target = target_of(self, e))
+        return self->delegate(target->handle, replay_atom::value, std::move(e));
+      return true; // queued behind a failed read: applied once it succeeds
+    },
     [=](caf::get_atom, const model::build_key& key) -> caf::result<std::string> {
       auto& st = self->state;
       auto name = key.str();
@@ -289,7 +298,7 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       auto events = std::move(waiting->second);
       st.awaiting_load.erase(waiting);
       for (auto& e : events)
-        deliver(self, *target, name, std::move(e));
+        route(self, std::move(e));
     },
   };
 }

@@ -109,7 +109,17 @@ std::optional<std::string> service::recover() {
     caf::anon_send(impl_->registry, std::move(f));
   for (auto& r : roll_up)
     route(model::envelope{r.parent, "", support::wall_clock(), std::nullopt, std::move(r.job)});
-  auto replayed = st.replay([this](model::envelope e) { route(std::move(e)); });
+  // One event at a time, each answered once applied: effects then reach the
+  // streak tracker in journal order, as they did when the events first came.
+  caf::scoped_actor self{impl_->system};
+  auto replayed = st.replay([&](model::envelope e) {
+    self->request(impl_->registry, caf::infinite, replay_atom::value, std::move(e))
+      .receive([](bool) {},
+               [](caf::error& err) {
+                 support::log(support::log_level::error, "replayed event not applied",
+                              {{"reason", caf::to_string(err)}});
+               });
+  });
   if (!replayed)
     return "the journal could not be read";
   support::log(support::log_level::info, "recovered",

@@ -196,10 +196,12 @@ bool redis_store::run_all(redis_client& client, const std::vector<redis_command>
 bool redis_store::write(const snapshot& s) {
   std::vector<redis_command> sets;
   sets.reserve(s.builds.size() + 1);
-  for (auto& b : s.builds)
-    sets.push_back({"SET", build_key(b.key.str()), model::to_text(model::codec::encode(b))});
+  // Streaks first: if the process dies mid-write, no stored build carries a verdict
+  // the stored streaks lack (recovery judges again the builds without one).
   if (s.streaks)
     sets.push_back({"SET", streaks_key(), model::to_text(model::codec::encode(*s.streaks))});
+  for (auto& b : s.builds)
+    sets.push_back({"SET", build_key(b.key.str()), model::to_text(model::codec::encode(b))});
   auto is_ok = [](const redis_reply& r) { return r.kind == redis_reply::status; };
   std::lock_guard guard{snapshot_mutex_};
   if (!run_all(snapshot_client_, sets, is_ok))

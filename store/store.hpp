@@ -39,8 +39,8 @@ public:
   /// snapshot taken after reading it may trim. Empty when there is no journal.
   virtual std::string journal_mark() const = 0;
 
-  /// Writes builds and streaks, then trims the journal behind `s.journal_mark`.
-  /// False (and nothing trimmed) when it could not be written.
+  /// Writes the streaks, then the builds, then trims the journal behind
+  /// `s.journal_mark`. False (and nothing trimmed) when it could not be written.
   virtual bool write(const snapshot& s) = 0;
 
   /// Deletes builds (expiry). False when it could not.
