@@ -6,6 +6,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -49,6 +50,10 @@ struct options {
   std::string policy = "sharing";
   std::string idle_timeout = "5m"; ///< actor_idle_timeout; short values make actors stop mid-storm
   unsigned seed = 42;
+  std::string store = "memory";      ///< or "redis": a redis-server of the bench's own
+  std::string redis_fsync = "everysec"; ///< its appendfsync: always, everysec or no
+  std::string snapshot_interval = "200ms";
+  bool restart = false; ///< after the storm, restart buildtrackd and time it until it serves
 };
 
 struct workload {
@@ -208,15 +213,15 @@ void stop(pid_t pid) {
 }
 
 /// Waits until the server answers on `port`.
-void await_ready(unsigned short port) {
-  for (int i = 0; i < 500; ++i) {
+void await_ready(unsigned short port, std::chrono::milliseconds limit = std::chrono::seconds{5}) {
+  for (auto until = steady::now() + limit; steady::now() < until;) {
     try {
       asio::io_context ioc;
       tcp::socket s{ioc};
       s.connect({asio::ip::make_address("127.0.0.1"), port});
       return;
     } catch (const std::exception&) {
-      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+      std::this_thread::sleep_for(std::chrono::milliseconds{2});
     }
   }
   throw std::runtime_error{"server did not come up on port " + std::to_string(port)};
@@ -276,6 +281,10 @@ int main(int argc, char** argv) {
     else if (k == "--policy") o.policy = v;
     else if (k == "--actor-idle-timeout") o.idle_timeout = v;
     else if (k == "--seed") o.seed = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--store") o.store = v;
+    else if (k == "--redis-fsync") o.redis_fsync = v;
+    else if (k == "--snapshot-interval") o.snapshot_interval = v;
+    else if (k == "--restart") o.restart = v == "1" || v == "yes";
     else {
       std::cerr << "unknown option " << k << '\n';
       return 2;
@@ -293,11 +302,26 @@ int main(int argc, char** argv) {
   auto floor = storm(w, bare_port, o.connections);
   stop(bare);
 
+  // The Redis store gets a redis-server of its own, appending to its AOF.
+  pid_t redis = -1;
+  std::string redis_dir;
+  auto redis_port = free_port();
+  if (o.store == "redis") {
+    char dir[] = "/tmp/bt-storm-redis-XXXXXX";
+    redis_dir = mkdtemp(dir);
+    redis = spawn({"/usr/bin/redis-server", "--port", std::to_string(redis_port), "--bind",
+                   "127.0.0.1", "--dir", redis_dir, "--save", "", "--appendonly", "yes",
+                   "--appendfsync", o.redis_fsync, "--loglevel", "warning"});
+    await_ready(redis_port);
+  }
+
   auto port = free_port();
   auto config_path = "/tmp/buildtrack-storm-" + std::to_string(getpid()) + ".yaml";
   {
     std::ofstream cfg{config_path};
     cfg << "server:\n  listen: 127.0.0.1:" << port << "\n  io_threads: " << o.io_threads
+        << "\nstore:\n  kind: " << o.store << "\n  redis:\n    url: redis://127.0.0.1:"
+        << redis_port << "/0\n  snapshot_interval: " << o.snapshot_interval
         << "\nsources:\n  buildkite:\n    token: " << token
         << "\ntracking:\n  actor_idle_timeout: " << o.idle_timeout
         << "\nactors:\n  threads: " << o.actor_threads
@@ -310,15 +334,34 @@ int main(int argc, char** argv) {
   auto mismatches = verify(w, port);
   auto rss_after = rss_kib(daemon);
   stop(daemon);
-  std::remove(config_path.c_str());
 
   print("bare-beast", floor);
   print("buildtrackd", result);
-  std::printf("ratio to bare: %.1f%%   RSS: %ld -> %ld KiB, %.2f KiB per tracked build "
-              "(%d builds, %d jobs each)\n",
+  std::printf("store %s%s  ratio to bare: %.1f%%   RSS: %ld -> %ld KiB, %.2f KiB per tracked "
+              "build (%d builds, %d jobs each)\n",
+              o.store.c_str(), o.store == "redis" ? (" (appendfsync " + o.redis_fsync + ")").c_str() : "",
               100.0 * result.rate() / floor.rate(), rss_before, rss_after,
               static_cast<double>(rss_after - rss_before) / o.builds, o.builds, o.jobs);
   std::printf("verify: %zu of %zu builds with the expected final state\n",
               w.expected.size() - mismatches, w.expected.size());
+
+  if (o.restart) {
+    // Ready to serve = listening: buildtrackd opens its port only after recovery.
+    auto t0 = steady::now();
+    daemon = spawn({o.daemon, "--config", config_path});
+    await_ready(port, std::chrono::minutes{5});
+    auto ready = std::chrono::duration<double>(steady::now() - t0).count();
+    auto after_restart = verify(w, port);
+    stop(daemon);
+    std::printf("restart: ready to serve %d tracked builds in %.2f s; verify after restart: "
+                "%zu of %zu\n",
+                o.builds, ready, w.expected.size() - after_restart, w.expected.size());
+    mismatches += after_restart;
+  }
+  std::remove(config_path.c_str());
+  if (redis > 0) {
+    stop(redis);
+    std::filesystem::remove_all(redis_dir);
+  }
   return mismatches == 0 && result.errors == 0 ? 0 : 1;
 }

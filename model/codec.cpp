@@ -1,5 +1,12 @@
 #include "model/codec.hpp"
 
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
 #include <nlohmann/json.hpp>
 
 namespace bt::model::codec {
@@ -15,42 +22,18 @@ timestamp at(std::int64_t v) {
   return timestamp{std::chrono::milliseconds{v}};
 }
 
-json opt(const std::optional<timestamp>& t) {
-  return t ? json(ms(*t)) : json(nullptr);
-}
-
 std::optional<timestamp> opt_time(const json& j) {
   if (j.is_null())
     return std::nullopt;
   return at(j.get<std::int64_t>());
 }
 
-json key(const build_key& k) {
-  return json::array({k.source, k.pipeline, k.id});
-}
-
 build_key key(const json& j) {
   return {j.at(0).get<std::string>(), j.at(1).get<std::string>(), j.at(2).get<std::string>()};
 }
 
-json encode(const person& p) {
-  return json::array({p.name, p.email, p.login});
-}
-
 person decode_person(const json& j) {
   return {j.at(0).get<std::string>(), j.at(1).get<std::string>(), j.at(2).get<std::string>()};
-}
-
-json encode(const build_info& i) {
-  return {{"number", i.number ? json(*i.number) : json(nullptr)},
-          {"branch", i.branch},
-          {"commit", i.commit},
-          {"message", i.message},
-          {"url", i.url},
-          {"pipeline_name", i.pipeline_name},
-          {"author", encode(i.author)},
-          {"personal", i.personal},
-          {"parent", i.parent ? key(*i.parent) : json(nullptr)}};
 }
 
 build_info decode_info(const json& j) {
@@ -67,18 +50,6 @@ build_info decode_info(const json& j) {
   if (!j.at("parent").is_null())
     i.parent = key(j.at("parent"));
   return i;
-}
-
-json encode(const attempt& a) {
-  return {{"id", a.id},
-          {"number", a.number},
-          {"state", static_cast<int>(a.state)},
-          {"source_state", a.source_state},
-          {"exit_status", a.exit_status ? json(*a.exit_status) : json(nullptr)},
-          {"soft_failed", a.soft_failed},
-          {"url", a.url},
-          {"started", opt(a.started)},
-          {"finished", opt(a.finished)}};
 }
 
 /// Enumerations are stored by value; a value out of range is a corrupt document.
@@ -105,32 +76,10 @@ attempt decode_attempt(const json& j) {
   return a;
 }
 
-json encode(const streak_result& r) {
-  return json::array({static_cast<int>(r.kind), r.failures, r.revision});
-}
-
 streak_result decode_result(const json& j) {
   return {enum_of(j.at(0), verdict::fixed), j.at(1).get<std::int64_t>(),
           j.at(2).get<std::uint64_t>()};
 }
-
-struct body_encoder {
-  json operator()(const build_event& e) const {
-    return {{"type", "build"},
-            {"phase", static_cast<int>(e.phase)},
-            {"end", static_cast<int>(e.end)},
-            {"source_state", e.source_state}};
-  }
-  json operator()(const job_event& e) const {
-    return {{"type", "job"}, {"group", e.group}, {"name", e.name}, {"report", encode(e.report)}};
-  }
-  json operator()(const statistic_event& e) const {
-    return {{"type", "statistic"}, {"key", e.key}, {"value", e.value}};
-  }
-  json operator()(const streak_result& r) const {
-    return {{"type", "verdict"}, {"result", encode(r)}};
-  }
-};
 
 event_body decode_body(const json& j) {
   auto type = j.at("type").get<std::string>();
@@ -148,6 +97,161 @@ event_body decode_body(const json& j) {
   throw std::invalid_argument{"unknown event type"};
 }
 
+/// Writes JSON text directly: snapshots and the journal are written on the hot
+/// path, and building a DOM first cost more in allocations than the rest of a
+/// request. decode(parse(encode(x))) == x is what the codec tests check.
+class writer {
+public:
+  std::string out;
+
+  writer& raw(std::string_view s) {
+    out += s;
+    return *this;
+  }
+  /// `"name":` (names are fixed ASCII).
+  writer& name(std::string_view n) {
+    out += '"';
+    out += n;
+    out += "\":";
+    return *this;
+  }
+  writer& value(std::string_view s) {
+    out += '"';
+    for (size_t i = 0; i < s.size(); ++i) {
+      auto c = static_cast<unsigned char>(s[i]);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else if (c < 0x80) {
+        out += static_cast<char>(c);
+      } else if (auto n = utf8_length(s, i)) {
+        out.append(s.substr(i, n));
+        i += n - 1;
+      } else {
+        out += "\xEF\xBF\xBD"; // U+FFFD for a byte that is not valid UTF-8
+      }
+    }
+    out += '"';
+    return *this;
+  }
+  writer& value(const std::string& s) { return value(std::string_view{s}); }
+  writer& value(const char* s) { return value(std::string_view{s}); }
+  writer& value(bool b) { return raw(b ? "true" : "false"); }
+  template <class Int>
+    requires std::is_integral_v<Int>
+  writer& value(Int v) {
+    char buf[24];
+    auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+    out.append(buf, end);
+    return *this;
+  }
+  writer& value(double v) {
+    if (!std::isfinite(v))
+      return raw("null");
+    char buf[32];
+    auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+    out.append(buf, end);
+    return *this;
+  }
+  writer& value(timestamp t) { return value(ms(t)); }
+  template <class T>
+  writer& value(const std::optional<T>& v) {
+    return v ? value(*v) : raw("null");
+  }
+  writer& value(const build_key& k) {
+    return raw("[").value(k.source).raw(",").value(k.pipeline).raw(",").value(k.id).raw("]");
+  }
+  writer& value(const person& p) {
+    return raw("[").value(p.name).raw(",").value(p.email).raw(",").value(p.login).raw("]");
+  }
+  writer& value(const streak_result& r) {
+    return raw("[")
+      .value(static_cast<int>(r.kind))
+      .raw(",")
+      .value(r.failures)
+      .raw(",")
+      .value(r.revision)
+      .raw("]");
+  }
+  writer& value(const build_info& i) {
+    return raw("{")
+      .name("number").value(i.number).raw(",")
+      .name("branch").value(i.branch).raw(",")
+      .name("commit").value(i.commit).raw(",")
+      .name("message").value(i.message).raw(",")
+      .name("url").value(i.url).raw(",")
+      .name("pipeline_name").value(i.pipeline_name).raw(",")
+      .name("author").value(i.author).raw(",")
+      .name("personal").value(i.personal).raw(",")
+      .name("parent").value(i.parent).raw("}");
+  }
+  writer& value(const attempt& a) {
+    return raw("{")
+      .name("id").value(a.id).raw(",")
+      .name("number").value(a.number).raw(",")
+      .name("state").value(static_cast<int>(a.state)).raw(",")
+      .name("source_state").value(a.source_state).raw(",")
+      .name("exit_status").value(a.exit_status).raw(",")
+      .name("soft_failed").value(a.soft_failed).raw(",")
+      .name("url").value(a.url).raw(",")
+      .name("started").value(a.started).raw(",")
+      .name("finished").value(a.finished).raw("}");
+  }
+  writer& value(const build_event& e) {
+    return raw("{")
+      .name("type").value("build").raw(",")
+      .name("phase").value(static_cast<int>(e.phase)).raw(",")
+      .name("end").value(static_cast<int>(e.end)).raw(",")
+      .name("source_state").value(e.source_state).raw("}");
+  }
+  writer& value(const job_event& e) {
+    return raw("{")
+      .name("type").value("job").raw(",")
+      .name("group").value(e.group).raw(",")
+      .name("name").value(e.name).raw(",")
+      .name("report").value(e.report).raw("}");
+  }
+  writer& value(const statistic_event& e) {
+    return raw("{")
+      .name("type").value("statistic").raw(",")
+      .name("key").value(e.key).raw(",")
+      .name("value").value(e.value).raw("}");
+  }
+  writer& verdict(const streak_result& r) {
+    return raw("{").name("type").value("verdict").raw(",").name("result").value(r).raw("}");
+  }
+  /// `[a,b,…]` of `each(writer&, element)`.
+  template <class Range, class Each>
+  writer& list(const Range& r, Each each) {
+    raw("[");
+    bool first = true;
+    for (auto& x : r) {
+      if (!first)
+        raw(",");
+      first = false;
+      each(*this, x);
+    }
+    return raw("]");
+  }
+
+private:
+  /// Length of the valid UTF-8 sequence starting at s[i], or 0.
+  static size_t utf8_length(std::string_view s, size_t i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+    if (n == 0 || i + n > s.size())
+      return 0;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80)
+        return 0;
+    return n;
+  }
+};
+
 /// Runs a decoder, turning any exception from a malformed document into nothing.
 template <class F>
 auto guarded(F decode) -> std::optional<decltype(decode())> {
@@ -160,50 +264,78 @@ auto guarded(F decode) -> std::optional<decltype(decode())> {
 
 } // namespace
 
-json encode(const envelope& e) {
-  return {{"key", key(e.key)},
-          {"delivery", e.delivery},
-          {"received", ms(e.received)},
-          {"info", e.info ? encode(*e.info) : json(nullptr)},
-          {"body", std::visit(body_encoder{}, e.body)}};
+std::string encode(const envelope& e) {
+  writer w;
+  w.raw("{")
+    .name("key").value(e.key).raw(",")
+    .name("delivery").value(e.delivery).raw(",")
+    .name("received").value(e.received).raw(",")
+    .name("info");
+  e.info ? w.value(*e.info) : w.raw("null");
+  w.raw(",").name("body");
+  std::visit([&](auto& body) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(body)>, streak_result>)
+      w.verdict(body);
+    else
+      w.value(body);
+  }, e.body);
+  w.raw("}");
+  return std::move(w.out);
 }
 
-json encode(const build& b) {
-  auto jobs = json::array();
-  for (auto& [group, j] : b.jobs) {
-    auto attempts = json::array();
-    for (auto& a : j.attempts)
-      attempts.push_back(encode(a));
-    jobs.push_back({{"group", group}, {"name", j.name}, {"attempts", std::move(attempts)}});
+std::string encode(const build& b) {
+  writer w;
+  w.out.reserve(1024);
+  w.raw("{")
+    .name("key").value(b.key).raw(",")
+    .name("info").value(b.info).raw(",")
+    .name("source_state").value(b.source_state).raw(",")
+    .name("state").value(static_cast<int>(b.state)).raw(",")
+    .name("end");
+  b.end ? w.value(static_cast<int>(*b.end)) : w.raw("null");
+  w.raw(",").name("jobs").list(b.jobs, [](writer& w, auto& entry) {
+    auto& [group, j] = entry;
+    w.raw("{").name("group").value(group).raw(",").name("name").value(j.name).raw(",");
+    w.name("attempts").list(j.attempts, [](writer& w, auto& a) { w.value(a); }).raw("}");
+  });
+  w.raw(",").name("statistics").raw("{");
+  bool first = true;
+  for (auto& [k, v] : b.statistics) {
+    if (!first)
+      w.raw(",");
+    first = false;
+    w.value(k).raw(":").value(v);
   }
-  return {{"key", key(b.key)},
-          {"info", encode(b.info)},
-          {"source_state", b.source_state},
-          {"state", static_cast<int>(b.state)},
-          {"end", b.end ? json(static_cast<int>(*b.end)) : json(nullptr)},
-          {"jobs", std::move(jobs)},
-          {"statistics", b.statistics},
-          {"recent_deliveries", b.recent_deliveries},
-          {"created", opt(b.created)},
-          {"started", opt(b.started)},
-          {"finished", opt(b.finished)},
-          {"updated", opt(b.updated)},
-          {"revision", b.revision},
-          {"streak", b.streak ? encode(*b.streak) : json(nullptr)}};
+  w.raw("},").name("recent_deliveries").list(b.recent_deliveries,
+                                             [](writer& w, auto& d) { w.value(d); });
+  w.raw(",")
+    .name("created").value(b.created).raw(",")
+    .name("started").value(b.started).raw(",")
+    .name("finished").value(b.finished).raw(",")
+    .name("updated").value(b.updated).raw(",")
+    .name("revision").value(b.revision).raw(",")
+    .name("streak").value(b.streak).raw("}");
+  return std::move(w.out);
 }
 
-json encode(const streak_book& book) {
-  auto streaks = json::array();
-  for (auto& [k, history] : book.streaks()) {
-    auto entries = json::array();
-    for (auto& [number, e] : history)
-      entries.push_back(json::array({number, e.failed, encode(e.result)}));
-    streaks.push_back({{"source", k.source},
-                       {"pipeline", k.pipeline},
-                       {"branch", k.branch},
-                       {"builds", std::move(entries)}});
-  }
-  return {{"history_limit", book.history_limit()}, {"streaks", std::move(streaks)}};
+std::string encode(const streak_book& book) {
+  writer w;
+  w.raw("{").name("history_limit").value(book.history_limit()).raw(",").name("streaks");
+  w.list(book.streaks(), [](writer& w, auto& streak) {
+    auto& [k, history] = streak;
+    w.raw("{")
+      .name("source").value(k.source).raw(",")
+      .name("pipeline").value(k.pipeline).raw(",")
+      .name("branch").value(k.branch).raw(",")
+      .name("builds");
+    w.list(history, [](writer& w, auto& entry) {
+      auto& [number, e] = entry;
+      w.raw("[").value(number).raw(",").value(e.failed).raw(",").value(e.result).raw("]");
+    });
+    w.raw("}");
+  });
+  w.raw("}");
+  return std::move(w.out);
 }
 
 std::optional<envelope> decode_envelope(const json& j) {

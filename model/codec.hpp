@@ -1,6 +1,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -11,9 +12,10 @@
 /// Unlike model/json.hpp (the API's documents), decode(encode(x)) == x.
 namespace bt::model::codec {
 
-nlohmann::json encode(const envelope& e);
-nlohmann::json encode(const build& b);
-nlohmann::json encode(const streak_book& book);
+/// JSON text.
+std::string encode(const envelope& e);
+std::string encode(const build& b);
+std::string encode(const streak_book& book);
 
 /// Nothing when the document is not a valid encoding (never throws).
 std::optional<envelope> decode_envelope(const nlohmann::json& doc);

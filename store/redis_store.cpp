@@ -50,7 +50,7 @@ void redis_store::append(const std::vector<model::envelope>& events,
   pending p;
   p.encoded.reserve(events.size());
   for (auto& e : events)
-    p.encoded.push_back(model::to_text(model::codec::encode(e)));
+    p.encoded.push_back(model::codec::encode(e));
   p.done = std::move(done);
   {
     std::lock_guard guard{queue_mutex_};
@@ -199,9 +199,9 @@ bool redis_store::write(const snapshot& s) {
   // Streaks first: if the process dies mid-write, no stored build carries a verdict
   // the stored streaks lack (recovery judges again the builds without one).
   if (s.streaks)
-    sets.push_back({"SET", streaks_key(), model::to_text(model::codec::encode(*s.streaks))});
+    sets.push_back({"SET", streaks_key(), model::codec::encode(*s.streaks)});
   for (auto& b : s.builds)
-    sets.push_back({"SET", build_key(b.key.str()), model::to_text(model::codec::encode(b))});
+    sets.push_back({"SET", build_key(b.key.str()), model::codec::encode(b)});
   auto is_ok = [](const redis_reply& r) { return r.kind == redis_reply::status; };
   std::lock_guard guard{snapshot_mutex_};
   if (!run_all(snapshot_client_, sets, is_ok))

@@ -60,8 +60,8 @@ build run(const std::vector<envelope>& events, build b = {}) {
 
 TEST(codec, every_event_round_trips) {
   for (auto& e : storm()) {
-    auto back = codec::decode_envelope(json::parse(codec::encode(e).dump()));
-    ASSERT_TRUE(back) << codec::encode(e).dump();
+    auto back = codec::decode_envelope(json::parse(codec::encode(e)));
+    ASSERT_TRUE(back) << codec::encode(e);
     EXPECT_EQ(*back, e);
   }
 }
@@ -71,7 +71,7 @@ TEST(codec, a_build_round_trips) {
   ASSERT_TRUE(b.is_finished());
   ASSERT_TRUE(b.streak);
   ASSERT_FALSE(b.statistics.empty());
-  auto back = codec::decode_build(json::parse(codec::encode(b).dump()));
+  auto back = codec::decode_build(json::parse(codec::encode(b)));
   ASSERT_TRUE(back);
   EXPECT_EQ(*back, b);
 }
@@ -81,7 +81,7 @@ TEST(codec, snapshot_at_any_point_plus_the_replayed_tail_equals_the_whole_run) {
   auto whole = run(events);
   for (size_t cut = 0; cut <= events.size(); ++cut) {
     auto head = run({events.begin(), events.begin() + static_cast<std::ptrdiff_t>(cut)});
-    auto snapshot = codec::decode_build(json::parse(codec::encode(head).dump()));
+    auto snapshot = codec::decode_build(json::parse(codec::encode(head)));
     ASSERT_TRUE(snapshot) << "cut " << cut;
     auto recovered = run({events.begin() + static_cast<std::ptrdiff_t>(cut), events.end()},
                          *snapshot);
@@ -104,7 +104,7 @@ TEST(codec, streaks_round_trip) {
   book.record({"buildkite", "web", "main"}, 2, true);
   book.record({"buildkite", "web", "main"}, 3, true);
   book.record({"buildkite", "api", "release/1"}, 9, true);
-  auto back = codec::decode_streaks(json::parse(codec::encode(book).dump()));
+  auto back = codec::decode_streaks(json::parse(codec::encode(book)));
   ASSERT_TRUE(back);
   EXPECT_EQ(back->streaks(), book.streaks());
   EXPECT_EQ(back->history_limit(), 16u);
@@ -114,7 +114,7 @@ TEST(codec, streaks_round_trip) {
 }
 
 TEST(codec, malformed_documents_are_refused_without_throwing) {
-  auto good = codec::encode(storm()[3]);
+  auto good = json::parse(codec::encode(storm()[3]));
   EXPECT_FALSE(codec::decode_envelope(json::parse("[]")));
   EXPECT_FALSE(codec::decode_envelope(json::parse("{}")));
   auto missing = good;
@@ -129,8 +129,30 @@ TEST(codec, malformed_documents_are_refused_without_throwing) {
   auto unknown = good;
   unknown["body"]["type"] = "telepathy";
   EXPECT_FALSE(codec::decode_envelope(unknown));
-  auto build_doc = codec::encode(run(storm()));
+  auto build_doc = json::parse(codec::encode(run(storm())));
   build_doc["jobs"][0]["attempts"] = json::array();
   EXPECT_FALSE(codec::decode_build(build_doc));
   EXPECT_FALSE(codec::decode_streaks(json::parse(R"({"history_limit":"x","streaks":[]})")));
+}
+
+TEST(codec, text_survives_quotes_controls_unicode_and_odd_numbers) {
+  build b;
+  b.key = {"buildkite", "we\"b\\app", "id/1"};
+  b.info.message = "line 1\nline 2\t\"quoted\" \\ back \x01 ctrl — ünïcödé 🚀";
+  b.info.author = {"Zoë", "zoe@example.com", "zoë"};
+  b.statistics = {{"ratio", 0.1}, {"huge", 1e300}, {"tiny", -2.5e-300}, {"whole", 42}};
+  b.recent_deliveries = {"a", "\"b\""};
+  b.info.number = -7;
+  auto text = codec::encode(b);
+  auto back = codec::decode_build(json::parse(text));
+  ASSERT_TRUE(back) << text;
+  EXPECT_EQ(*back, b);
+}
+
+TEST(codec, invalid_utf8_is_replaced_not_written) {
+  build b;
+  b.key = {"buildkite", "web", "1"};
+  b.info.message = std::string{"ok \xC3\x28 bad \xFF end"};
+  auto doc = json::parse(codec::encode(b)); // must parse: the bytes were replaced
+  EXPECT_EQ(doc["info"]["message"], "ok \xEF\xBF\xBD( bad \xEF\xBF\xBD end");
 }
