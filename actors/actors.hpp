@@ -51,6 +51,16 @@ struct expiry_rule {
   std::chrono::milliseconds abandoned_after;
 };
 
+/// What the registry hands the snapshot supervisor for one snapshot.
+struct snapshot_batch {
+  store::snapshot state;  ///< the builds (and streaks) to write; no journal mark yet
+  std::uint64_t cycle = 0; ///< this snapshot's number, counted from 1
+  /// The cycle in which the longest-waiting build left out of this batch first
+  /// changed: the journal must keep what followed the snapshot before it. None
+  /// when every changed build is in the batch.
+  std::optional<std::uint64_t> oldest_waiting;
+};
+
 /// Builds removed by one expiry sweep.
 struct expired_builds {
   std::vector<model::build_key> finished;
@@ -102,8 +112,9 @@ using registry_actor = caf::typed_actor<
   caf::reacts_to<caf::idle_atom, model::build, std::uint64_t>,
   // Recovery: the summaries of every stored build.
   caf::reacts_to<caf::put_atom, std::vector<model::build_summary>>,
-  // Builds changed since the last snapshot, and the streaks if they may have changed.
-  caf::replies_to<snapshot_atom>::with<store::snapshot>,
+  // At most `n` builds changed since they were last written (longest waiting first),
+  // and the streaks if they may have changed.
+  caf::replies_to<snapshot_atom, std::size_t>::with<snapshot_batch>,
   // The last snapshot was written (true) or must be taken again (false).
   caf::reacts_to<snapshot_atom, bool>,
   // Drops builds past their age limit from memory; the caller deletes them from the store.
@@ -134,7 +145,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::envelope)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::build)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::streak_book)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::model::build_summary>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::store::snapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::snapshot_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::expiry_rule)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::expired_builds)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::build_key)

@@ -1,5 +1,7 @@
 #include "actors/registry.hpp"
 
+#include <algorithm>
+
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
@@ -57,7 +59,7 @@ registry_state::live_build* target_of(self_ptr self, model::envelope& e) {
   }
   if (auto* target = wake(self, e.key, name)) {
     ++target->routed;
-    st.dirty.insert(std::move(name));
+    st.dirty.try_emplace(std::move(name), st.cycle);
     return target;
   }
   support::log(support::log_level::error, "build state unreadable; its events wait",
@@ -95,36 +97,50 @@ void judge(self_ptr self, const model::finished_effect& f) {
       });
 }
 
-/// Takes the snapshot: every dirty build's state (from its actor, so every event
-/// routed before the request is in it), then the streaks. Effects reach the registry
-/// before their actor's reply, so the streaks asked for last include their verdicts.
-caf::result<store::snapshot> take_snapshot(self_ptr self) {
+/// Takes a snapshot of at most `limit` changed builds, those waiting longest first:
+/// each state from its actor, so every event routed before the request is in it, then
+/// the streaks. Effects reach the registry before their actor's reply, so the
+/// streaks asked for last include their verdicts.
+caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit) {
   auto& st = self->state;
-  auto rp = self->make_response_promise<store::snapshot>();
-  auto snap = std::make_shared<store::snapshot>();
+  auto rp = self->make_response_promise<snapshot_batch>();
+  auto batch = std::make_shared<snapshot_batch>();
+  batch->cycle = st.cycle++;
+  std::vector<std::pair<std::uint64_t, std::string>> waiting;
+  waiting.reserve(st.dirty.size());
+  for (auto& [name, cycle] : st.dirty)
+    waiting.emplace_back(cycle, name);
+  if (waiting.size() > limit) {
+    std::nth_element(waiting.begin(), waiting.begin() + static_cast<std::ptrdiff_t>(limit),
+                     waiting.end());
+    batch->oldest_waiting = std::min_element(waiting.begin() + static_cast<std::ptrdiff_t>(limit),
+                                             waiting.end())
+                              ->first;
+    waiting.resize(limit);
+  }
   std::vector<build_actor> ask;
   st.in_flight.clear();
-  for (auto& name : st.dirty) {
+  for (auto& [cycle, name] : waiting) {
+    st.dirty.erase(name);
     if (auto it = st.live.find(name); it != st.live.end()) {
-      st.in_flight.emplace(name, 0);
+      st.in_flight.emplace(name, registry_state::in_flight_build{cycle, 0});
       ask.push_back(it->second.handle);
     } else if (auto p = st.parked.find(name); p != st.parked.end()) {
-      st.in_flight.emplace(name, p->second.generation);
-      snap->builds.push_back(p->second.build);
+      st.in_flight.emplace(name, registry_state::in_flight_build{cycle, p->second.generation});
+      batch->state.builds.push_back(p->second.build);
     }
   }
-  st.dirty.clear();
   st.publish();
-  auto finish = [self, rp, snap]() mutable {
+  auto finish = [self, rp, batch]() mutable {
     auto& st = self->state;
     st.streaks_in_flight = st.streaks_dirty;
     st.streaks_dirty = false;
     if (!st.streaks_in_flight)
-      return rp.deliver(std::move(*snap)), void();
+      return rp.deliver(std::move(*batch)), void();
     self->request(st.tracker, caf::infinite, snapshot_atom::value)
-      .then([rp, snap](model::streak_book& book) mutable {
-              snap->streaks = std::move(book);
-              rp.deliver(std::move(*snap));
+      .then([rp, batch](model::streak_book& book) mutable {
+              batch->state.streaks = std::move(book);
+              rp.deliver(std::move(*batch));
             },
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
   };
@@ -137,7 +153,7 @@ caf::result<store::snapshot> take_snapshot(self_ptr self) {
     self->request(handle, caf::infinite, snapshot_atom::value)
       .then(
         [=](model::build& b) mutable {
-          snap->builds.push_back(std::move(b));
+          batch->state.builds.push_back(std::move(b));
           if (--*remaining == 0)
             finish();
         },
@@ -234,22 +250,26 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       self->send(it->second.handle, stop_atom::value);
       st.live.erase(it);
       st.parked[name] = registry_state::parked_build{std::move(last), ++st.generation};
-      // Dirty since its last snapshot or not, the parked state is what must be written.
-      st.dirty.insert(name);
+      // Changed since its last snapshot or not, the parked state is what must be written.
+      st.dirty.try_emplace(name, st.cycle);
       st.publish();
     },
-    [=](snapshot_atom) { return take_snapshot(self); },
+    [=](snapshot_atom, std::size_t limit) { return take_snapshot(self, limit); },
     [=](snapshot_atom, bool written) {
       auto& st = self->state;
       if (written) {
         // Parked states written are in the store now, unless parked again since.
-        for (auto& [name, generation] : st.in_flight)
+        for (auto& [name, b] : st.in_flight)
           if (auto p = st.parked.find(name);
-              generation != 0 && p != st.parked.end() && p->second.generation == generation)
+              b.generation != 0 && p != st.parked.end() && p->second.generation == b.generation)
             st.parked.erase(p);
       } else {
-        for (auto& [name, _] : st.in_flight)
-          st.dirty.insert(name);
+        // Waiting since their first change, not since now: the journal behind them stays.
+        for (auto& [name, b] : st.in_flight) {
+          auto [it, fresh] = st.dirty.try_emplace(name, b.cycle);
+          if (!fresh)
+            it->second = std::min(it->second, b.cycle);
+        }
         st.streaks_dirty = st.streaks_dirty || st.streaks_in_flight;
       }
       st.in_flight.clear();

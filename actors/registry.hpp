@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "actors/actors.hpp"
@@ -42,10 +41,17 @@ struct registry_state {
   std::uint64_t generation = 0;                         ///< of the newest parked state
   /// Events for builds whose stored state could not be read yet, in arrival order.
   std::unordered_map<std::string, std::vector<model::envelope>> awaiting_load;
-  std::unordered_set<std::string> dirty;  ///< changed since the last snapshot
-  bool streaks_dirty = false;             ///< a verdict was asked for since then
-  /// What the snapshot being written holds: key and parked generation (0 if live).
-  std::unordered_map<std::string, std::uint64_t> in_flight;
+  std::uint64_t cycle = 1; ///< number of the next snapshot
+  /// Builds changed since they were last written, with the cycle of their first change.
+  std::unordered_map<std::string, std::uint64_t> dirty;
+  bool streaks_dirty = false; ///< a verdict was asked for since the streaks were taken
+  /// A build in the snapshot being written: its first-change cycle, and its parked
+  /// generation (0 when its actor is live).
+  struct in_flight_build {
+    std::uint64_t cycle = 0;
+    std::uint64_t generation = 0;
+  };
+  std::unordered_map<std::string, in_flight_build> in_flight;
   bool streaks_in_flight = false;
   model::build_index index;
   std::shared_ptr<registry_stats> stats;

@@ -48,7 +48,8 @@ struct service::impl {
       // Its store calls block: a thread of its own, not a scheduler worker.
       snapshots{system.spawn<caf::detached>(
         snapshotter, store, registry,
-        snapshot_policy{c.store.snapshot_interval, c.store.retention, c.store.abandoned_after})} {
+        snapshot_policy{c.store.snapshot_interval, c.store.retention, c.store.abandoned_after,
+                        static_cast<std::size_t>(c.store.snapshot_max_builds)})} {
     auto& m = support::metrics();
     m.set_gauge("buildtrack_build_actors", "Running build actors.", this,
                 [s = stats] { return static_cast<double>(s->live.load()); });

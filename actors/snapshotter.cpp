@@ -1,6 +1,7 @@
 #include "actors/snapshotter.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -69,6 +70,23 @@ void sweep(self_ptr self) {
       });
 }
 
+/// How far the journal may be trimmed once `batch` is written: up to this
+/// snapshot's mark when no changed build waits, else up to the mark of the snapshot
+/// taken before the longest-waiting build first changed (its events all follow it).
+std::string trim_point(snapshotter_state& st, const snapshot_batch& batch) {
+  if (!batch.oldest_waiting) {
+    auto mark = st.marks[batch.cycle];
+    st.marks.clear();
+    st.marks[batch.cycle] = mark; // the next batch may need it
+    return mark;
+  }
+  auto before = *batch.oldest_waiting - 1;
+  st.marks.erase(st.marks.begin(), st.marks.lower_bound(before));
+  auto it = st.marks.find(before);
+  // Not known (a failed write came between): trim no further than before.
+  return it == st.marks.end() ? st.last_trim : it->second;
+}
+
 /// After a snapshot: sweep when one is due, else wait for the next tick.
 void after_snapshot(self_ptr self) {
   // The actor clock, not steady_clock, so that tests can move time.
@@ -99,19 +117,22 @@ snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
       // Read the mark first: every entry up to it has been routed to the registry,
       // so the registry sees those events before this request.
       auto mark = self->state.store->journal_mark();
-      self->request(self->state.registry, caf::infinite, snapshot_atom::value)
+      self->request(self->state.registry, caf::infinite, snapshot_atom::value,
+                    self->state.policy.max_builds)
         .then(
-          [=](store::snapshot& snap) {
+          [=](snapshot_batch& batch) {
             auto& st = self->state;
-            if (snap.builds.empty() && !snap.streaks && mark == st.last_mark)
+            st.marks[batch.cycle] = mark;
+            auto& snap = batch.state;
+            snap.journal_mark = trim_point(st, batch);
+            if (snap.builds.empty() && !snap.streaks && snap.journal_mark == st.last_trim)
               return after_snapshot(self);
-            snap.journal_mark = mark;
             auto started = steady::now();
             // While the store is down, do not even try: the registry keeps it all dirty.
             bool written = st.store->ready() && st.store->write(snap);
             auto& m = metrics();
             if (written) {
-              st.last_mark = mark;
+              st.last_trim = snap.journal_mark;
               m.written.inc();
               m.builds.inc(snap.builds.size());
               m.seconds.observe(std::chrono::duration<double>(steady::now() - started).count());

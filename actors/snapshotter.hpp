@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,10 @@ struct snapshot_policy {
   std::chrono::milliseconds interval{200};      ///< between snapshots
   std::chrono::milliseconds retention{std::chrono::hours{24}};       ///< finished builds
   std::chrono::milliseconds abandoned_after{std::chrono::hours{48}}; ///< unfinished builds
+  /// Builds written per snapshot at most, longest waiting first. Under a storm every
+  /// build changes between snapshots; the journal holds the rest meanwhile, so the
+  /// cost of snapshots stays bounded whatever the load.
+  std::size_t max_builds = 2000;
   /// Between expiry sweeps: a quarter of the shorter age limit, within [interval, 1 min].
   std::chrono::milliseconds sweep_interval() const;
 };
@@ -24,14 +29,15 @@ struct snapshotter_state {
   std::shared_ptr<store::store> store;
   registry_actor registry;
   snapshot_policy policy;
-  std::string last_mark; ///< journal mark of the last snapshot written
+  std::map<std::uint64_t, std::string> marks; ///< journal mark read for each snapshot
+  std::string last_trim;                      ///< how far the journal has been trimmed
   std::chrono::steady_clock::time_point next_sweep;
 };
 
-/// The snapshot supervisor: every `policy.interval` it collects the builds changed
-/// since the last snapshot and the streaks from the registry, writes them in
-/// pipelined batches and trims the journal behind them; now and then it sweeps
-/// expired builds. Its store calls block, so it runs on a thread of its own
+/// The snapshot supervisor: every `policy.interval` it collects changed builds (at
+/// most `policy.max_builds`) and the streaks from the registry, writes them in
+/// pipelined batches and trims the journal behind what every stored build holds; now
+/// and then it sweeps expired builds. Its store calls block, so it runs on a thread of its own
 /// (spawn it detached).
 snapshotter_actor::behavior_type
 snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,

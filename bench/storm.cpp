@@ -311,7 +311,7 @@ int main(int argc, char** argv) {
     redis_dir = mkdtemp(dir);
     redis = spawn({"/usr/bin/redis-server", "--port", std::to_string(redis_port), "--bind",
                    "127.0.0.1", "--dir", redis_dir, "--save", "", "--appendonly", "yes",
-                   "--appendfsync", o.redis_fsync, "--loglevel", "warning"});
+                   "--appendfsync", o.redis_fsync, "--logfile", redis_dir + "/redis.log"});
     await_ready(redis_port);
   }
 

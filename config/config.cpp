@@ -192,6 +192,7 @@ config parse(const std::string& text) {
                       fail(p2 + ".url", n2["url"], "expected redis://host:port/db");
                   }},
                  {"snapshot_interval", duration_into(c.store.snapshot_interval)},
+                 {"snapshot_max_builds", int_into(c.store.snapshot_max_builds, 1, 1000000)},
                  {"retention", duration_into(c.store.retention)},
                  {"abandoned_after", duration_into(c.store.abandoned_after)}});
            if (c.store.kind != "memory" && c.store.kind != "redis")

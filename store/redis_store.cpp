@@ -260,6 +260,13 @@ std::optional<std::size_t> redis_store::replay(const std::function<void(model::e
   if (corrupt)
     support::log(support::log_level::error, "journal entries that do not decode were skipped",
                  {{"count", corrupt}});
+  // Every entry read has been handed on: snapshots may trim behind them, even before
+  // any new event comes (recovery runs before appends start).
+  if (after != "0") {
+    std::lock_guard guard{mark_mutex_};
+    if (mark_.empty())
+      mark_ = after;
+  }
   return visited;
 }
 

@@ -60,7 +60,8 @@ public:
   virtual bool load_streaks(std::optional<model::streak_book>& out) = 0;
 
   /// Visits every journal entry not yet trimmed, oldest first; returns how many it
-  /// visited. Entries that do not decode are logged and skipped.
+  /// visited. Entries that do not decode are logged and skipped. Once it returns, the
+  /// journal mark covers every entry visited.
   virtual std::optional<std::size_t> replay(const std::function<void(model::envelope)>& visit) = 0;
 
   /// Whether the store can accept writes now (`/readyz`).

@@ -34,7 +34,7 @@ actors::registry_actor::behavior_type recording_registry(actors::registry_actor:
       rec->offered.push_back(std::move(b));
     },
     [=](caf::put_atom, const std::vector<model::build_summary>&) {},
-    [=](actors::snapshot_atom) -> caf::result<store::snapshot> { return store::snapshot{}; },
+    [=](actors::snapshot_atom, std::size_t) { return actors::snapshot_batch{}; },
     [=](actors::snapshot_atom, bool) {},
     [=](actors::expire_atom, const actors::expiry_rule&) -> actors::expired_builds { return {}; },
     [=](actors::retry_atom, const model::build_key&) {},

@@ -79,7 +79,7 @@ public:
     std::ofstream cfg{config_};
     cfg << "server:\n  listen: 127.0.0.1:" << port
         << "\nstore:\n  kind: redis\n  redis:\n    url: redis://127.0.0.1:" << redis_port
-        << "/0\n  snapshot_interval: 30ms\nsources:\n  buildkite:\n    token: "
+        << "/0\n  snapshot_interval: 30ms\n  snapshot_max_builds: 40\nsources:\n  buildkite:\n    token: "
         << payloads::token
         // Short idle timeout: actors stop and park their state between events.
         << "\ntracking:\n  actor_idle_timeout: 40ms\nlog:\n  level: error\n";
@@ -233,6 +233,27 @@ void verify(const expectation& want, unsigned short port) {
   EXPECT_EQ(json::parse(r.body), model::to_json(want.streaks));
 }
 
+long long journal_length(unsigned short redis_port) {
+  timeval tv{1, 0};
+  auto* c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+  long long n = -1;
+  if (c && !c->err)
+    if (auto* r = static_cast<redisReply*>(redisCommand(c, "XLEN buildtrack:journal"))) {
+      n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+      freeReplyObject(r);
+    }
+  if (c)
+    redisFree(c);
+  return n;
+}
+
+template <class Pred>
+bool eventually(Pred pred) {
+  for (int i = 0; i < 300 && !pred(); ++i)
+    std::this_thread::sleep_for(10ms);
+  return pred();
+}
+
 void fill(storm& s, unsigned seed, int pipelines, int builds) {
   std::mt19937 rng{seed};
   for (int p = 0; p < pipelines; ++p)
@@ -271,6 +292,9 @@ TEST(crash, kill_9_at_random_points_loses_nothing_acknowledged) {
   daemon.kill9();
   daemon.start();
   verify(expectation{s}, daemon.port());
+  // With every build written, the journal is trimmed to (about) nothing.
+  EXPECT_TRUE(eventually([&] { return journal_length(redis.port()) <= 1; }))
+    << journal_length(redis.port()) << " journal entries left";
 }
 
 TEST(crash, redis_outage_answers_503_and_ingest_resumes_by_itself) {

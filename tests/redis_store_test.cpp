@@ -191,6 +191,12 @@ TEST(redis_store, the_mark_follows_completed_appends_and_a_snapshot_trims_behind
   });
   ASSERT_TRUE(visited);
   EXPECT_EQ(*visited, 3u);
+  // A store opened afresh (a restart) marks what it replayed.
+  store::redis_store restarted{config_for(server)};
+  ASSERT_TRUE(eventually([&] { return restarted.ready(); }));
+  EXPECT_EQ(restarted.journal_mark(), "");
+  ASSERT_TRUE(restarted.replay([](model::envelope) {}));
+  EXPECT_EQ(restarted.journal_mark(), left.back().id);
 }
 
 TEST(redis_store, key_prefixes_keep_stores_apart) {

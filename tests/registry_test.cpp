@@ -49,13 +49,13 @@ struct registry_test : test::actor_fixture {
 
   /// Takes a snapshot, writes it to the store and tells the registry, as the
   /// snapshot supervisor does.
-  store::snapshot snapshot(bool written = true) {
-    auto snap = ask<store::snapshot>(registry, actors::snapshot_atom::value);
+  store::snapshot snapshot(bool written = true, std::size_t limit = 1000) {
+    auto batch = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, limit);
     if (written)
-      store->write(snap);
+      store->write(batch.state);
     caf::anon_send(registry, actors::snapshot_atom::value, written);
     run();
-    return snap;
+    return batch.state;
   }
 
   static std::set<std::string> keys(const store::snapshot& s) {
@@ -225,4 +225,24 @@ TEST_F(registry_test, expiry_drops_old_finished_and_abandoned_builds_only) {
   EXPECT_EQ(stats->live.load(), 0u);
   // Nothing expired is left for a snapshot to write back.
   EXPECT_TRUE(snapshot().builds.empty());
+}
+
+TEST_F(registry_test, a_snapshot_takes_the_longest_waiting_builds_first_and_says_who_waits) {
+  caf::anon_send(registry, job(web9, 9, "a", model::job_state::running, 0));
+  run();
+  snapshot(false); // cycle 1 fails: web9 waits since cycle 1
+  caf::anon_send(registry, job(api9, 9, "b", model::job_state::running, 0));
+  caf::anon_send(registry, job(web10, 10, "c", model::job_state::running, 0));
+  run();
+  auto batch = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{1});
+  EXPECT_EQ(batch.cycle, 2u);
+  ASSERT_EQ(batch.state.builds.size(), 1u);
+  EXPECT_EQ(batch.state.builds[0].key, web9);
+  ASSERT_TRUE(batch.oldest_waiting);
+  EXPECT_EQ(*batch.oldest_waiting, 2u); // api9 and web10 changed in cycle 2
+  caf::anon_send(registry, actors::snapshot_atom::value, true);
+  run();
+  auto rest = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{5});
+  EXPECT_EQ(rest.state.builds.size(), 2u);
+  EXPECT_FALSE(rest.oldest_waiting);
 }
