@@ -106,14 +106,6 @@ TEST(config, redis_store_keys_are_read_and_checked) {
 }
 
 TEST(config, bad_redis_store_keys_name_the_key) {
-  auto error_of = [](const std::string& yaml) {
-    try {
-      bt::config::parse(yaml);
-    } catch (const bt::config::config_error& e) {
-      return std::string{e.what()};
-    }
-    return std::string{};
-  };
   EXPECT_NE(error_of("store:\n  redis:\n    url: http://x\n").find("store.redis.url"),
             std::string::npos);
   EXPECT_NE(error_of("store:\n  snapshot_interval: 0ms\n").find("store.snapshot_interval"),

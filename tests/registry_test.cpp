@@ -4,10 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/streak_tracker.hpp"
-#include "store/memory_store.hpp"
 #include "support/clock.hpp"
-#include "tests/actor_fixture.hpp"
+#include "tests/registry_fixture.hpp"
 
 using namespace bt;
 using namespace std::chrono_literals;
@@ -32,21 +30,7 @@ model::envelope finished(const model::build_key& key) {
           model::build_event{model::build_event::finished, model::build_end::completed, "x"}};
 }
 
-struct registry_test : test::actor_fixture {
-  std::shared_ptr<store::memory_store> store = std::make_shared<store::memory_store>();
-  std::shared_ptr<actors::registry_stats> stats = std::make_shared<actors::registry_stats>();
-  actors::streak_tracker_actor tracker = sys->spawn(actors::streak_tracker,
-                                                    std::vector<std::string>{"main"});
-  actors::registry_actor registry = sys->spawn(actors::registry, store, tracker,
-                                               std::chrono::milliseconds{30s}, stats);
-
-  ~registry_test() {
-    // Registry and build actors hold each other's handles: shut down explicitly.
-    caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(tracker, caf::exit_reason::user_shutdown);
-    run();
-  }
-
+struct registry_test : test::registry_fixture {
   /// Takes a snapshot, writes it to the store and tells the registry, as the
   /// snapshot supervisor does.
   store::snapshot snapshot(bool written = true, std::size_t limit = 1000) {

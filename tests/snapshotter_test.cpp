@@ -1,10 +1,7 @@
 #include "actors/snapshotter.hpp"
 
-#include "actors/registry.hpp"
-#include "actors/streak_tracker.hpp"
-#include "store/memory_store.hpp"
 #include "support/clock.hpp"
-#include "tests/actor_fixture.hpp"
+#include "tests/registry_fixture.hpp"
 
 using namespace bt;
 using namespace std::chrono_literals;
@@ -28,21 +25,13 @@ model::envelope finished(const model::build_key& key, model::timestamp at) {
           model::build_event{model::build_event::finished, model::build_end::completed, "x"}};
 }
 
-struct snapshotter_test : test::actor_fixture {
-  std::shared_ptr<store::memory_store> store = std::make_shared<store::memory_store>();
-  std::shared_ptr<actors::registry_stats> stats = std::make_shared<actors::registry_stats>();
-  actors::streak_tracker_actor tracker = sys->spawn(actors::streak_tracker,
-                                                    std::vector<std::string>{"main"});
-  actors::registry_actor registry = sys->spawn(actors::registry, store, tracker,
-                                               std::chrono::milliseconds{30s}, stats);
+struct snapshotter_test : test::registry_fixture {
   // Not detached here: the test scheduler runs it deterministically.
   actors::snapshotter_actor snapshots = sys->spawn(
     actors::snapshotter, store, registry, actors::snapshot_policy{200ms, 1h, 2h});
 
   ~snapshotter_test() {
-    for (auto h : {caf::actor_cast<caf::actor>(snapshots), caf::actor_cast<caf::actor>(registry),
-                   caf::actor_cast<caf::actor>(tracker)})
-      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(snapshots, caf::exit_reason::user_shutdown);
     run();
   }
 
