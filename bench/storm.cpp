@@ -53,6 +53,7 @@ struct options {
   std::string store = "memory";      ///< or "redis": a redis-server of the bench's own
   std::string redis_fsync = "everysec"; ///< its appendfsync: always, everysec or no
   std::string snapshot_interval = "200ms";
+  int snapshot_max_builds = 2000;
   bool restart = false; ///< after the storm, restart buildtrackd and time it until it serves
 };
 
@@ -284,6 +285,7 @@ int main(int argc, char** argv) {
     else if (k == "--store") o.store = v;
     else if (k == "--redis-fsync") o.redis_fsync = v;
     else if (k == "--snapshot-interval") o.snapshot_interval = v;
+    else if (k == "--snapshot-max-builds") o.snapshot_max_builds = std::stoi(v);
     else if (k == "--restart") o.restart = v == "1" || v == "yes";
     else {
       std::cerr << "unknown option " << k << '\n';
@@ -322,6 +324,7 @@ int main(int argc, char** argv) {
     cfg << "server:\n  listen: 127.0.0.1:" << port << "\n  io_threads: " << o.io_threads
         << "\nstore:\n  kind: " << o.store << "\n  redis:\n    url: redis://127.0.0.1:"
         << redis_port << "/0\n  snapshot_interval: " << o.snapshot_interval
+        << "\n  snapshot_max_builds: " << o.snapshot_max_builds
         << "\nsources:\n  buildkite:\n    token: " << token
         << "\ntracking:\n  actor_idle_timeout: " << o.idle_timeout
         << "\nactors:\n  threads: " << o.actor_threads
