@@ -18,7 +18,7 @@ struct snapshot_policy {
   /// Builds written per snapshot at most, longest waiting first. Under a storm every
   /// build changes between snapshots; the journal holds the rest meanwhile, so the
   /// cost of snapshots stays bounded whatever the load.
-  std::size_t max_builds = 2000;
+  std::size_t max_builds = 1000;
   /// Between expiry sweeps: a quarter of the shorter age limit, within [interval, 1 min].
   std::chrono::milliseconds sweep_interval() const;
 };

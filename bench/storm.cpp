@@ -53,7 +53,7 @@ struct options {
   std::string store = "memory";      ///< or "redis": a redis-server of the bench's own
   std::string redis_fsync = "everysec"; ///< its appendfsync: always, everysec or no
   std::string snapshot_interval = "200ms";
-  int snapshot_max_builds = 2000;
+  int snapshot_max_builds = 1000;
   bool restart = false; ///< after the storm, restart buildtrackd and time it until it serves
 };
 

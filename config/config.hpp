@@ -35,7 +35,7 @@ struct store_config {
   std::string kind = "memory"; ///< "memory" or "redis"
   redis_config redis;
   duration snapshot_interval = std::chrono::milliseconds{200};
-  int snapshot_max_builds = 2000; ///< builds written per snapshot at most
+  int snapshot_max_builds = 1000; ///< builds written per snapshot at most
   duration retention = std::chrono::hours{24};       ///< finished builds
   duration abandoned_after = std::chrono::hours{48}; ///< builds that never finish
 };

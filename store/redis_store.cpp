@@ -132,8 +132,14 @@ void redis_store::commit(std::deque<pending>& batch) {
     bool transaction = p.encoded.size() > 1;
     if (transaction)
       cmds.push_back({"MULTI"});
-    for (auto& doc : p.encoded)
-      cmds.push_back({"XADD", stream, "*", "e", doc});
+    for (auto& doc : p.encoded) {
+      // Built by hand: a braced list would copy the document.
+      redis_command xadd;
+      xadd.reserve(5);
+      xadd.insert(xadd.end(), {"XADD", stream, "*", "e"});
+      xadd.push_back(std::move(doc));
+      cmds.push_back(std::move(xadd));
+    }
     if (transaction)
       cmds.push_back({"EXEC"});
     deciding.push_back(cmds.size() - 1);

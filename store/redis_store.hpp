@@ -68,7 +68,7 @@ public:
 
 private:
   struct pending {
-    std::vector<std::string> encoded; ///< one journal document per event
+    std::vector<std::string> encoded; ///< one journal document per event (moved out by commit)
     std::function<void(bool)> done;
   };
 
