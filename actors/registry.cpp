@@ -75,6 +75,13 @@ void route(self_ptr self, model::envelope e) {
     self->send(target->handle, std::move(e));
 }
 
+/// Stops a live build actor the registry no longer routes to.
+void retire(self_ptr self, std::unordered_map<std::string, registry_state::live_build>::iterator it) {
+  self->demonitor(it->second.handle.address());
+  self->send(it->second.handle, stop_atom::value);
+  self->state.live.erase(it);
+}
+
 bool finished_state(model::build_state s) {
   using model::build_state;
   return s == build_state::passed || s == build_state::failed || s == build_state::canceled
@@ -246,9 +253,7 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       // More events are on their way to the actor: it stays and re-arms.
       if (it == st.live.end() || it->second.routed != seen)
         return;
-      self->demonitor(it->second.handle.address());
-      self->send(it->second.handle, stop_atom::value);
-      st.live.erase(it);
+      retire(self, it);
       st.parked[name] = registry_state::parked_build{std::move(last), ++st.generation};
       // Changed since its last snapshot or not, the parked state is what must be written.
       st.dirty.try_emplace(name, st.cycle);
@@ -291,11 +296,8 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       for (auto* keys : {&out.finished, &out.abandoned})
         for (auto& key : *keys) {
           auto name = key.str();
-          if (auto it = st.live.find(name); it != st.live.end()) {
-            self->demonitor(it->second.handle.address());
-            self->send(it->second.handle, stop_atom::value);
-            st.live.erase(it);
-          }
+          if (auto it = st.live.find(name); it != st.live.end())
+            retire(self, it);
           st.parked.erase(name);
           st.dirty.erase(name);
           st.in_flight.erase(name);

@@ -121,7 +121,7 @@ std::optional<std::string> redis_client::connect() {
 }
 
 std::variant<std::vector<redis_reply>, std::string>
-redis_client::pipeline(const std::vector<redis_command>& commands, bool idempotent) {
+redis_client::pipeline(std::span<const redis_command> commands, bool idempotent) {
   bool reused = connected();
   if (auto why = connect())
     return *why;
@@ -135,7 +135,7 @@ redis_client::pipeline(const std::vector<redis_command>& commands, bool idempote
 }
 
 std::variant<std::vector<redis_reply>, std::string>
-redis_client::send(const std::vector<redis_command>& commands) {
+redis_client::send(std::span<const redis_command> commands) {
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
   for (auto& cmd : commands) {

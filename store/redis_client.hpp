@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -53,12 +54,17 @@ public:
   /// call that fails on a connection left over from before (Redis restarted since)
   /// is sent once more on a fresh one.
   std::variant<std::vector<redis_reply>, std::string>
-  pipeline(const std::vector<redis_command>& commands, bool idempotent = false);
+  pipeline(std::span<const redis_command> commands, bool idempotent = false);
+  /// The same, for a braced list of commands.
+  std::variant<std::vector<redis_reply>, std::string>
+  pipeline(const std::vector<redis_command>& commands, bool idempotent = false) {
+    return pipeline(std::span<const redis_command>{commands}, idempotent);
+  }
 
 private:
   void disconnect();
   std::variant<std::vector<redis_reply>, std::string>
-  send(const std::vector<redis_command>& commands);
+  send(std::span<const redis_command> commands);
 
   redis_endpoint endpoint_;
   std::chrono::milliseconds timeout_;

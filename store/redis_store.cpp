@@ -181,10 +181,9 @@ std::string redis_store::journal_mark() const {
 bool redis_store::run_all(redis_client& client, const std::vector<redis_command>& cmds,
                           const std::function<bool(const redis_reply&)>& ok) {
   constexpr size_t chunk = 512;
-  for (size_t first = 0; first < cmds.size(); first += chunk) {
-    std::vector<redis_command> part(cmds.begin() + static_cast<std::ptrdiff_t>(first),
-                                    cmds.begin() + static_cast<std::ptrdiff_t>(
-                                                     std::min(cmds.size(), first + chunk)));
+  std::span<const redis_command> all{cmds};
+  for (size_t first = 0; first < all.size(); first += chunk) {
+    auto part = all.subspan(first, std::min(chunk, all.size() - first));
     auto result = client.pipeline(part, true); // SET, DEL and XTRIM may be repeated
     if (auto* why = std::get_if<std::string>(&result)) {
       support::log(support::log_level::error, "redis write failed", {{"reason", *why}});
@@ -230,16 +229,10 @@ bool redis_store::erase(const std::vector<model::build_key>& keys) {
 
 bool redis_store::load_streaks(std::optional<model::streak_book>& out) {
   out.reset();
-  std::variant<std::vector<redis_reply>, std::string> result;
-  {
-    std::lock_guard guard{reader_mutex_};
-    result = reader_client_.pipeline({{"GET", streaks_key()}}, true);
-  }
-  if (auto* why = std::get_if<std::string>(&result)) {
-    support::log(support::log_level::error, "redis read failed", {{"reason", *why}});
+  auto replies = read({{"GET", streaks_key()}});
+  if (!replies)
     return false;
-  }
-  auto& reply = std::get<0>(result)[0];
+  auto& reply = (*replies)[0];
   if (reply.kind != redis_reply::string)
     return true;
   out = model::codec::decode_streaks(json::parse(reply.text, nullptr, false));
@@ -278,17 +271,10 @@ std::optional<std::size_t> redis_store::replay(const std::function<void(model::e
 
 std::optional<model::build> redis_store::load(const model::build_key& key, bool& failed) {
   failed = true;
-  std::variant<std::vector<redis_reply>, std::string> result;
-  {
-    std::lock_guard guard{reader_mutex_};
-    result = reader_client_.pipeline({{"GET", build_key(key.str())}}, true);
-  }
-  if (auto* why = std::get_if<std::string>(&result)) {
-    support::log(support::log_level::error, "redis read failed",
-                 {{"build", key.str()}, {"reason", *why}});
+  auto replies = read({{"GET", build_key(key.str())}});
+  if (!replies)
     return std::nullopt;
-  }
-  auto& reply = std::get<0>(result)[0];
+  auto& reply = (*replies)[0];
   if (reply.kind == redis_reply::nil) {
     failed = false;
     return std::nullopt;
@@ -310,54 +296,52 @@ bool redis_store::for_each(const std::function<void(const model::build&)>& visit
   std::string cursor = "0";
   auto pattern = build_key("*");
   do {
-    std::vector<model::build> page;
-    {
-      std::lock_guard guard{reader_mutex_};
-      auto scan = reader_client_.pipeline({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}}, true);
-      if (std::holds_alternative<std::string>(scan))
-        return false;
-      auto& r = std::get<0>(scan)[0];
-      if (r.kind != redis_reply::array || r.elements.size() != 2)
-        return false;
-      cursor = r.elements[0].text;
-      redis_command mget{"MGET"};
-      for (auto& k : r.elements[1].elements)
-        mget.push_back(k.text);
-      if (mget.size() > 1) {
-        auto values = reader_client_.pipeline({mget}, true);
-        if (std::holds_alternative<std::string>(values))
-          return false;
-        for (auto& v : std::get<0>(values)[0].elements) {
-          if (v.kind != redis_reply::string)
-            continue; // deleted since the scan
-          if (auto b = model::codec::decode_build(json::parse(v.text, nullptr, false)))
-            page.push_back(std::move(*b));
-          else
-            support::log(support::log_level::error, "a stored build does not decode; skipped");
-        }
-      }
+    auto scan = read({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}});
+    if (!scan || (*scan)[0].kind != redis_reply::array || (*scan)[0].elements.size() != 2)
+      return false;
+    auto& r = (*scan)[0];
+    cursor = r.elements[0].text;
+    redis_command mget{"MGET"};
+    for (auto& k : r.elements[1].elements)
+      mget.push_back(k.text);
+    if (mget.size() == 1)
+      continue;
+    auto values = read({mget});
+    if (!values)
+      return false;
+    // The visitor may use the store: read() holds no lock while it runs.
+    for (auto& v : (*values)[0].elements) {
+      if (v.kind != redis_reply::string)
+        continue; // deleted since the scan
+      if (auto b = model::codec::decode_build(json::parse(v.text, nullptr, false)))
+        visit(*b);
+      else
+        support::log(support::log_level::error, "a stored build does not decode; skipped");
     }
-    // Visit outside the lock: the visitor may use the store.
-    for (auto& b : page)
-      visit(b);
   } while (cursor != "0");
   return true;
 }
 
-std::optional<journal_page> redis_store::read_journal(const std::string& after,
-                                                      std::size_t count) {
+std::optional<std::vector<redis_reply>> redis_store::read(const std::vector<redis_command>& cmds) {
   std::variant<std::vector<redis_reply>, std::string> result;
   {
     std::lock_guard guard{reader_mutex_};
-    result = reader_client_.pipeline({{"XRANGE", journal_key(), after == "0" ? "-" : "(" + after,
-                                       "+", "COUNT", std::to_string(count)}},
-                                     true);
+    result = reader_client_.pipeline(cmds, true);
   }
   if (auto* why = std::get_if<std::string>(&result)) {
     support::log(support::log_level::error, "redis read failed", {{"reason", *why}});
     return std::nullopt;
   }
-  auto& reply = std::get<0>(result)[0];
+  return std::move(std::get<0>(result));
+}
+
+std::optional<journal_page> redis_store::read_journal(const std::string& after,
+                                                      std::size_t count) {
+  auto replies = read({{"XRANGE", journal_key(), after == "0" ? "-" : "(" + after, "+",
+                        "COUNT", std::to_string(count)}});
+  if (!replies)
+    return std::nullopt;
+  auto& reply = (*replies)[0];
   if (reply.kind != redis_reply::array)
     return std::nullopt;
   journal_page page;

@@ -77,6 +77,9 @@ private:
   std::string journal_key() const { return cfg_.key_prefix + "journal"; }
   std::string build_key(const std::string& key) const { return cfg_.key_prefix + "build:" + key; }
   std::string streaks_key() const { return cfg_.key_prefix + "streaks"; }
+  /// One round trip on the reader connection (idempotent commands only); nothing,
+  /// after logging why, when Redis could not be reached.
+  std::optional<std::vector<redis_reply>> read(const std::vector<redis_command>& cmds);
   /// Runs commands in pipelines of at most `chunk`; false unless every reply is `ok`.
   bool run_all(redis_client& client, const std::vector<redis_command>& cmds,
                const std::function<bool(const redis_reply&)>& ok);
