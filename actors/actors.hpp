@@ -18,6 +18,8 @@
 
 #include "model/build.hpp"
 #include "model/index.hpp"
+#include "model/notice.hpp"
+#include "net/client.hpp"
 #include "model/streak.hpp"
 #include "store/store.hpp"
 
@@ -67,6 +69,14 @@ struct expired_builds {
   std::vector<model::build_key> abandoned;
 };
 
+/// How one delivery attempt ended, as the HTTP client saw it.
+struct delivery_report {
+  std::string id;                         ///< outbox entry
+  std::uint64_t revision = 0;             ///< of the notice sent
+  std::optional<std::string> message_ref; ///< the message the request edited, if any
+  net::inbound_response response;
+};
+
 /// One build: applies every event of that build in arrival order to the pure model.
 using build_actor = caf::typed_actor<
   // Apply one event.
@@ -108,6 +118,8 @@ using registry_actor = caf::typed_actor<
   caf::reacts_to<caf::put_atom, model::build_summary>,
   // A finished build's outcome changed: ask the streak tracker, route the verdict back.
   caf::reacts_to<model::finished_effect>,
+  // A build's settled outcome: on to the notification dispatcher.
+  caf::reacts_to<model::notice>,
   // A build actor has been idle after `n` routed events and would like to stop.
   caf::reacts_to<caf::idle_atom, model::build, std::uint64_t>,
   // Recovery: the summaries of every stored build.
@@ -121,6 +133,17 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<expire_atom, expiry_rule>::with<expired_builds>,
   // Tries a failed store read of a build again.
   caf::reacts_to<retry_atom, model::build_key>>;
+
+/// Delivers notices to the sinks through the store's outbox, exactly once each.
+using notify_dispatcher_actor = caf::typed_actor<
+  // A settled outcome: record it for every sink that wants it, then deliver.
+  caf::reacts_to<model::notice>,
+  // A delivery attempt ended.
+  caf::reacts_to<delivery_report>,
+  // The wait before outbox entry `id`'s next attempt is over (`n` names the wait).
+  caf::reacts_to<retry_atom, std::string, std::uint64_t>,
+  // Time to write again what the store refused.
+  caf::reacts_to<tick_atom>>;
 
 /// Writes snapshots and sweeps expired builds on a timer.
 using snapshotter_actor = caf::typed_actor<
@@ -154,3 +177,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::build_summary)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::finished_effect)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::streak_result>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::http_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::notice)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::delivery_report)

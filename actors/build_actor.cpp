@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/json.hpp"
+#include "model/notice.hpp"
 #include "support/log.hpp"
 
 namespace bt::actors {
@@ -14,7 +15,7 @@ void arm_idle_check(build_actor::stateful_pointer<build_actor_state> self) {
   if (st.idle_armed || !st.build.is_finished())
     return;
   st.idle_armed = true;
-  self->delayed_send(self, st.idle_timeout, caf::idle_atom::value, st.events);
+  self->delayed_send(self, st.settings.idle_timeout, caf::idle_atom::value, st.events);
 }
 
 /// Applies one event and hands its effects to the registry.
@@ -25,13 +26,24 @@ void apply_event(build_actor::stateful_pointer<build_actor_state> self, const mo
   if (!result.ignored.empty())
     support::log(support::log_level::warn, "event ignored",
                  {{"build", e.key.str()}, {"reason", result.ignored}});
+  // A notice goes out once the outcome is settled: at once when no streak judges
+  // the build, else when the verdict for this revision comes back.
+  bool settled = false;
+  if (auto* verdict = std::get_if<model::streak_result>(&e.body))
+    settled = result.changed && verdict->revision == st.build.revision;
   for (auto& effect : result.effects) {
-    if (auto* f = std::get_if<model::finished_effect>(&effect))
-      self->send(st.registry, std::move(*f));
-    else if (auto* r = std::get_if<model::rollup_effect>(&effect))
+    if (auto* f = std::get_if<model::finished_effect>(&effect)) {
+      if (model::streak_judges(*f, *st.settings.tracked_branches))
+        self->send(st.registry, std::move(*f));
+      else
+        settled = true;
+    } else if (auto* r = std::get_if<model::rollup_effect>(&effect))
       self->send(st.registry, model::envelope{r->parent, "", e.received, std::nullopt,
                                               std::move(r->job)});
   }
+  if (settled)
+    if (auto kind = model::notice_kind_of(st.build))
+      self->send(st.registry, model::notice{st.build, *kind});
   if (result.changed) {
     // Every change moves `updated`; tell the registry about those at most once
     // a second, and about everything else at once.
@@ -50,11 +62,11 @@ void apply_event(build_actor::stateful_pointer<build_actor_state> self, const mo
 
 build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_actor_state> self,
                                             model::build initial, registry_actor registry,
-                                            std::chrono::milliseconds idle_timeout) {
+                                            build_settings settings) {
   auto& st = self->state;
   st.build = std::move(initial);
   st.registry = std::move(registry);
-  st.idle_timeout = idle_timeout;
+  st.settings = std::move(settings);
   st.summary = model::summarize(st.build);
   return {
     [=](const model::envelope& e) { apply_event(self, e); },

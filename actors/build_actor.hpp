@@ -1,7 +1,11 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "actors/actors.hpp"
 #include "model/build.hpp"
@@ -9,20 +13,30 @@
 
 namespace bt::actors {
 
+/// What every build actor is started with.
+struct build_settings {
+  /// A finished build's actor stops after this long without events.
+  std::chrono::milliseconds idle_timeout{30'000};
+  /// Branch globs the streak tracker judges: a notice for a build on one of them
+  /// waits for its verdict.
+  std::shared_ptr<const std::vector<std::string>> tracked_branches
+    = std::make_shared<const std::vector<std::string>>();
+};
+
 struct build_actor_state {
   static inline const char* name = "build";
   model::build build;
   registry_actor registry;
-  std::chrono::milliseconds idle_timeout{};
+  build_settings settings;
   std::uint64_t events = 0;  ///< events received, compared with what the registry routed
   bool idle_armed = false;   ///< an idle check is on its way
   model::build_summary summary; ///< last summary sent to the registry
 };
 
-/// Shell around one build's pure model: applies events, hands effects to the
-/// registry, and asks to stop once finished and idle for `idle_timeout`.
+/// Shell around one build's pure model: applies events, hands effects and notices to
+/// the registry, and asks to stop once finished and idle for `idle_timeout`.
 build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_actor_state> self,
                                             model::build initial, registry_actor registry,
-                                            std::chrono::milliseconds idle_timeout);
+                                            build_settings settings);
 
 } // namespace bt::actors

@@ -40,7 +40,7 @@ registry_state::live_build* wake(self_ptr self, const model::build_key& key,
       initial.key = key;
   }
   auto handle = self->spawn(build_actor_impl, std::move(initial),
-                            caf::actor_cast<registry_actor>(self), st.idle_timeout);
+                            caf::actor_cast<registry_actor>(self), st.settings);
   self->monitor(handle);
   auto& entry = st.live.emplace(name, registry_state::live_build{handle, 0}).first->second;
   st.publish();
@@ -179,13 +179,15 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit) {
 registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry_state> self,
                                        std::shared_ptr<store::store> store,
                                        streak_tracker_actor tracker,
-                                       std::chrono::milliseconds idle_timeout,
+                                       notify_dispatcher_actor dispatcher,
+                                       build_settings settings,
                                        std::shared_ptr<registry_stats> stats) {
   auto& st = self->state;
   st.stats = std::move(stats);
   st.store = std::move(store);
   st.tracker = std::move(tracker);
-  st.idle_timeout = idle_timeout;
+  st.dispatcher = std::move(dispatcher);
+  st.settings = std::move(settings);
   st.publish();
   // On shutdown, take every build actor down too: they are not linked, so that one
   // failing build never takes the registry with it.
@@ -246,6 +248,10 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       self->state.publish();
     },
     [=](const model::finished_effect& f) { judge(self, f); },
+    [=](model::notice& n) {
+      if (self->state.dispatcher)
+        self->send(self->state.dispatcher, std::move(n));
+    },
     [=](caf::idle_atom, model::build& last, std::uint64_t seen) {
       auto& st = self->state;
       auto name = last.key.str();

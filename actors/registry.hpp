@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "actors/actors.hpp"
+#include "actors/build_actor.hpp"
 #include "model/index.hpp"
 #include "store/store.hpp"
 
@@ -35,7 +36,8 @@ struct registry_state {
   };
   std::shared_ptr<store::store> store;
   streak_tracker_actor tracker;
-  std::chrono::milliseconds idle_timeout{};
+  notify_dispatcher_actor dispatcher; ///< may be invalid: no notifications then
+  build_settings settings;
   std::unordered_map<std::string, live_build> live;     ///< by build key
   std::unordered_map<std::string, parked_build> parked; ///< by build key
   std::uint64_t generation = 0;                         ///< of the newest parked state
@@ -70,7 +72,8 @@ struct registry_state {
 registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry_state> self,
                                        std::shared_ptr<store::store> store,
                                        streak_tracker_actor tracker,
-                                       std::chrono::milliseconds idle_timeout,
+                                       notify_dispatcher_actor dispatcher,
+                                       build_settings settings,
                                        std::shared_ptr<registry_stats> stats);
 
 } // namespace bt::actors

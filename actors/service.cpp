@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <tuple>
+#include <unordered_map>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/gateway.hpp"
+#include "actors/notify_dispatcher.hpp"
 #include "actors/registry.hpp"
 #include "actors/snapshotter.hpp"
 #include "actors/streak_tracker.hpp"
@@ -33,7 +35,11 @@ struct service::impl {
   caf::actor_system system;
   std::shared_ptr<registry_stats> stats = std::make_shared<registry_stats>();
   std::shared_ptr<store::store> store;
+  std::shared_ptr<dispatcher_stats> notify_stats = std::make_shared<dispatcher_stats>();
+  build_settings settings;
   streak_tracker_actor tracker;
+  // Its store calls block: a thread of its own. Invalid when no sink is configured.
+  notify_dispatcher_actor dispatcher;
   registry_actor registry;
   gateway_actor gateway;
   snapshotter_actor snapshots;
@@ -41,9 +47,14 @@ struct service::impl {
   impl(const config::config& c, std::shared_ptr<store::store> st)
     : system{configure(cfg, c)},
       store{std::move(st)},
+      settings{c.tracking.actor_idle_timeout,
+               std::make_shared<const std::vector<std::string>>(c.tracking.branches)},
       tracker{system.spawn(streak_tracker, c.tracking.branches)},
-      registry{system.spawn(actors::registry, store, tracker, c.tracking.actor_idle_timeout,
-                            stats)},
+      dispatcher{c.notifications.empty()
+                   ? notify_dispatcher_actor{}
+                   : system.spawn<caf::detached>(notify_dispatcher, store, c.notifications,
+                                                 c.people, http_transport(), notify_stats)},
+      registry{system.spawn(actors::registry, store, tracker, dispatcher, settings, stats)},
       gateway{system.spawn(actors::gateway, registry, tracker)},
       // Its store calls block: a thread of its own, not a scheduler worker.
       snapshots{system.spawn<caf::detached>(
@@ -57,13 +68,17 @@ struct service::impl {
                 [s = stats] { return static_cast<double>(s->tracked.load()); });
     m.set_gauge("buildtrack_builds_dirty", "Builds changed since the last snapshot.", this,
                 [s = stats] { return static_cast<double>(s->dirty.load()); });
+    m.set_gauge("buildtrack_notification_outbox", "Notifications not yet delivered or dead-lettered.",
+                this, [s = notify_stats] { return static_cast<double>(s->outbox.load()); });
   }
 
   ~impl() {
     support::metrics().remove_gauges(this);
     for (auto h : {caf::actor_cast<caf::actor>(snapshots), caf::actor_cast<caf::actor>(gateway),
-                   caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(tracker)})
-      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+                   caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(tracker),
+                   caf::actor_cast<caf::actor>(dispatcher)})
+      if (h)
+        caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
 };
 
@@ -80,19 +95,34 @@ std::optional<std::string> service::recover() {
     return "the stored streaks could not be read";
   if (book)
     caf::anon_send(impl_->tracker, caf::put_atom::value, std::move(*book));
+  std::unordered_map<std::string, std::uint64_t> notified;
+  if (impl_->dispatcher && !st.notified(notified))
+    return "the notification outbox could not be read";
   std::vector<model::build_summary> index;
   std::vector<model::finished_effect> judge;
   std::vector<model::rollup_effect> roll_up;
+  std::size_t noticed_again = 0;
   bool read = st.for_each([&](const model::build& b) {
     index.push_back(model::summarize(b));
-    // A verdict or a roll-up may have been lost with the process that announced
-    // it; announcing again is idempotent. A current verdict shows it was not lost.
+    // A verdict, a roll-up or a notice may have been lost with the process that
+    // announced it; announcing again is idempotent. A current verdict shows it was
+    // not lost, a notice recorded for this revision likewise.
     bool judged = b.streak && b.streak->revision == b.revision;
     for (auto& effect : model::announcements(b)) {
-      if (auto* f = std::get_if<model::finished_effect>(&effect); f && !judged)
-        judge.push_back(std::move(*f));
-      else if (auto* r = std::get_if<model::rollup_effect>(&effect))
+      if (auto* f = std::get_if<model::finished_effect>(&effect)) {
+        bool settled = judged || !model::streak_judges(*f, *impl_->settings.tracked_branches);
+        auto kind = model::notice_kind_of(b);
+        auto seen = notified.find(b.key.str());
+        bool recorded = seen != notified.end() && seen->second >= b.revision;
+        if (settled && kind && impl_->dispatcher && !recorded) {
+          caf::anon_send(impl_->dispatcher, model::notice{b, *kind});
+          ++noticed_again;
+        }
+        if (!judged && !settled)
+          judge.push_back(std::move(*f));
+      } else if (auto* r = std::get_if<model::rollup_effect>(&effect)) {
         roll_up.push_back(std::move(*r));
+      }
     }
   });
   if (!read)
@@ -124,7 +154,7 @@ std::optional<std::string> service::recover() {
   if (!replayed)
     return "the journal could not be read";
   support::log(support::log_level::info, "recovered",
-               {{"builds", builds}, {"judged_again", judge.size()},
+               {{"builds", builds}, {"judged_again", judge.size()}, {"noticed_again", noticed_again},
                 {"rolled_up_again", roll_up.size()}, {"journal_replayed", *replayed}});
   return std::nullopt;
 }

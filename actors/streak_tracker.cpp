@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/json.hpp"
+#include "model/notice.hpp"
 
 namespace bt::actors {
 
@@ -14,8 +15,7 @@ streak_tracker(streak_tracker_actor::stateful_pointer<streak_tracker_state> self
   return {
     [=](const model::finished_effect& f) -> std::optional<model::streak_result> {
       auto& st = self->state;
-      bool judged = f.state == model::build_state::passed || f.state == model::build_state::failed;
-      if (f.personal || !judged || !model::glob_any(st.branches, f.branch))
+      if (!model::streak_judges(f, st.branches))
         return std::nullopt;
       auto verdict = st.book.record({f.key.source, f.key.pipeline, f.branch}, f.number,
                                     f.state == model::build_state::failed);

@@ -1,9 +1,11 @@
 #include "config/config.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <yaml-cpp/yaml.h>
@@ -128,6 +130,119 @@ auto list_into(std::vector<std::string>& dst) {
   };
 }
 
+/// Calls `each(path, node)` for every item of a list.
+void each_item(const std::string& p, const YAML::Node& n,
+               const std::function<void(const std::string&, const YAML::Node&)>& each) {
+  if (n.IsNull())
+    return;
+  if (!n.IsSequence())
+    fail(p, n, "expected a list");
+  for (size_t i = 0; i < n.size(); ++i)
+    each(p + "[" + std::to_string(i) + "]", n[i]);
+}
+
+/// http(s) URL; plain http only to this machine (tests, local relays).
+void check_url(const std::string& p, const YAML::Node& n, const std::string& url) {
+  auto https = url.starts_with("https://");
+  if (!https && !url.starts_with("http://"))
+    fail(p, n, "expected an https:// URL, got '" + url + "'");
+  auto rest = url.substr(https ? 8 : 7);
+  auto host = rest.substr(0, rest.find_first_of("/"));
+  if (host.starts_with('['))
+    host = host.substr(1, host.find(']') - 1);
+  else
+    host = host.substr(0, host.rfind(':'));
+  if (host.empty())
+    fail(p, n, "URL has no host: '" + url + "'");
+  static const std::regex loopback{R"(^(localhost|::1|127\.\d+\.\d+\.\d+)$)"};
+  if (!https && !std::regex_match(host, loopback))
+    fail(p, n, "plain http is only allowed to loopback hosts; use https");
+}
+
+sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& c) {
+  sink_config s;
+  bool on_set = false, branches_set = false;
+  walk(p, n,
+       {{"name", string_into(s.name)},
+        {"kind", string_into(s.kind)},
+        {"on", [&](auto& p2, auto& n2) {
+           list_into(s.on)(p2, n2);
+           on_set = true;
+           static const std::vector<std::string> kinds{"failed", "broken",  "still_failing",
+                                                       "fixed",  "passed",  "recovered"};
+           for (size_t i = 0; i < s.on.size(); ++i)
+             if (std::find(kinds.begin(), kinds.end(), s.on[i]) == kinds.end())
+               fail(p2 + "[" + std::to_string(i) + "]", n2[i],
+                    "expected failed, broken, still_failing, fixed, passed or recovered, got '"
+                      + s.on[i] + "'");
+         }},
+        {"branches", [&](auto& p2, auto& n2) {
+           list_into(s.branches)(p2, n2);
+           branches_set = true;
+         }},
+        {"pipelines", list_into(s.pipelines)},
+        {"retry", [&](auto& p2, auto& n2) {
+           walk(p2, n2, {{"max_attempts", int_into(s.retry.max_attempts, 1, 1000)},
+                         {"initial_backoff", duration_into(s.retry.initial_backoff)},
+                         {"max_backoff", duration_into(s.retry.max_backoff)}});
+           if (s.retry.initial_backoff.count() <= 0 || s.retry.max_backoff < s.retry.initial_backoff)
+             fail(p2, n2, "need 0 < initial_backoff <= max_backoff");
+         }},
+        {"concurrency", int_into(s.concurrency, 1, 256)},
+        {"timeout", duration_into(s.timeout)},
+        {"token", string_into(s.token)},
+        {"channel", string_into(s.channel)},
+        {"api_url", string_into(s.api_url)},
+        {"url", string_into(s.url)},
+        {"headers", [&](auto& p2, auto& n2) {
+           if (!n2.IsMap())
+             fail(p2, n2, "expected a mapping of header names to values");
+           for (auto it = n2.begin(); it != n2.end(); ++it)
+             s.headers.emplace_back(it->first.Scalar(),
+                                    scalar(p2 + "." + it->first.Scalar(), it->second));
+         }},
+        {"auth", [&](auto& p2, auto& n2) {
+           walk(p2, n2, {{"bearer", string_into(s.bearer_token)},
+                         {"basic", [&](auto& p3, auto& n3) {
+                            walk(p3, n3, {{"user", string_into(s.basic_user)},
+                                          {"password", string_into(s.basic_password)}});
+                          }}});
+           if (!s.bearer_token.empty() && !s.basic_user.empty())
+             fail(p2, n2, "choose one of bearer and basic");
+         }},
+        {"secret", string_into(s.secret)}});
+  if (s.name.empty() || s.name.find('|') != std::string::npos)
+    fail(p + ".name", n["name"], "required, without '|'");
+  if (!branches_set)
+    s.branches = c.tracking.branches;
+  auto kind_only = [&](const char* key, const char* kind) {
+    if (n[key] && s.kind != kind)
+      fail(p + "." + key, n[key], std::string{"only for kind "} + kind);
+  };
+  if (s.kind == "slack") {
+    for (auto key : {"url", "headers", "auth", "secret"})
+      kind_only(key, "webhook");
+    if (s.token.empty())
+      fail(p + ".token", n["token"], "required for a Slack sink");
+    if (s.channel.empty())
+      fail(p + ".channel", n["channel"], "required for a Slack sink");
+    check_url(p + ".api_url", n["api_url"] ? n["api_url"] : n, s.api_url);
+    if (!on_set)
+      s.on = {"failed", "fixed"};
+  } else if (s.kind == "webhook") {
+    for (auto key : {"token", "channel", "api_url"})
+      kind_only(key, "slack");
+    if (s.url.empty())
+      fail(p + ".url", n["url"] ? n["url"] : n, "required for a webhook sink");
+    check_url(p + ".url", n["url"], s.url);
+    if (!on_set)
+      s.on = {"failed", "broken", "still_failing", "fixed", "passed", "recovered"};
+  } else {
+    fail(p + ".kind", n["kind"] ? n["kind"] : n, "expected slack or webhook, got '" + s.kind + "'");
+  }
+  return s;
+}
+
 } // namespace
 
 duration parse_duration(const std::string& text) {
@@ -168,6 +283,8 @@ config parse(const std::string& text) {
     throw config_error{std::string{"invalid YAML: "} + e.what()};
   }
   config c;
+  std::optional<YAML::Node> sinks; // copies share the node, unlike operator=
+  std::string sinks_path;
   walk("", root,
        {{"server", [&](auto& p, auto& n) {
            walk(p, n, {{"listen", string_into(c.server.listen)},
@@ -224,6 +341,24 @@ config parse(const std::string& text) {
                             fail(p2, n2, "expected sharing or stealing");
                         }}});
          }},
+        {"notifications", [&](auto& p, auto& n) {
+           // After tracking: a sink's branches default to the tracked ones.
+           sinks.emplace(n);
+           sinks_path = p;
+         }},
+        {"people", [&](auto& p, auto& n) {
+           each_item(p, n, [&](auto& p2, auto& n2) {
+             person_config who;
+             walk(p2, n2, {{"email", string_into(who.email)},
+                           {"github", string_into(who.github)},
+                           {"slack", string_into(who.slack)}});
+             if (who.slack.empty())
+               fail(p2 + ".slack", n2, "required: the Slack member id to mention");
+             if (who.email.empty() && who.github.empty())
+               fail(p2, n2, "needs an email or a github login to match authors by");
+             c.people.push_back(who);
+           });
+         }},
         {"log", [&](auto& p, auto& n) {
            walk(p, n, {{"level", [&](auto& p2, auto& n2) {
                           c.log_level = scalar(p2, n2);
@@ -232,6 +367,14 @@ config parse(const std::string& text) {
                             fail(p2, n2, "expected debug, info, warn or error");
                         }}});
          }}});
+  if (sinks)
+    each_item(sinks_path, *sinks, [&](auto& p, auto& n) {
+      auto sink = parse_sink(p, n, c);
+      for (auto& other : c.notifications)
+        if (other.name == sink.name)
+          fail(p + ".name", n["name"], "another sink is called '" + sink.name + "'");
+      c.notifications.push_back(std::move(sink));
+    });
   return c;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bt::config {
@@ -60,6 +61,44 @@ struct actors_config {
   std::string policy = "sharing"; ///< "sharing" or "stealing"
 };
 
+/// `notifications[].retry`: exponential backoff with full jitter between attempts.
+struct retry_config {
+  int max_attempts = 10;                          ///< then the notice is dead-lettered
+  duration initial_backoff = std::chrono::seconds{1}; ///< before the second attempt
+  duration max_backoff = std::chrono::minutes{10};    ///< cap of the exponential growth
+};
+
+/// `notifications[]`: one sink. Kind-specific keys are empty for other kinds.
+struct sink_config {
+  std::string name; ///< unique; part of every outbox key
+  std::string kind; ///< "slack" or "webhook"
+  /// Notice kinds this sink wants: failed, broken, still_failing, fixed, passed,
+  /// recovered. Default: failed and fixed for Slack, all for webhooks.
+  std::vector<std::string> on;
+  std::vector<std::string> branches;             ///< globs; default `tracking.branches`
+  std::vector<std::string> pipelines{"*"};       ///< globs on the pipeline slug
+  retry_config retry;
+  int concurrency = 4;                           ///< deliveries in flight at most
+  duration timeout = std::chrono::seconds{10};   ///< per attempt
+  // slack
+  std::string token;
+  std::string channel;
+  std::string api_url = "https://slack.com/api";
+  // webhook
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string bearer_token;                      ///< `auth.bearer`
+  std::string basic_user, basic_password;        ///< `auth.basic.{user,password}`
+  std::string secret;                            ///< HMAC-SHA256 key for X-Buildtrack-Signature
+};
+
+/// `people[]`: who someone is in each system, for Slack mentions.
+struct person_config {
+  std::string email;
+  std::string github;
+  std::string slack; ///< Slack member id, e.g. U012AB3CD
+};
+
 /// The whole configuration; every member has its documented default.
 struct config {
   server_config server;
@@ -67,6 +106,8 @@ struct config {
   buildkite_config buildkite;
   tracking_config tracking;
   actors_config actors;
+  std::vector<sink_config> notifications;
+  std::vector<person_config> people;
   std::string log_level = "info";
 };
 

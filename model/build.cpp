@@ -103,6 +103,7 @@ void merge(build_info& into, const build_info& from) {
   take(into.message, from.message);
   take(into.url, from.url);
   take(into.pipeline_name, from.pipeline_name);
+  take(into.repository, from.repository);
   if (!from.author.name.empty() || !from.author.email.empty() || !from.author.login.empty())
     into.author = from.author;
   into.personal = into.personal || from.personal;

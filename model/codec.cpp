@@ -45,6 +45,8 @@ build_info decode_info(const json& j) {
   i.message = j.at("message").get<std::string>();
   i.url = j.at("url").get<std::string>();
   i.pipeline_name = j.at("pipeline_name").get<std::string>();
+  // Absent from documents written before it was kept.
+  i.repository = j.value("repository", std::string{});
   i.author = decode_person(j.at("author"));
   i.personal = j.at("personal").get<bool>();
   if (!j.at("parent").is_null())
@@ -185,6 +187,7 @@ public:
       .name("message").value(i.message).raw(",")
       .name("url").value(i.url).raw(",")
       .name("pipeline_name").value(i.pipeline_name).raw(",")
+      .name("repository").value(i.repository).raw(",")
       .name("author").value(i.author).raw(",")
       .name("personal").value(i.personal).raw(",")
       .name("parent").value(i.parent).raw("}");

@@ -42,6 +42,7 @@ struct build_info {
   std::string message;
   std::string url;
   std::string pipeline_name;
+  std::string repository; ///< where the commit lives, as the CI system names it
   person author; ///< commit author, or the creator for release builds
   bool personal = false;
   std::optional<build_key> parent; ///< the build that triggered this one

@@ -52,6 +52,7 @@ nlohmann::json to_json(const build& b) {
   j["message"] = b.info.message;
   j["url"] = b.info.url;
   j["pipeline_name"] = b.info.pipeline_name;
+  j["repository"] = b.info.repository;
   j["personal"] = b.info.personal;
   j["author"] = {{"name", b.info.author.name},
                  {"email", b.info.author.email},

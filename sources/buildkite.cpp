@@ -119,6 +119,8 @@ checked<build_part> build_of(const fields& top) {
   out.info.number = *number;
   BT_TRY(pname, pipeline.string("name"));
   out.info.pipeline_name = pname;
+  BT_TRY(repository, pipeline.string("repository"));
+  out.info.repository = repository;
   BT_TRY(state, build.string("state"));
   out.state = state;
   BT_TRY(branch, build.string("branch"));

@@ -24,12 +24,24 @@ public:
   std::optional<std::size_t> replay(const std::function<void(model::envelope)>&) override {
     return 0;
   }
+  bool outbox_add(const model::build_key& build, std::uint64_t revision,
+                  const std::vector<std::pair<std::string, std::string>>& entries,
+                  bool& fresh) override;
+  bool outbox_apply(const outbox_change& c) override;
+  bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) override;
+  bool notified(std::unordered_map<std::string, std::uint64_t>& out) override;
+  std::optional<std::string> message_ref(const model::build_key& build, const std::string& sink,
+                                         bool& failed) override;
   bool ready() const override { return true; }
 
 private:
   mutable std::mutex mutex_;
   std::unordered_map<std::string, model::build> builds_;
   std::optional<model::streak_book> streaks_;
+  std::unordered_map<std::string, std::string> outbox_;
+  std::unordered_map<std::string, std::uint64_t> notified_;
+  std::unordered_map<std::string, std::unordered_map<std::string, std::string>> messages_;
+  std::vector<std::string> dead_letters_;
 };
 
 } // namespace bt::store

@@ -1,5 +1,7 @@
 #include "store/redis_store.hpp"
 
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
 
 #include "model/codec.hpp"
@@ -31,6 +33,7 @@ redis_store::redis_store(redis_store_config cfg)
     writer_client_{cfg_.endpoint, cfg_.timeout},
     reader_client_{cfg_.endpoint, cfg_.timeout},
     snapshot_client_{cfg_.endpoint, cfg_.timeout},
+    outbox_client_{cfg_.endpoint, cfg_.timeout},
     writer_{[this] { write_loop(); }} {
 }
 
@@ -220,11 +223,115 @@ bool redis_store::write(const snapshot& s) {
 
 bool redis_store::erase(const std::vector<model::build_key>& keys) {
   std::vector<redis_command> dels;
-  for (auto& k : keys)
-    dels.push_back({"DEL", build_key(k.str())});
+  for (auto& k : keys) {
+    auto name = k.str();
+    dels.push_back({"DEL", build_key(name)});
+    dels.push_back({"DEL", messages_key(name)});
+    dels.push_back({"HDEL", notified_key(), name});
+  }
   std::lock_guard guard{snapshot_mutex_};
   return run_all(snapshot_client_, dels,
                  [](const redis_reply& r) { return r.kind == redis_reply::integer; });
+}
+
+namespace {
+
+/// Records a notice's outbox entries unless one of that revision or a newer one was
+/// recorded: KEYS notified, outbox; ARGV build, revision, then id, document pairs.
+constexpr const char* outbox_add_script = R"(
+local seen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if seen >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1
+)";
+
+} // namespace
+
+bool redis_store::outbox_add(const model::build_key& build, std::uint64_t revision,
+                             const std::vector<std::pair<std::string, std::string>>& entries,
+                             bool& fresh) {
+  redis_command cmd{"EVAL", outbox_add_script, "2", notified_key(), outbox_key(), build.str(),
+                    std::to_string(revision)};
+  for (auto& [id, doc] : entries) {
+    cmd.push_back(id);
+    cmd.push_back(doc);
+  }
+  std::lock_guard guard{outbox_mutex_};
+  // Not idempotent as a whole call, but a repeat finds the revision recorded and
+  // changes nothing: safe to send again on a fresh connection.
+  auto result = outbox_client_.pipeline({cmd}, true);
+  if (auto* why = std::get_if<std::string>(&result)) {
+    support::log(support::log_level::error, "outbox write failed", {{"reason", *why}});
+    return false;
+  }
+  auto& reply = std::get<0>(result)[0];
+  if (reply.kind != redis_reply::integer) {
+    support::log(support::log_level::error, "outbox write refused", {{"reason", reply.text}});
+    return false;
+  }
+  fresh = reply.number == 1;
+  return true;
+}
+
+bool redis_store::outbox_apply(const outbox_change& c) {
+  std::vector<redis_command> cmds{{"MULTI"}};
+  if (c.entry)
+    cmds.push_back({"HSET", outbox_key(), c.id, *c.entry});
+  if (c.remove)
+    cmds.push_back({"HDEL", outbox_key(), c.id});
+  if (c.dead_letter)
+    cmds.push_back({"RPUSH", dead_letters_key(), *c.dead_letter});
+  if (c.message_ref)
+    cmds.push_back({"HSET", messages_key(c.build.str()), c.sink, *c.message_ref});
+  else if (c.forget_message)
+    cmds.push_back({"HDEL", messages_key(c.build.str()), c.sink});
+  cmds.push_back({"EXEC"});
+  std::lock_guard guard{outbox_mutex_};
+  // Every command sets a value or deletes one, except RPUSH: a repeat could add a
+  // dead letter twice, which is a report, not a delivery.
+  auto result = outbox_client_.pipeline(cmds, true);
+  if (auto* why = std::get_if<std::string>(&result)) {
+    support::log(support::log_level::error, "outbox write failed", {{"reason", *why}});
+    return false;
+  }
+  auto& exec = std::get<0>(result).back();
+  if (exec.kind != redis_reply::array) {
+    support::log(support::log_level::error, "outbox write refused", {{"reason", exec.text}});
+    return false;
+  }
+  return true;
+}
+
+bool redis_store::outbox_load(std::vector<std::pair<std::string, std::string>>& out) {
+  out.clear();
+  auto replies = read({{"HGETALL", outbox_key()}});
+  if (!replies)
+    return false;
+  auto& all = (*replies)[0].elements;
+  for (size_t i = 0; i + 1 < all.size(); i += 2)
+    out.emplace_back(std::move(all[i].text), std::move(all[i + 1].text));
+  return true;
+}
+
+bool redis_store::notified(std::unordered_map<std::string, std::uint64_t>& out) {
+  out.clear();
+  auto replies = read({{"HGETALL", notified_key()}});
+  if (!replies)
+    return false;
+  auto& all = (*replies)[0].elements;
+  for (size_t i = 0; i + 1 < all.size(); i += 2)
+    out[all[i].text] = std::strtoull(all[i + 1].text.c_str(), nullptr, 10);
+  return true;
+}
+
+std::optional<std::string> redis_store::message_ref(const model::build_key& build,
+                                                    const std::string& sink, bool& failed) {
+  auto replies = read({{"HGET", messages_key(build.str()), sink}});
+  failed = !replies;
+  if (!replies || (*replies)[0].kind != redis_reply::string)
+    return std::nullopt;
+  return std::move((*replies)[0].text);
 }
 
 bool redis_store::load_streaks(std::optional<model::streak_book>& out) {

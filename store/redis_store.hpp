@@ -60,6 +60,14 @@ public:
   bool for_each(const std::function<void(const model::build&)>& visit) override;
   bool load_streaks(std::optional<model::streak_book>& out) override;
   std::optional<std::size_t> replay(const std::function<void(model::envelope)>& visit) override;
+  bool outbox_add(const model::build_key& build, std::uint64_t revision,
+                  const std::vector<std::pair<std::string, std::string>>& entries,
+                  bool& fresh) override;
+  bool outbox_apply(const outbox_change& c) override;
+  bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) override;
+  bool notified(std::unordered_map<std::string, std::uint64_t>& out) override;
+  std::optional<std::string> message_ref(const model::build_key& build, const std::string& sink,
+                                         bool& failed) override;
   bool ready() const override { return ready_.load(std::memory_order_relaxed); }
 
   /// Journal entries after stream id `after` ("0" for all), oldest first, at most
@@ -77,6 +85,12 @@ private:
   std::string journal_key() const { return cfg_.key_prefix + "journal"; }
   std::string build_key(const std::string& key) const { return cfg_.key_prefix + "build:" + key; }
   std::string streaks_key() const { return cfg_.key_prefix + "streaks"; }
+  std::string outbox_key() const { return cfg_.key_prefix + "outbox"; }
+  std::string notified_key() const { return cfg_.key_prefix + "notified"; }
+  std::string dead_letters_key() const { return cfg_.key_prefix + "deadletters"; }
+  std::string messages_key(const std::string& build) const {
+    return cfg_.key_prefix + "messages:" + build;
+  }
   /// One round trip on the reader connection (idempotent commands only); nothing,
   /// after logging why, when Redis could not be reached.
   std::optional<std::vector<redis_reply>> read(const std::vector<redis_command>& cmds);
@@ -99,6 +113,8 @@ private:
   redis_client reader_client_;
   std::mutex snapshot_mutex_;  ///< guards snapshot_client_: long writes never hold up loads
   redis_client snapshot_client_;
+  std::mutex outbox_mutex_;   ///< guards outbox_client_ (the dispatcher's writes)
+  redis_client outbox_client_;
   std::thread writer_;
 };
 

@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "model/build.hpp"
@@ -18,6 +20,18 @@ struct snapshot {
   /// Every journal entry up to this mark is reflected in the state written (or in an
   /// earlier snapshot), so the journal may be trimmed behind it. Empty: trim nothing.
   std::string journal_mark;
+};
+
+/// One change to the notification outbox, applied atomically.
+struct outbox_change {
+  std::string id;                         ///< the entry's id
+  model::build_key build;                 ///< the build it is about
+  std::string sink;                       ///< the sink it goes to
+  std::optional<std::string> entry;       ///< replaces the entry (attempts counted)
+  bool remove = false;                    ///< the entry is done with
+  std::optional<std::string> dead_letter; ///< appended to the dead-letter list
+  std::optional<std::string> message_ref; ///< the sink's message for the build, kept
+  bool forget_message = false;            ///< that message is gone
 };
 
 /// Where accepted events and build states are kept. Implementations are
@@ -43,7 +57,8 @@ public:
   /// `s.journal_mark`. False (and nothing trimmed) when it could not be written.
   virtual bool write(const snapshot& s) = 0;
 
-  /// Deletes builds (expiry). False when it could not.
+  /// Deletes builds (expiry), with what notifications kept about them. False when
+  /// it could not.
   virtual bool erase(const std::vector<model::build_key>& keys) = 0;
 
   /// The last written state of a build (none if never written); `failed` when the
@@ -63,6 +78,24 @@ public:
   /// visited. Entries that do not decode are logged and skipped. Once it returns, the
   /// journal mark covers every entry visited.
   virtual std::optional<std::size_t> replay(const std::function<void(model::envelope)>& visit) = 0;
+
+  // The notification outbox. Its one writer is the notification dispatcher.
+
+  /// Records the outbox entries (id, document) of a notice of `build` at `revision`
+  /// unless a notice of that revision or a newer one was recorded before: `fresh`
+  /// says which. Atomic. False when it could not be written.
+  virtual bool outbox_add(const model::build_key& build, std::uint64_t revision,
+                          const std::vector<std::pair<std::string, std::string>>& entries,
+                          bool& fresh) = 0;
+  /// Applies one change. False when it could not be written.
+  virtual bool outbox_apply(const outbox_change& c) = 0;
+  /// Every outbox entry (id, document).
+  virtual bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) = 0;
+  /// The revision of the last notice recorded for each build, by build key.
+  virtual bool notified(std::unordered_map<std::string, std::uint64_t>& out) = 0;
+  /// The message `sink` keeps for `build`, if any; `failed` when it could not be read.
+  virtual std::optional<std::string> message_ref(const model::build_key& build,
+                                                 const std::string& sink, bool& failed) = 0;
 
   /// Whether the store can accept writes now (`/readyz`).
   virtual bool ready() const = 0;

@@ -21,6 +21,15 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
   return out;
 }
 
+std::string base64(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3), '\0');
+  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                           reinterpret_cast<const unsigned char*>(data.data()),
+                           static_cast<int>(data.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
 bool constant_time_equal(std::string_view a, std::string_view b) {
   // Length is not secret (tokens have fixed formats); content comparison is.
   if (a.size() != b.size())

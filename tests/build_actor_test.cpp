@@ -16,6 +16,7 @@ struct recorded {
   std::vector<model::build_summary> summaries;
   std::vector<std::uint64_t> idle;
   std::vector<model::build> offered; ///< states offered with the idle requests
+  std::vector<model::notice> notices;
 };
 
 actors::registry_actor::behavior_type recording_registry(actors::registry_actor::pointer,
@@ -29,6 +30,7 @@ actors::registry_actor::behavior_type recording_registry(actors::registry_actor:
     [=](caf::get_atom, const model::build_query&) -> std::string { return "[]"; },
     [=](caf::put_atom, const model::build_summary& s) { rec->summaries.push_back(s); },
     [=](const model::finished_effect& f) { rec->finished.push_back(f); },
+    [=](model::notice& n) { rec->notices.push_back(std::move(n)); },
     [=](caf::idle_atom, model::build& b, std::uint64_t n) {
       rec->idle.push_back(n);
       rec->offered.push_back(std::move(b));
@@ -65,8 +67,10 @@ model::envelope finished() {
 struct build_actor_test : test::actor_fixture {
   std::shared_ptr<recorded> rec = std::make_shared<recorded>();
   actors::registry_actor registry = sys->spawn(recording_registry, rec);
-  actors::build_actor build = sys->spawn(actors::build_actor_impl, model::build{},
-                                         registry, std::chrono::milliseconds{30s});
+  actors::build_actor build = sys->spawn(
+    actors::build_actor_impl, model::build{}, registry,
+    actors::build_settings{30s, std::make_shared<const std::vector<std::string>>(
+                                  std::vector<std::string>{"main"})});
 };
 
 } // namespace
@@ -111,4 +115,40 @@ TEST_F(build_actor_test, unfinished_builds_never_ask_to_stop) {
   run();
   advance(1h);
   EXPECT_TRUE(rec->idle.empty());
+}
+
+TEST_F(build_actor_test, a_judged_build_gives_notice_once_its_verdict_for_this_revision_is_in) {
+  caf::anon_send(build, job("a", model::job_state::failed, 1));
+  caf::anon_send(build, finished());
+  run();
+  ASSERT_EQ(rec->finished.size(), 1u);
+  EXPECT_TRUE(rec->notices.empty()); // waits for the streak tracker
+  auto revision = rec->finished[0].revision;
+  model::streak_result stale{model::verdict::broken, 1, revision - 1};
+  caf::anon_send(build, model::envelope{key, "", model::timestamp{3000ms}, std::nullopt, stale});
+  run();
+  EXPECT_TRUE(rec->notices.empty()); // a verdict on an older outcome settles nothing
+  model::streak_result verdict{model::verdict::still_failing, 2, revision};
+  caf::anon_send(build, model::envelope{key, "", model::timestamp{3000ms}, std::nullopt, verdict});
+  run();
+  ASSERT_EQ(rec->notices.size(), 1u);
+  EXPECT_EQ(rec->notices[0].kind, model::notice_kind::still_failing);
+  EXPECT_EQ(rec->notices[0].subject.revision, revision);
+  // The same verdict again (a replay) is no news.
+  caf::anon_send(build, model::envelope{key, "", model::timestamp{3000ms}, std::nullopt, verdict});
+  run();
+  EXPECT_EQ(rec->notices.size(), 1u);
+}
+
+TEST_F(build_actor_test, a_build_no_streak_judges_gives_notice_when_it_finishes) {
+  auto on_branch = [](model::envelope e) {
+    e.info->branch = "feature/x";
+    return e;
+  };
+  caf::anon_send(build, on_branch(job("a", model::job_state::failed, 1)));
+  caf::anon_send(build, finished());
+  run();
+  EXPECT_TRUE(rec->finished.empty()); // nothing for the streak tracker to judge
+  ASSERT_EQ(rec->notices.size(), 1u);
+  EXPECT_EQ(rec->notices[0].kind, model::notice_kind::failed);
 }

@@ -18,8 +18,12 @@ struct registry_fixture : actor_fixture {
   std::shared_ptr<actors::registry_stats> stats = std::make_shared<actors::registry_stats>();
   actors::streak_tracker_actor tracker = sys->spawn(actors::streak_tracker,
                                                     std::vector<std::string>{"main"});
-  actors::registry_actor registry = sys->spawn(actors::registry, store, tracker,
-                                               std::chrono::milliseconds{30'000}, stats);
+  actors::registry_actor registry = sys->spawn(
+    actors::registry, store, tracker, actors::notify_dispatcher_actor{},
+    actors::build_settings{std::chrono::milliseconds{30'000},
+                           std::make_shared<const std::vector<std::string>>(
+                             std::vector<std::string>{"main"})},
+    stats);
 
   ~registry_fixture() {
     // Registry and build actors hold each other's handles: shut down explicitly.

@@ -1,0 +1,312 @@
+#include "actors/notify_dispatcher.hpp"
+
+#include <algorithm>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "model/time.hpp"
+#include "support/clock.hpp"
+#include "support/log.hpp"
+
+namespace bt::actors {
+namespace {
+
+using self_ptr = notify_dispatcher_actor::stateful_pointer<notify_dispatcher_state>;
+using state = notify_dispatcher_state;
+
+/// How long the store gets before refused writes are tried again.
+constexpr auto store_retry = std::chrono::seconds{1};
+
+void publish(self_ptr self) {
+  self->state.stats->outbox.store(self->state.outbox.size(), std::memory_order_relaxed);
+}
+
+void arm_tick(self_ptr self) {
+  if (std::exchange(self->state.tick_armed, true))
+    return;
+  self->delayed_send(self, store_retry, tick_atom::value);
+}
+
+state::lane* lane_of(self_ptr self, const std::string& sink) {
+  for (auto& l : self->state.lanes)
+    if (l.sink->config().name == sink)
+      return &l;
+  return nullptr;
+}
+
+/// Writes a change, after any the store refused before (they stay in order).
+void write(self_ptr self, store::outbox_change c) {
+  auto& st = self->state;
+  if (st.unwritten.empty() && st.store->outbox_apply(c))
+    return;
+  st.unwritten.push_back(std::move(c));
+  arm_tick(self);
+}
+
+void start(self_ptr self, state::lane& lane, const std::string& id);
+
+/// Starts what the sink's concurrency allows.
+void pump(self_ptr self, state::lane& lane) {
+  while (lane.in_flight < lane.sink->config().concurrency && !lane.ready.empty()) {
+    auto id = std::move(lane.ready.front());
+    lane.ready.pop_front();
+    start(self, lane, id);
+  }
+}
+
+void make_ready(self_ptr self, state::lane& lane, const std::string& id, state::pending& p) {
+  if (p.in_flight || p.queued || p.wait != 0)
+    return;
+  p.queued = true;
+  lane.ready.push_back(id);
+}
+
+/// One attempt: the request goes out on the transport; its report comes back here.
+void start(self_ptr self, state::lane& lane, const std::string& id) {
+  auto& st = self->state;
+  auto it = st.outbox.find(id);
+  if (it == st.outbox.end())
+    return;
+  auto& p = it->second;
+  p.queued = false;
+  p.in_flight = true;
+  ++lane.in_flight;
+  auto revision = p.entry.revision();
+  std::optional<std::string> ref;
+  if (lane.sink->edits_in_place()) {
+    bool failed = false;
+    ref = st.store->message_ref(p.entry.notice.subject.key, lane.sink->config().name, failed);
+    if (failed) {
+      // Posting anew could duplicate the message: wait for the store like for a receiver.
+      net::inbound_response no_store;
+      no_store.error = "the store could not say where the earlier message is";
+      self->send(self, delivery_report{id, revision, std::nullopt, std::move(no_store)});
+      return;
+    }
+  }
+  auto request = lane.sink->request(p.entry, ref);
+  auto me = caf::actor_cast<notify_dispatcher_actor>(self);
+  st.send(std::move(request), lane.sink->config().timeout,
+          [me, id, revision, ref](net::inbound_response r) {
+            caf::anon_send(me, delivery_report{id, revision, ref, std::move(r)});
+          });
+}
+
+/// Adds or replaces an entry; a newer revision replaces an older one (the newest
+/// outcome is what the receiver needs), keeping any wait the receiver asked for.
+void admit(self_ptr self, notify::outbox_entry e) {
+  auto& st = self->state;
+  auto* lane = lane_of(self, e.sink);
+  if (!lane) {
+    support::log(support::log_level::warn, "outbox entry for a sink no longer configured",
+                 {{"id", e.id()}});
+    return;
+  }
+  auto id = e.id();
+  auto& p = st.outbox[id];
+  if (p.entry.sink.empty() || p.entry.revision() <= e.revision())
+    p.entry = std::move(e);
+  make_ready(self, *lane, id, p);
+  publish(self);
+  pump(self, *lane);
+}
+
+/// Records a notice for every sink that wants it; false when the store refused.
+bool record(self_ptr self, const model::notice& n) {
+  auto& st = self->state;
+  std::vector<notify::outbox_entry> entries;
+  for (auto& lane : st.lanes) {
+    auto& sink = *lane.sink;
+    bool wanted = sink.wants(n);
+    if (!wanted && sink.edits_in_place() && sink.follows(n.subject)) {
+      // A message posted for an earlier outcome is edited whatever this one is.
+      notify::outbox_entry probe{sink.config().name, n, 0};
+      bool failed = false;
+      wanted = st.outbox.count(probe.id()) != 0
+               || st.store->message_ref(n.subject.key, sink.config().name, failed).has_value();
+      if (failed)
+        return false;
+    }
+    if (wanted)
+      entries.push_back({sink.config().name, n, 0});
+  }
+  std::vector<std::pair<std::string, std::string>> docs;
+  for (auto& e : entries)
+    docs.emplace_back(e.id(), notify::encode(e));
+  bool fresh = false;
+  if (!st.store->outbox_add(n.subject.key, n.subject.revision, docs, fresh))
+    return false;
+  if (fresh)
+    for (auto& e : entries)
+      admit(self, std::move(e));
+  return true;
+}
+
+void notice_arrived(self_ptr self, model::notice n) {
+  auto& st = self->state;
+  if (st.unwritten.empty() && st.unrecorded.empty() && record(self, n))
+    return;
+  st.unrecorded.push_back(std::move(n));
+  arm_tick(self);
+}
+
+/// Reads what a previous run left in the outbox; false when the store could not.
+bool load(self_ptr self) {
+  auto& st = self->state;
+  std::vector<std::pair<std::string, std::string>> docs;
+  if (!st.store->outbox_load(docs))
+    return false;
+  for (auto& [id, doc] : docs) {
+    auto e = notify::decode_outbox_entry(doc);
+    if (!e || e->id() != id) {
+      support::log(support::log_level::error, "outbox entry does not decode; dropped",
+                   {{"id", id}});
+      write(self, {id, {}, "", std::nullopt, true});
+      continue;
+    }
+    admit(self, std::move(*e));
+  }
+  st.loaded = true;
+  if (!docs.empty())
+    support::log(support::log_level::info, "outbox resumed", {{"entries", docs.size()}});
+  return true;
+}
+
+void dead_letter(self_ptr self, state::lane& lane, state::pending& p, store::outbox_change& c,
+                 const std::string& reason) {
+  lane.dead->inc();
+  c.remove = true;
+  c.dead_letter = nlohmann::json{{"id", c.id},
+                                 {"reason", reason},
+                                 {"at", model::format_time(support::wall_clock())},
+                                 {"attempts", p.entry.attempts},
+                                 {"entry", nlohmann::json::parse(notify::encode(p.entry))}}
+                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  support::log(support::log_level::error, "notification dead-lettered",
+               {{"id", c.id}, {"revision", p.entry.revision()}, {"attempts", p.entry.attempts},
+                {"reason", reason}});
+}
+
+void report_arrived(self_ptr self, const delivery_report& r) {
+  auto& st = self->state;
+  auto it = st.outbox.find(r.id);
+  if (it == st.outbox.end())
+    return;
+  auto& p = it->second;
+  auto* lane = lane_of(self, p.entry.sink);
+  p.in_flight = false;
+  --lane->in_flight;
+  auto result = lane->sink->judge(r.response, r.message_ref);
+  store::outbox_change change{r.id, p.entry.notice.subject.key, p.entry.sink};
+  bool done = false;
+  if (result.kind == notify::outcome::delivered) {
+    lane->delivered->inc();
+    change.message_ref = result.message_ref;
+    // A newer revision that arrived meanwhile is still to be sent.
+    done = p.entry.revision() == r.revision;
+    change.remove = done;
+    support::log(support::log_level::debug, "notification delivered",
+                 {{"id", r.id}, {"revision", r.revision}});
+  } else {
+    lane->failed->inc();
+    ++p.entry.attempts;
+    change.forget_message = result.forget_message;
+    auto& policy = lane->sink->config().retry;
+    if (result.kind == notify::outcome::give_up
+        || p.entry.attempts >= static_cast<std::uint32_t>(policy.max_attempts)) {
+      dead_letter(self, *lane, p, change, result.detail);
+      done = true;
+    } else {
+      lane->retries->inc();
+      change.entry = notify::encode(p.entry);
+      auto delay = result.retry_after
+                     ? *result.retry_after
+                     : notify::backoff(policy, p.entry.attempts,
+                                       std::uniform_real_distribution<>{0.0, 1.0}(st.random));
+      p.wait = ++st.waits;
+      self->delayed_send(self, delay, retry_atom::value, r.id, p.wait);
+      support::log(support::log_level::warn, "notification attempt failed",
+                   {{"id", r.id}, {"attempt", p.entry.attempts}, {"reason", result.detail},
+                    {"retry_in_ms", delay.count()}});
+    }
+  }
+  if (done)
+    st.outbox.erase(it);
+  else
+    make_ready(self, *lane, r.id, p);
+  write(self, std::move(change));
+  publish(self);
+  pump(self, *lane);
+}
+
+} // namespace
+
+transport http_transport() {
+  auto client = std::make_shared<net::http_client>();
+  return [client](net::outbound_request req, std::chrono::milliseconds timeout,
+                  std::function<void(net::inbound_response)> done) {
+    client->send(std::move(req), timeout, std::move(done));
+  };
+}
+
+notify_dispatcher_actor::behavior_type
+notify_dispatcher(notify_dispatcher_actor::stateful_pointer<notify_dispatcher_state> self,
+                  std::shared_ptr<store::store> store, std::vector<config::sink_config> sinks,
+                  std::vector<config::person_config> people, transport send,
+                  std::shared_ptr<dispatcher_stats> stats) {
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.send = std::move(send);
+  st.stats = std::move(stats);
+  auto& m = support::metrics();
+  for (auto& cfg : sinks) {
+    state::lane lane;
+    auto sink_label = "sink=\"" + support::label_value(cfg.name) + "\"";
+    auto attempts = [&](const char* result) {
+      return &m.get_counter("buildtrack_notification_attempts_total",
+                            "Notification delivery attempts by sink and result.",
+                            sink_label + ",result=\"" + result + "\"");
+    };
+    lane.delivered = attempts("delivered");
+    lane.failed = attempts("failed");
+    lane.retries = &m.get_counter("buildtrack_notification_retries_total",
+                                  "Notification attempts scheduled again after a failure.",
+                                  sink_label);
+    lane.dead = &m.get_counter("buildtrack_notification_dead_letters_total",
+                               "Notifications given up on and kept in the dead-letter list.",
+                               sink_label);
+    lane.sink = notify::make_sink(cfg, people);
+    st.lanes.push_back(std::move(lane));
+  }
+  if (!load(self))
+    arm_tick(self);
+  return {
+    [=](model::notice& n) { notice_arrived(self, std::move(n)); },
+    [=](const delivery_report& r) { report_arrived(self, r); },
+    [=](retry_atom, const std::string& id, std::uint64_t wait) {
+      auto& st = self->state;
+      auto it = st.outbox.find(id);
+      if (it == st.outbox.end() || it->second.wait != wait)
+        return;
+      it->second.wait = 0;
+      auto* lane = lane_of(self, it->second.entry.sink);
+      make_ready(self, *lane, id, it->second);
+      pump(self, *lane);
+    },
+    [=](tick_atom) {
+      auto& st = self->state;
+      st.tick_armed = false;
+      if (!st.loaded && !load(self))
+        return arm_tick(self);
+      while (!st.unwritten.empty() && st.store->outbox_apply(st.unwritten.front()))
+        st.unwritten.pop_front();
+      while (st.unwritten.empty() && !st.unrecorded.empty() && record(self, st.unrecorded.front()))
+        st.unrecorded.pop_front();
+      if (!st.unwritten.empty() || !st.unrecorded.empty())
+        arm_tick(self);
+    },
+  };
+}
+
+} // namespace bt::actors

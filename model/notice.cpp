@@ -1,0 +1,64 @@
+#include "model/notice.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "model/streak.hpp"
+
+namespace bt::model {
+namespace {
+
+constexpr std::array<std::string_view, 6> kind_names{"failed", "broken",  "still_failing",
+                                                     "fixed",  "passed",  "recovered"};
+
+bool failing(notice_kind k) {
+  return k == notice_kind::failed || k == notice_kind::broken || k == notice_kind::still_failing;
+}
+
+} // namespace
+
+std::string_view to_string(notice_kind k) {
+  return kind_names[static_cast<size_t>(k)];
+}
+
+std::optional<notice_kind> parse_notice_kind(std::string_view s) {
+  for (size_t i = 0; i < kind_names.size(); ++i)
+    if (kind_names[i] == s)
+      return static_cast<notice_kind>(i);
+  return std::nullopt;
+}
+
+bool streak_judges(const finished_effect& f, const std::vector<std::string>& tracked_branches) {
+  bool judged = f.state == build_state::passed || f.state == build_state::failed;
+  return judged && !f.personal && glob_any(tracked_branches, f.branch);
+}
+
+std::optional<notice_kind> notice_kind_of(const build& b) {
+  if (!b.is_finished())
+    return std::nullopt;
+  // A verdict for an older outcome says nothing about this one.
+  const streak_result* verdict = b.streak && b.streak->revision == b.revision ? &*b.streak : nullptr;
+  if (b.state == build_state::failed) {
+    if (verdict && verdict->kind == verdict::broken)
+      return notice_kind::broken;
+    if (verdict && verdict->kind == verdict::still_failing)
+      return notice_kind::still_failing;
+    return notice_kind::failed;
+  }
+  if (b.state != build_state::passed)
+    return std::nullopt;
+  if (verdict && verdict->kind == verdict::fixed)
+    return notice_kind::fixed;
+  if (!b.fixed_jobs().empty())
+    return notice_kind::recovered;
+  return notice_kind::passed;
+}
+
+bool wanted(const std::vector<notice_kind>& on, notice_kind k) {
+  return std::any_of(on.begin(), on.end(), [k](notice_kind o) {
+    return o == k || (o == notice_kind::failed && failing(k))
+           || (o == notice_kind::passed && !failing(k));
+  });
+}
+
+} // namespace bt::model

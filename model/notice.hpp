@@ -1,0 +1,39 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/build.hpp"
+
+namespace bt::model {
+
+/// What a finished build's notification says (SPEC §6 `on:`). `failed` and `passed`
+/// are the plain outcomes; the others are what the streak or the retries add.
+enum class notice_kind { failed, broken, still_failing, fixed, passed, recovered };
+std::string_view to_string(notice_kind k);
+std::optional<notice_kind> parse_notice_kind(std::string_view s);
+
+/// A finished build at one revision, settled enough to tell people about: its
+/// verdict is in when its streak judges it.
+struct notice {
+  build subject;
+  notice_kind kind = notice_kind::failed;
+};
+
+/// Whether the streak tracker judges a finished build: passed or failed, not
+/// personal, on a tracked branch.
+bool streak_judges(const finished_effect& f, const std::vector<std::string>& tracked_branches);
+
+/// The most specific kind a finished build is at its current revision: broken or
+/// still_failing when its verdict for this revision says so, else failed; fixed,
+/// else recovered (a job failed, then passed on retry), else passed. None for
+/// builds that are not finished, or were canceled or interrupted.
+std::optional<notice_kind> notice_kind_of(const build& b);
+
+/// Whether a sink listening for `on` wants a notice of kind `k`. `failed` covers
+/// every failing kind and `passed` every passing one; the others only themselves.
+bool wanted(const std::vector<notice_kind>& on, notice_kind k);
+
+} // namespace bt::model

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bt::net {
+
+/// An outbound HTTP request.
+struct outbound_request {
+  std::string method = "POST";
+  std::string url; ///< https://host[:port]/path, or http:// (loopback only, by config)
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+/// What came back. `status` is 0 when no answer came (then `error` says why).
+struct inbound_response {
+  int status = 0;
+  std::string error;
+  std::string body;
+  std::optional<std::string> retry_after; ///< the Retry-After header, when sent
+};
+
+/// The parts of an http(s) URL. Nothing when it is not one.
+struct url_parts {
+  bool tls = true;
+  std::string host;
+  std::string port;
+  std::string target; ///< path and query, at least "/"
+};
+std::optional<url_parts> parse_url(std::string_view url);
+
+/// True for hosts that never leave this machine: localhost, 127.0.0.0/8, ::1.
+bool is_loopback_host(std::string_view host);
+
+/// An asynchronous HTTP/1.1 client on its own I/O thread. One connection per
+/// request; TLS verifies the peer's certificate chain and host name against the
+/// system's trust store. Bodies of answers are capped at 1 MiB.
+class http_client {
+public:
+  using callback = std::function<void(inbound_response)>;
+
+  http_client();
+  /// Stops the I/O thread; the callbacks of requests still in flight never run.
+  ~http_client();
+  http_client(const http_client&) = delete;
+  http_client& operator=(const http_client&) = delete;
+
+  /// Sends `req`; `done` runs once on the client's thread, after at most `timeout`.
+  void send(outbound_request req, std::chrono::milliseconds timeout, callback done);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace bt::net

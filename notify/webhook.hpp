@@ -1,0 +1,29 @@
+#pragma once
+
+#include <string>
+
+#include "notify/sink.hpp"
+
+namespace bt::notify {
+
+/// The delivery id of `e`: the same for every attempt of one (sink, build, revision),
+/// so that receivers can drop a delivery they have seen.
+std::string delivery_id(const outbox_entry& e);
+
+/// The default webhook document: `delivery`, `sink`, `kind`, `revision` and the
+/// build as `GET /api/v1/builds/…` shows it.
+std::string webhook_body(const outbox_entry& e);
+
+/// POSTs a JSON document per notice, signed with HMAC-SHA256 when a secret is set.
+class webhook_sink : public sink {
+public:
+  explicit webhook_sink(const config::sink_config& cfg) : sink{cfg} {}
+  net::outbound_request request(const outbox_entry& e,
+                                const std::optional<std::string>& message_ref) const override;
+  outcome judge(const net::inbound_response& r,
+                const std::optional<std::string>& message_ref) const override {
+    return judge_status(r);
+  }
+};
+
+} // namespace bt::notify
