@@ -33,7 +33,8 @@ inline nlohmann::json build_delivery(const std::string& event, const std::string
             {"env", json::object()},
             {"created_at", "2026-11-20 09:10:00 UTC"},
             {"started_at", "2026-11-20 09:12:00 UTC"}}},
-          {"pipeline", {{"id", "p-" + pipeline}, {"slug", pipeline}, {"name", pipeline}}},
+          {"pipeline", {{"id", "p-" + pipeline}, {"slug", pipeline}, {"name", pipeline},
+                        {"repository", "git@github.com:acme/app.git"}}},
           {"sender", {{"id", "s"}, {"name", "Buildkite"}}}};
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <sys/prctl.h>
@@ -21,6 +22,7 @@
 #include "model/json.hpp"
 #include "model/streak.hpp"
 #include "sources/buildkite.hpp"
+#include "tests/daemon_process.hpp"
 #include "tests/http_client.hpp"
 #include "tests/redis_server.hpp"
 
@@ -69,67 +71,17 @@ std::vector<delivery> lane(const std::string& pipeline, int builds, std::mt19937
   return out;
 }
 
-/// buildtrackd as a child process.
-class daemon_process {
-public:
-  daemon_process(unsigned short redis_port, unsigned short port) : port_{port} {
-    config_ = (std::filesystem::temp_directory_path()
-               / ("bt-crash-" + std::to_string(getpid()) + "-" + std::to_string(port) + ".yaml"))
-                .string();
-    std::ofstream cfg{config_};
-    cfg << "server:\n  listen: 127.0.0.1:" << port
-        << "\nstore:\n  kind: redis\n  redis:\n    url: redis://127.0.0.1:" << redis_port
-        << "/0\n  snapshot_interval: 30ms\n  snapshot_max_builds: 40\nsources:\n  buildkite:\n    token: "
-        << payloads::token
-        // Short idle timeout: actors stop and park their state between events.
-        << "\ntracking:\n  actor_idle_timeout: 40ms\nlog:\n  level: error\n";
-  }
-  ~daemon_process() {
-    kill9();
-    std::filesystem::remove(config_);
-  }
-
-  void start() {
-    pid_ = fork();
-    if (pid_ == 0) {
-      // Dies with the thread that started it (a kill of its own), or with the test.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      execl(BT_DAEMON, BT_DAEMON, "--config", config_.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (int i = 0; i < 1000; ++i) {
-      try {
-        test::http_client c{port_};
-        if (c.send(http::verb::get, "/readyz").status == 200)
-          return;
-      } catch (const std::exception&) {
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL() << "buildtrackd ended on its own, status " << status;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    FAIL() << "buildtrackd did not become ready";
-  }
-
-  void kill9() {
-    if (pid_ <= 0)
-      return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-  unsigned short port() const { return port_; }
-
-private:
-  unsigned short port_;
-  std::string config_;
-  pid_t pid_ = -1;
-};
+/// buildtrackd on the Redis store with short snapshot and idle intervals.
+std::string daemon_config(unsigned short redis_port, unsigned short port) {
+  std::ostringstream cfg;
+  cfg << "server:\n  listen: 127.0.0.1:" << port
+      << "\nstore:\n  kind: redis\n  redis:\n    url: redis://127.0.0.1:" << redis_port
+      << "/0\n  snapshot_interval: 30ms\n  snapshot_max_builds: 40\nsources:\n  buildkite:\n    token: "
+      << payloads::token
+      // Short idle timeout: actors stop and park their state between events.
+      << "\ntracking:\n  actor_idle_timeout: 40ms\nlog:\n  level: error\n";
+  return cfg.str();
+}
 
 /// Sends each lane's deliveries in order from its own thread, each until it got a
 /// 202; keeps what was accepted, in order.
@@ -233,20 +185,6 @@ void verify(const expectation& want, unsigned short port) {
   EXPECT_EQ(json::parse(r.body), model::to_json(want.streaks));
 }
 
-long long journal_length(unsigned short redis_port) {
-  timeval tv{1, 0};
-  auto* c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-  long long n = -1;
-  if (c && !c->err)
-    if (auto* r = static_cast<redisReply*>(redisCommand(c, "XLEN buildtrack:journal"))) {
-      n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-      freeReplyObject(r);
-    }
-  if (c)
-    redisFree(c);
-  return n;
-}
-
 template <class Pred>
 bool eventually(Pred pred) {
   for (int i = 0; i < 300 && !pred(); ++i)
@@ -267,7 +205,8 @@ void fill(storm& s, unsigned seed, int pipelines, int builds) {
 
 TEST(crash, kill_9_at_random_points_loses_nothing_acknowledged) {
   test::redis_server redis{true};
-  daemon_process daemon{redis.port(), test::redis_server::free_port()};
+  auto port = test::redis_server::free_port();
+  test::daemon_process daemon{port, daemon_config(redis.port(), port)};
   daemon.start();
   storm s;
   fill(s, 7, 8, 90);
@@ -293,13 +232,14 @@ TEST(crash, kill_9_at_random_points_loses_nothing_acknowledged) {
   daemon.start();
   verify(expectation{s}, daemon.port());
   // With every build written, the journal is trimmed to (about) nothing.
-  EXPECT_TRUE(eventually([&] { return journal_length(redis.port()) <= 1; }))
-    << journal_length(redis.port()) << " journal entries left";
+  EXPECT_TRUE(eventually([&] { return redis.integer("XLEN buildtrack:journal") <= 1; }))
+    << redis.integer("XLEN buildtrack:journal") << " journal entries left";
 }
 
 TEST(crash, redis_outage_answers_503_and_ingest_resumes_by_itself) {
   test::redis_server redis{true};
-  daemon_process daemon{redis.port(), test::redis_server::free_port()};
+  auto port = test::redis_server::free_port();
+  test::daemon_process daemon{port, daemon_config(redis.port(), port)};
   daemon.start();
   storm s;
   fill(s, 8, 6, 30);

@@ -37,6 +37,21 @@ public:
   }
 
   unsigned short port() const { return port_; }
+
+  /// The integer reply to `command` (e.g. "XLEN key"); -1 when there is none.
+  long long integer(const std::string& command) const {
+    timeval tv{1, 0};
+    auto* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+    long long n = -1;
+    if (c && !c->err)
+      if (auto* r = static_cast<redisReply*>(redisCommand(c, command.c_str()))) {
+        n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        freeReplyObject(r);
+      }
+    if (c)
+      redisFree(c);
+    return n;
+  }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
 
   void start() {
