@@ -159,6 +159,12 @@ void check_url(const std::string& p, const YAML::Node& n, const std::string& url
     fail(p, n, "plain http is only allowed to loopback hosts; use https");
 }
 
+/// The node of `key` for error positions, or the mapping itself when the key is absent.
+YAML::Node key_or_map(const YAML::Node& map, const char* key) {
+  auto child = map[key];
+  return child.IsDefined() ? child : map;
+}
+
 sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& c) {
   sink_config s;
   bool on_set = false, branches_set = false;
@@ -212,33 +218,33 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
          }},
         {"secret", string_into(s.secret)}});
   if (s.name.empty() || s.name.find('|') != std::string::npos)
-    fail(p + ".name", n["name"], "required, without '|'");
+    fail(p + ".name", key_or_map(n, "name"), "required, without '|'");
   if (!branches_set)
     s.branches = c.tracking.branches;
   auto kind_only = [&](const char* key, const char* kind) {
-    if (n[key] && s.kind != kind)
+    if (n[key].IsDefined() && s.kind != kind)
       fail(p + "." + key, n[key], std::string{"only for kind "} + kind);
   };
   if (s.kind == "slack") {
     for (auto key : {"url", "headers", "auth", "secret"})
       kind_only(key, "webhook");
     if (s.token.empty())
-      fail(p + ".token", n["token"], "required for a Slack sink");
+      fail(p + ".token", key_or_map(n, "token"), "required for a Slack sink");
     if (s.channel.empty())
-      fail(p + ".channel", n["channel"], "required for a Slack sink");
-    check_url(p + ".api_url", n["api_url"] ? n["api_url"] : n, s.api_url);
+      fail(p + ".channel", key_or_map(n, "channel"), "required for a Slack sink");
+    check_url(p + ".api_url", key_or_map(n, "api_url"), s.api_url);
     if (!on_set)
       s.on = {"failed", "fixed"};
   } else if (s.kind == "webhook") {
     for (auto key : {"token", "channel", "api_url"})
       kind_only(key, "slack");
     if (s.url.empty())
-      fail(p + ".url", n["url"] ? n["url"] : n, "required for a webhook sink");
-    check_url(p + ".url", n["url"], s.url);
+      fail(p + ".url", key_or_map(n, "url"), "required for a webhook sink");
+    check_url(p + ".url", key_or_map(n, "url"), s.url);
     if (!on_set)
       s.on = {"failed", "broken", "still_failing", "fixed", "passed", "recovered"};
   } else {
-    fail(p + ".kind", n["kind"] ? n["kind"] : n, "expected slack or webhook, got '" + s.kind + "'");
+    fail(p + ".kind", key_or_map(n, "kind"), "expected slack or webhook, got '" + s.kind + "'");
   }
   return s;
 }
@@ -372,7 +378,7 @@ config parse(const std::string& text) {
       auto sink = parse_sink(p, n, c);
       for (auto& other : c.notifications)
         if (other.name == sink.name)
-          fail(p + ".name", n["name"], "another sink is called '" + sink.name + "'");
+          fail(p + ".name", key_or_map(n, "name"), "another sink is called '" + sink.name + "'");
       c.notifications.push_back(std::move(sink));
     });
   return c;

@@ -34,6 +34,12 @@ public:
                                          bool& failed) override;
   bool ready() const override { return true; }
 
+  /// The dead-letter list, oldest first (tests, debugging).
+  std::vector<std::string> dead_letters() const {
+    std::lock_guard guard{mutex_};
+    return dead_letters_;
+  }
+
 private:
   mutable std::mutex mutex_;
   std::unordered_map<std::string, model::build> builds_;

@@ -114,3 +114,77 @@ TEST(config, bad_redis_store_keys_name_the_key) {
   EXPECT_NE(error_of("store:\n  redis:\n    host: x\n").find("store.redis.host"),
             std::string::npos);
 }
+
+TEST(config, notification_sinks_and_people) {
+  auto c = parse(R"(
+tracking:
+  branches: [main, release/*]
+notifications:
+  - name: builds
+    kind: slack
+    token: xoxb-1
+    channel: C012
+  - name: audit
+    kind: webhook
+    url: https://hooks.example.com/ci
+    on: [broken, fixed]
+    pipelines: [web-*]
+    branches: ["*"]
+    headers: {X-Team: web}
+    auth: {basic: {user: ci, password: pw}}
+    secret: s
+    retry: {max_attempts: 3, initial_backoff: 2s, max_backoff: 1m}
+    concurrency: 8
+    timeout: 5s
+people:
+  - {email: ada@example.com, github: ada, slack: U1}
+)");
+  ASSERT_EQ(c.notifications.size(), 2u);
+  auto& slack = c.notifications[0];
+  EXPECT_EQ(slack.api_url, "https://slack.com/api");
+  EXPECT_EQ(slack.on, (std::vector<std::string>{"failed", "fixed"}));
+  EXPECT_EQ(slack.branches, (std::vector<std::string>{"main", "release/*"})) << "tracked by default";
+  EXPECT_EQ(slack.retry.max_attempts, 10);
+  auto& hook = c.notifications[1];
+  EXPECT_EQ(hook.on, (std::vector<std::string>{"broken", "fixed"}));
+  EXPECT_EQ(hook.branches, (std::vector<std::string>{"*"}));
+  EXPECT_EQ(hook.headers, (std::vector<std::pair<std::string, std::string>>{{"X-Team", "web"}}));
+  EXPECT_EQ(hook.basic_user, "ci");
+  EXPECT_EQ(hook.retry.initial_backoff, 2s);
+  EXPECT_EQ(hook.concurrency, 8);
+  ASSERT_EQ(c.people.size(), 1u);
+  EXPECT_EQ(c.people[0].slack, "U1");
+  // Every kind gets a default `on`: webhooks all of them.
+  EXPECT_EQ(parse("notifications:\n  - {name: h, kind: webhook, url: 'http://127.0.0.1:9/x'}\n")
+              .notifications[0]
+              .on.size(),
+            6u);
+}
+
+TEST(config, bad_sinks_name_the_key) {
+  auto slack = [](const std::string& extra) {
+    return "notifications:\n  - name: s\n    kind: slack\n    token: t\n    channel: C\n" + extra;
+  };
+  EXPECT_NE(error_of(slack("    on: [failing]\n")).find("notifications[0].on[0]"), std::string::npos);
+  EXPECT_NE(error_of(slack("    api_url: http://slack.example.com/api\n"))
+              .find("notifications[0].api_url: plain http is only allowed to loopback"),
+            std::string::npos);
+  EXPECT_NE(error_of(slack("    url: https://x\n")).find("notifications[0].url: only for kind webhook"),
+            std::string::npos);
+  EXPECT_NE(error_of(slack("    retry: {initial_backoff: 1m, max_backoff: 1s}\n"))
+              .find("notifications[0].retry"),
+            std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {name: s, kind: slack, channel: C}\n")
+              .find("notifications[0].token: required"),
+            std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {name: s, kind: pager}\n").find("notifications[0].kind"),
+            std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {kind: webhook, url: 'https://x'}\n")
+              .find("notifications[0].name"),
+            std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {name: a, kind: webhook, url: 'https://x'}\n"
+                     "  - {name: a, kind: webhook, url: 'https://y'}\n")
+              .find("notifications[1].name: another sink is called 'a'"),
+            std::string::npos);
+  EXPECT_NE(error_of("people:\n  - {email: a@b.c}\n").find("people[0].slack"), std::string::npos);
+}

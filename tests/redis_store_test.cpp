@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <map>
@@ -6,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/memory_store.hpp"
 #include "store/redis_store.hpp"
 #include "tests/redis_server.hpp"
 
@@ -248,4 +250,73 @@ TEST(redis_store, outage_refuses_appends_and_recovers_without_traffic) {
   auto all = journal(s);
   ASSERT_EQ(all.size(), 1u); // this test server keeps no data across the restart
   EXPECT_EQ(all[0].event, event("o", 4));
+}
+
+namespace {
+
+/// The outbox contract, the same for every store.
+void check_outbox(store::store& s) {
+  model::build_key b1{"buildkite", "web", "1"}, b2{"buildkite", "web", "2"};
+  bool fresh = false;
+  ASSERT_TRUE(s.outbox_add(b1, 2, {{"slack|b1", "doc-2"}, {"hook|b1", "hook-2"}}, fresh));
+  EXPECT_TRUE(fresh);
+  ASSERT_TRUE(s.outbox_add(b1, 2, {{"slack|b1", "again"}}, fresh));
+  EXPECT_FALSE(fresh) << "the same revision is recorded once";
+  ASSERT_TRUE(s.outbox_add(b1, 1, {{"slack|b1", "older"}}, fresh));
+  EXPECT_FALSE(fresh) << "an older revision is never recorded after a newer one";
+  ASSERT_TRUE(s.outbox_add(b2, 1, {}, fresh));
+  EXPECT_TRUE(fresh) << "a notice no sink wants is still remembered";
+  std::vector<std::pair<std::string, std::string>> entries;
+  ASSERT_TRUE(s.outbox_load(entries));
+  std::sort(entries.begin(), entries.end());
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1].first, "slack|b1");
+  EXPECT_EQ(entries[1].second, "doc-2");
+  std::unordered_map<std::string, std::uint64_t> notified;
+  ASSERT_TRUE(s.notified(notified));
+  EXPECT_EQ(notified[b1.str()], 2u);
+  EXPECT_EQ(notified[b2.str()], 1u);
+  // Delivered with a message kept; retried with attempts counted; dead-lettered.
+  store::outbox_change delivered{"slack|b1", b1, "slack"};
+  delivered.remove = true;
+  delivered.message_ref = R"({"channel":"C","ts":"1.1"})";
+  ASSERT_TRUE(s.outbox_apply(delivered));
+  store::outbox_change retried{"hook|b1", b1, "hook"};
+  retried.entry = "hook-2, attempt 1";
+  ASSERT_TRUE(s.outbox_apply(retried));
+  ASSERT_TRUE(s.outbox_load(entries));
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].second, "hook-2, attempt 1");
+  bool failed = true;
+  EXPECT_EQ(s.message_ref(b1, "slack", failed), delivered.message_ref);
+  EXPECT_FALSE(failed);
+  EXPECT_FALSE(s.message_ref(b1, "other", failed));
+  EXPECT_FALSE(failed);
+  store::outbox_change dead{"hook|b1", b1, "hook"};
+  dead.remove = true;
+  dead.dead_letter = "letter";
+  ASSERT_TRUE(s.outbox_apply(dead));
+  ASSERT_TRUE(s.outbox_load(entries));
+  EXPECT_TRUE(entries.empty());
+  // Expiry forgets the message and the notified revision.
+  ASSERT_TRUE(s.erase({b1}));
+  EXPECT_FALSE(s.message_ref(b1, "slack", failed));
+  ASSERT_TRUE(s.notified(notified));
+  EXPECT_EQ(notified.count(b1.str()), 0u);
+  EXPECT_EQ(notified.count(b2.str()), 1u);
+}
+
+} // namespace
+
+TEST(redis_store, outbox_records_each_revision_once_and_keeps_messages) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  check_outbox(s);
+  EXPECT_EQ(server.integer("LLEN bt-test:deadletters"), 1);
+}
+
+TEST(memory_store, outbox_records_each_revision_once_and_keeps_messages) {
+  store::memory_store s;
+  check_outbox(s);
+  EXPECT_EQ(s.dead_letters(), std::vector<std::string>{"letter"});
 }
