@@ -1,7 +1,10 @@
 // storm: a Buildkite event storm against buildtrackd and against a bare Beast
 // server on the same machine, in one run. Prints throughput, ack latency, RSS per
 // tracked build and the ratio to the bare server, then verifies every build's
-// final state through the API.
+// final state through the API. With --notify 1 it also configures a webhook sink
+// pointing at a receiver inside this process, and reports the time from each
+// build.finished being accepted to the build's first notification arriving, and
+// checks every build's last outcome arrived, each delivery exactly once.
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -13,7 +16,10 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <mutex>
+#include <set>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <sys/wait.h>
@@ -55,17 +61,25 @@ struct options {
   std::string snapshot_interval = "200ms";
   int snapshot_max_builds = 1000;
   bool restart = false; ///< after the storm, restart buildtrackd and time it until it serves
+  bool notify = false;  ///< a webhook sink to a receiver in this process
+  int notify_concurrency = 8;
 };
 
 struct workload {
   std::vector<std::string> requests; ///< complete HTTP requests, shuffled
   std::map<std::string, std::string> expected; ///< build path -> final state
+  /// build.finished request -> build key (pointers into `requests`)
+  std::unordered_map<const std::string*, std::string> finish_of;
 };
+
+/// When each build.finished was accepted (202), by build key.
+using ack_times = std::map<std::string, steady::time_point>;
 
 workload generate(const options& o) {
   std::mt19937 rng{o.seed};
   std::uniform_real_distribution<double> chance{0, 1};
   workload w;
+  std::map<std::string, std::string> finished_key;
   for (int b = 1; b <= o.builds; ++b) {
     auto pipeline = "bench-" + std::to_string(b % 8);
     bool build_failed = false;
@@ -91,10 +105,14 @@ workload generate(const options& o) {
     auto state = build_failed ? "failed" : "passed";
     auto finished = payloads::build_delivery("build.finished", pipeline, b, state);
     w.requests.push_back(payloads::http_request("build.finished", finished.dump()));
+    finished_key[w.requests.back()] = "buildkite/" + pipeline + "/" + std::to_string(b);
     w.expected["/api/v1/builds/buildkite/" + pipeline + "/" + std::to_string(b)] = state;
   }
   // Deliver everything out of order: late jobs, build.finished first, and so on.
   std::shuffle(w.requests.begin(), w.requests.end(), rng);
+  for (auto& r : w.requests)
+    if (auto f = finished_key.find(r); f != finished_key.end())
+      w.finish_of.emplace(&r, f->second);
   return w;
 }
 
@@ -102,8 +120,10 @@ workload generate(const options& o) {
 class connection : public std::enable_shared_from_this<connection> {
 public:
   connection(asio::io_context& ioc, std::vector<const std::string*> reqs,
-             std::vector<double>& latencies, std::size_t& errors)
-    : stream_{ioc}, reqs_{std::move(reqs)}, latencies_{latencies}, errors_{errors} {}
+             std::vector<double>& latencies, std::size_t& errors, const workload& w,
+             ack_times& acks)
+    : stream_{ioc}, reqs_{std::move(reqs)}, latencies_{latencies}, errors_{errors}, w_{w},
+      acks_{acks} {}
 
   void start(tcp::endpoint ep) {
     stream_.async_connect(ep, [self = shared_from_this()](beast::error_code ec) {
@@ -137,6 +157,8 @@ private:
     latencies_.push_back(std::chrono::duration<double>(steady::now() - sent_).count());
     if (parser_->get().result_int() != 202)
       ++errors_;
+    else if (auto f = w_.finish_of.find(reqs_[i_]); f != w_.finish_of.end())
+      acks_.try_emplace(f->second, steady::now());
     ++i_;
     next();
   }
@@ -147,6 +169,8 @@ private:
   std::vector<const std::string*> reqs_;
   std::vector<double>& latencies_;
   std::size_t& errors_;
+  const workload& w_;
+  ack_times& acks_;
   std::size_t i_ = 0;
   steady::time_point sent_;
 };
@@ -159,7 +183,7 @@ struct run_result {
   double rate() const { return static_cast<double>(requests) / seconds; }
 };
 
-run_result storm(const workload& w, unsigned short port, int connections) {
+run_result storm(const workload& w, unsigned short port, int connections, ack_times& acks) {
   asio::io_context ioc{1};
   std::vector<double> latencies;
   latencies.reserve(w.requests.size());
@@ -169,7 +193,7 @@ run_result storm(const workload& w, unsigned short port, int connections) {
     shares[i % shares.size()].push_back(&w.requests[i]);
   tcp::endpoint ep{asio::ip::make_address("127.0.0.1"), port};
   for (auto& share : shares)
-    std::make_shared<connection>(ioc, std::move(share), latencies, errors)->start(ep);
+    std::make_shared<connection>(ioc, std::move(share), latencies, errors, w, acks)->start(ep);
   auto t0 = steady::now();
   ioc.run();
   run_result r;
@@ -237,8 +261,94 @@ long rss_kib(pid_t pid) {
   return 0;
 }
 
-/// Reads every build back and compares its state; returns the mismatches.
-std::size_t verify(const workload& w, unsigned short port) {
+/// The webhook receiver for --notify: records when each build's first notification
+/// arrived, the newest revision it heard of, and deliveries heard twice.
+class notification_receiver {
+public:
+  notification_receiver()
+    : acceptor_{ioc_, {asio::ip::make_address("127.0.0.1"), 0}} {
+    do_accept();
+    thread_ = std::thread{[this] { ioc_.run(); }};
+  }
+  ~notification_receiver() {
+    ioc_.stop();
+    thread_.join();
+  }
+  unsigned short port() const { return acceptor_.local_endpoint().port(); }
+
+  struct heard {
+    steady::time_point first;
+    std::uint64_t revision = 0;
+  };
+  std::map<std::string, heard> builds() {
+    std::lock_guard guard{mutex_};
+    return builds_;
+  }
+  std::size_t duplicates() {
+    std::lock_guard guard{mutex_};
+    return duplicates_;
+  }
+  std::size_t deliveries() {
+    std::lock_guard guard{mutex_};
+    return ids_.size();
+  }
+
+private:
+  struct session {
+    explicit session(tcp::socket s) : stream{std::move(s)} {}
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;
+    http::request<http::string_body> req;
+    http::response<http::string_body> res{http::status::ok, 11};
+  };
+
+  void do_accept() {
+    acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (!ec) {
+        auto s = std::make_shared<session>(std::move(socket));
+        http::async_read(s->stream, s->buffer, s->req,
+                         [this, s](beast::error_code ec, std::size_t) { on_read(s, ec); });
+      }
+      do_accept();
+    });
+  }
+
+  void on_read(const std::shared_ptr<session>& s, beast::error_code ec) {
+    if (ec)
+      return;
+    auto now = steady::now();
+    auto doc = json::parse(s->req.body(), nullptr, false);
+    if (!doc.is_discarded()) {
+      auto& b = doc["build"];
+      auto key = b["source"].get<std::string>() + "/" + b["pipeline"].get<std::string>() + "/"
+                 + b["id"].get<std::string>();
+      std::lock_guard guard{mutex_};
+      if (!ids_.insert(std::string{s->req["X-Buildtrack-Delivery"]}).second)
+        ++duplicates_;
+      auto [it, fresh] = builds_.try_emplace(key, heard{now, 0});
+      it->second.revision = std::max(it->second.revision, doc["revision"].get<std::uint64_t>());
+    }
+    s->res.keep_alive(false);
+    s->res.prepare_payload();
+    http::async_write(s->stream, s->res, [s](beast::error_code, std::size_t) {
+      beast::error_code ignored;
+      s->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    });
+  }
+
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::map<std::string, heard> builds_;
+  std::set<std::string> ids_;
+  std::size_t duplicates_ = 0;
+};
+
+/// Reads every build back and compares its state; returns the mismatches. Each
+/// build's revision goes into `revisions` (by build key) when given.
+std::size_t verify(const workload& w, unsigned short port,
+                   std::map<std::string, std::uint64_t>* revisions = nullptr) {
   asio::io_context ioc;
   beast::tcp_stream stream{ioc};
   stream.connect(tcp::endpoint{asio::ip::make_address("127.0.0.1"), port});
@@ -251,6 +361,9 @@ std::size_t verify(const workload& w, unsigned short port) {
     http::response<http::string_body> res;
     http::read(stream, buf, res);
     auto doc = json::parse(res.body(), nullptr, false);
+    if (revisions && !doc.is_discarded() && doc.contains("revision"))
+      (*revisions)[path.substr(std::string_view{"/api/v1/builds/"}.size())] =
+        doc["revision"].get<std::uint64_t>();
     if (res.result_int() != 200 || doc.is_discarded() || doc["state"] != state) {
       if (++wrong <= 5)
         std::cerr << "mismatch " << path << ": want " << state << ", got " << res.body().substr(0, 200) << '\n';
@@ -287,6 +400,8 @@ int main(int argc, char** argv) {
     else if (k == "--snapshot-interval") o.snapshot_interval = v;
     else if (k == "--snapshot-max-builds") o.snapshot_max_builds = std::stoi(v);
     else if (k == "--restart") o.restart = v == "1" || v == "yes";
+    else if (k == "--notify") o.notify = v == "1" || v == "yes";
+    else if (k == "--notify-concurrency") o.notify_concurrency = std::stoi(v);
     else {
       std::cerr << "unknown option " << k << '\n';
       return 2;
@@ -301,7 +416,8 @@ int main(int argc, char** argv) {
   auto bare_port = free_port();
   auto bare = spawn({o.bare, std::to_string(bare_port), std::to_string(o.io_threads)});
   await_ready(bare_port);
-  auto floor = storm(w, bare_port, o.connections);
+  ack_times ignored_acks;
+  auto floor = storm(w, bare_port, o.connections, ignored_acks);
   stop(bare);
 
   // The Redis store gets a redis-server of its own, appending to its AOF.
@@ -317,6 +433,9 @@ int main(int argc, char** argv) {
     await_ready(redis_port);
   }
 
+  std::optional<notification_receiver> receiver;
+  if (o.notify)
+    receiver.emplace();
   auto port = free_port();
   auto config_path = "/tmp/buildtrack-storm-" + std::to_string(getpid()) + ".yaml";
   {
@@ -329,13 +448,40 @@ int main(int argc, char** argv) {
         << "\ntracking:\n  actor_idle_timeout: " << o.idle_timeout
         << "\nactors:\n  threads: " << o.actor_threads
         << "\n  policy: " << o.policy << "\nlog:\n  level: error\n";
+    if (receiver)
+      cfg << "notifications:\n  - name: bench\n    kind: webhook\n    url: http://127.0.0.1:"
+          << receiver->port() << "/hook\n    concurrency: " << o.notify_concurrency << "\n";
   }
   auto daemon = spawn({o.daemon, "--config", config_path});
   await_ready(port);
   auto rss_before = rss_kib(daemon);
-  auto result = storm(w, port, o.connections);
-  auto mismatches = verify(w, port);
+  ack_times acks;
+  auto result = storm(w, port, o.connections, acks);
+  std::map<std::string, std::uint64_t> revisions;
+  auto mismatches = verify(w, port, &revisions);
   auto rss_after = rss_kib(daemon);
+  std::size_t notify_missing = 0;
+  std::vector<double> notify_latency;
+  double drain_seconds = 0;
+  if (receiver) {
+    // Every build's last outcome must arrive; wait for the outbox to drain.
+    auto t0 = steady::now();
+    auto missing = [&] {
+      auto heard = receiver->builds();
+      std::size_t n = 0;
+      for (auto& [key, revision] : revisions)
+        if (auto h = heard.find(key); h == heard.end() || h->second.revision != revision)
+          ++n;
+      return n;
+    };
+    while ((notify_missing = missing()) > 0 && steady::now() - t0 < std::chrono::minutes{2})
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    drain_seconds = std::chrono::duration<double>(steady::now() - t0).count();
+    for (auto& [key, h] : receiver->builds())
+      if (auto a = acks.find(key); a != acks.end())
+        notify_latency.push_back(std::chrono::duration<double>(h.first - a->second).count());
+    std::sort(notify_latency.begin(), notify_latency.end());
+  }
   stop(daemon);
 
   print("bare-beast", floor);
@@ -347,6 +493,22 @@ int main(int argc, char** argv) {
               static_cast<double>(rss_after - rss_before) / o.builds, o.builds, o.jobs);
   std::printf("verify: %zu of %zu builds with the expected final state\n",
               w.expected.size() - mismatches, w.expected.size());
+  if (receiver) {
+    auto pct = [&](double q) {
+      if (notify_latency.empty())
+        return 0.0;
+      return notify_latency[std::min(notify_latency.size() - 1,
+                                     static_cast<std::size_t>(q * static_cast<double>(notify_latency.size())))];
+    };
+    std::printf("notify: build.finished accepted -> first notification received, %zu builds: "
+                "p50 %.1f ms  p99 %.1f ms  max %.1f ms (webhook sink, concurrency %d)\n",
+                notify_latency.size(), pct(0.5) * 1e3, pct(0.99) * 1e3,
+                notify_latency.empty() ? 0.0 : notify_latency.back() * 1e3, o.notify_concurrency);
+    std::printf("notify: %zu deliveries, %zu heard twice; %zu builds without their final "
+                "outcome after %.1f s of draining\n",
+                receiver->deliveries(), receiver->duplicates(), notify_missing, drain_seconds);
+    mismatches += notify_missing + receiver->duplicates();
+  }
 
   if (o.restart) {
     // Ready to serve = listening: buildtrackd opens its port only after recovery.
