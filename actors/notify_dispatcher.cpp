@@ -22,10 +22,16 @@ void publish(self_ptr self) {
   self->state.stats->outbox.store(self->state.outbox.size(), std::memory_order_relaxed);
 }
 
-void arm_tick(self_ptr self) {
+/// Schedules the next store write: right after the messages already in the mailbox,
+/// so that everything they queue goes in one round trip; or after `store_retry`
+/// when the store refused the last one.
+void arm_tick(self_ptr self, bool refused = false) {
   if (std::exchange(self->state.tick_armed, true))
     return;
-  self->delayed_send(self, store_retry, tick_atom::value);
+  if (refused)
+    self->delayed_send(self, store_retry, tick_atom::value);
+  else
+    self->send(self, tick_atom::value);
 }
 
 state::lane* lane_of(self_ptr self, const std::string& sink) {
@@ -35,16 +41,14 @@ state::lane* lane_of(self_ptr self, const std::string& sink) {
   return nullptr;
 }
 
-/// Writes a change, after any the store refused before (they stay in order).
+/// Queues a change for the next store write.
 void write(self_ptr self, store::outbox_change c) {
-  auto& st = self->state;
-  if (st.unwritten.empty() && st.store->outbox_apply(c))
-    return;
-  st.unwritten.push_back(std::move(c));
+  self->state.unwritten.push_back(std::move(c));
   arm_tick(self);
 }
 
 void start(self_ptr self, state::lane& lane, const std::string& id);
+bool load(self_ptr self);
 
 /// Starts what the sink's concurrency allows.
 void pump(self_ptr self, state::lane& lane) {
@@ -105,17 +109,18 @@ void admit(self_ptr self, notify::outbox_entry e) {
   }
   auto id = e.id();
   auto& p = st.outbox[id];
-  if (p.entry.sink.empty() || p.entry.revision() <= e.revision())
+  // The same revision again (a repeated notice) keeps its attempts.
+  if (p.entry.sink.empty() || p.entry.revision() < e.revision())
     p.entry = std::move(e);
   make_ready(self, *lane, id, p);
   publish(self);
   pump(self, *lane);
 }
 
-/// Records a notice for every sink that wants it; false when the store refused.
-bool record(self_ptr self, const model::notice& n) {
+/// The outbox entries of a notice: one per sink that wants it. False when the
+/// store could not say whether a sink has a message to edit.
+bool entries_of(self_ptr self, const model::notice& n, std::vector<notify::outbox_entry>& out) {
   auto& st = self->state;
-  std::vector<notify::outbox_entry> entries;
   for (auto& lane : st.lanes) {
     auto& sink = *lane.sink;
     bool wanted = sink.wants(n);
@@ -129,26 +134,55 @@ bool record(self_ptr self, const model::notice& n) {
         return false;
     }
     if (wanted)
-      entries.push_back({sink.config().name, n, 0});
+      out.push_back({sink.config().name, n, 0});
   }
-  std::vector<std::pair<std::string, std::string>> docs;
-  for (auto& e : entries)
-    docs.emplace_back(e.id(), notify::encode(e));
-  bool fresh = false;
-  if (!st.store->outbox_add(n.subject.key, n.subject.revision, docs, fresh))
-    return false;
-  if (fresh)
-    for (auto& e : entries)
-      admit(self, std::move(e));
   return true;
 }
 
-void notice_arrived(self_ptr self, model::notice n) {
+/// Records the queued notices in one round trip and admits what the store says is
+/// to be sent; false when the store refused (they stay queued).
+bool record(self_ptr self) {
   auto& st = self->state;
-  if (st.unwritten.empty() && st.unrecorded.empty() && record(self, n))
-    return;
-  st.unrecorded.push_back(std::move(n));
-  arm_tick(self);
+  std::vector<std::vector<notify::outbox_entry>> entries(st.unrecorded.size());
+  std::vector<store::outbox_record> records;
+  records.reserve(st.unrecorded.size());
+  for (size_t i = 0; i < st.unrecorded.size(); ++i) {
+    auto& n = st.unrecorded[i];
+    if (!entries_of(self, n, entries[i]))
+      return false;
+    store::outbox_record r{n.subject.key, n.subject.revision, {}};
+    for (auto& e : entries[i])
+      r.entries.emplace_back(e.id(), notify::encode(e));
+    records.push_back(std::move(r));
+  }
+  std::vector<std::vector<std::string>> admitted;
+  if (!st.store->outbox_add(records, admitted))
+    return false;
+  st.unrecorded.clear();
+  for (size_t i = 0; i < entries.size(); ++i)
+    for (auto& e : entries[i])
+      if (std::find(admitted[i].begin(), admitted[i].end(), e.id()) != admitted[i].end())
+        admit(self, std::move(e));
+  return true;
+}
+
+/// Writes what is queued: changes first (they were decided earlier), then notices.
+/// False when the store refused.
+bool flush(self_ptr self) {
+  auto& st = self->state;
+  if (!st.loaded && !load(self))
+    return false;
+  if (!st.unwritten.empty()) {
+    std::vector<store::outbox_change> changes{std::make_move_iterator(st.unwritten.begin()),
+                                              std::make_move_iterator(st.unwritten.end())};
+    if (!st.store->outbox_apply(changes)) {
+      st.unwritten.assign(std::make_move_iterator(changes.begin()),
+                          std::make_move_iterator(changes.end()));
+      return false;
+    }
+    st.unwritten.clear();
+  }
+  return st.unrecorded.empty() || record(self);
 }
 
 /// Reads what a previous run left in the outbox; false when the store could not.
@@ -280,9 +314,12 @@ notify_dispatcher(notify_dispatcher_actor::stateful_pointer<notify_dispatcher_st
     st.lanes.push_back(std::move(lane));
   }
   if (!load(self))
-    arm_tick(self);
+    arm_tick(self, true);
   return {
-    [=](model::notice& n) { notice_arrived(self, std::move(n)); },
+    [=](model::notice& n) {
+      self->state.unrecorded.push_back(std::move(n));
+      arm_tick(self);
+    },
     [=](const delivery_report& r) { report_arrived(self, r); },
     [=](retry_atom, const std::string& id, std::uint64_t wait) {
       auto& st = self->state;
@@ -295,16 +332,9 @@ notify_dispatcher(notify_dispatcher_actor::stateful_pointer<notify_dispatcher_st
       pump(self, *lane);
     },
     [=](tick_atom) {
-      auto& st = self->state;
-      st.tick_armed = false;
-      if (!st.loaded && !load(self))
-        return arm_tick(self);
-      while (!st.unwritten.empty() && st.store->outbox_apply(st.unwritten.front()))
-        st.unwritten.pop_front();
-      while (st.unwritten.empty() && !st.unrecorded.empty() && record(self, st.unrecorded.front()))
-        st.unrecorded.pop_front();
-      if (!st.unwritten.empty() || !st.unrecorded.empty())
-        arm_tick(self);
+      self->state.tick_armed = false;
+      if (!flush(self))
+        arm_tick(self, true);
     },
   };
 }

@@ -57,17 +57,18 @@ struct notify_dispatcher_state {
   transport send;
   std::vector<lane> lanes;
   std::unordered_map<std::string, pending> outbox; ///< by entry id
-  std::deque<model::notice> unrecorded;           ///< the store refused to record them
-  std::deque<store::outbox_change> unwritten;      ///< the store refused them; in order
+  std::deque<model::notice> unrecorded;       ///< to record in the next store write
+  std::deque<store::outbox_change> unwritten; ///< to apply in the next store write, in order
   bool loaded = false;                             ///< the stored outbox was read
-  bool tick_armed = false;
+  bool tick_armed = false; ///< a store write is scheduled
   std::uint64_t waits = 0;
   std::mt19937_64 random{std::random_device{}()};
   std::shared_ptr<dispatcher_stats> stats;
 };
 
 /// The notification dispatcher. A notice is recorded in the store's outbox, once
-/// per build revision, for every sink that wants it, before any attempt; entries
+/// per build revision, for every sink that wants it, before any attempt (what
+/// arrives together is written in one round trip); entries
 /// left from before a restart are sent again at start. Each sink has at most
 /// `concurrency` deliveries in flight; failures wait (exponential backoff with
 /// jitter, or the receiver's Retry-After) and end in the dead-letter list after

@@ -26,22 +26,36 @@ bool memory_store::erase(const std::vector<model::build_key>& keys) {
   return true;
 }
 
-bool memory_store::outbox_add(const model::build_key& build, std::uint64_t revision,
-                              const std::vector<std::pair<std::string, std::string>>& entries,
-                              bool& fresh) {
+bool memory_store::outbox_add(std::span<const outbox_record> records,
+                              std::vector<std::vector<std::string>>& admitted) {
   std::lock_guard guard{mutex_};
-  auto [it, first] = notified_.try_emplace(build.str(), revision);
-  fresh = first || it->second < revision;
-  if (!fresh)
-    return true;
-  it->second = revision;
-  for (auto& [id, doc] : entries)
-    outbox_[id] = doc;
+  admitted.assign(records.size(), {});
+  for (size_t i = 0; i < records.size(); ++i) {
+    auto& r = records[i];
+    auto [seen, first] = notified_.try_emplace(r.build.str(), r.revision);
+    if (!first && seen->second > r.revision)
+      continue;
+    bool again = !first && seen->second == r.revision;
+    seen->second = r.revision;
+    for (auto& [id, doc] : r.entries) {
+      if (again && !outbox_.count(id))
+        continue;
+      if (!again)
+        outbox_[id] = doc;
+      admitted[i].push_back(id);
+    }
+  }
   return true;
 }
 
-bool memory_store::outbox_apply(const outbox_change& c) {
+bool memory_store::outbox_apply(std::span<const outbox_change> changes) {
   std::lock_guard guard{mutex_};
+  for (auto& c : changes)
+    apply(c);
+  return true;
+}
+
+void memory_store::apply(const outbox_change& c) {
   if (c.entry)
     outbox_[c.id] = *c.entry;
   if (c.remove)
@@ -52,7 +66,6 @@ bool memory_store::outbox_apply(const outbox_change& c) {
     messages_[c.build.str()][c.sink] = *c.message_ref;
   else if (c.forget_message)
     messages_[c.build.str()].erase(c.sink);
-  return true;
 }
 
 bool memory_store::outbox_load(std::vector<std::pair<std::string, std::string>>& out) {

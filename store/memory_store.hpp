@@ -24,10 +24,9 @@ public:
   std::optional<std::size_t> replay(const std::function<void(model::envelope)>&) override {
     return 0;
   }
-  bool outbox_add(const model::build_key& build, std::uint64_t revision,
-                  const std::vector<std::pair<std::string, std::string>>& entries,
-                  bool& fresh) override;
-  bool outbox_apply(const outbox_change& c) override;
+  bool outbox_add(std::span<const outbox_record> records,
+                  std::vector<std::vector<std::string>>& admitted) override;
+  bool outbox_apply(std::span<const outbox_change> changes) override;
   bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) override;
   bool notified(std::unordered_map<std::string, std::uint64_t>& out) override;
   std::optional<std::string> message_ref(const model::build_key& build, const std::string& sink,
@@ -41,6 +40,8 @@ public:
   }
 
 private:
+  void apply(const outbox_change& c); ///< with mutex_ held
+
   mutable std::mutex mutex_;
   std::unordered_map<std::string, model::build> builds_;
   std::optional<model::streak_book> streaks_;

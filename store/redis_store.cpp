@@ -236,56 +236,79 @@ bool redis_store::erase(const std::vector<model::build_key>& keys) {
 
 namespace {
 
-/// Records a notice's outbox entries unless one of that revision or a newer one was
-/// recorded: KEYS notified, outbox; ARGV build, revision, then id, document pairs.
+/// Records a notice's outbox entries unless a newer revision of its build was
+/// recorded; answers the ids now in the outbox to send (see store::outbox_add).
+/// KEYS notified, outbox; ARGV build, revision, then id, document pairs.
 constexpr const char* outbox_add_script = R"(
 local seen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
-if seen >= tonumber(ARGV[2]) then return 0 end
+local revision = tonumber(ARGV[2])
+local ids = {}
+if seen > revision then return ids end
+if seen == revision then
+  for i = 3, #ARGV, 2 do
+    if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then table.insert(ids, ARGV[i]) end
+  end
+  return ids
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-return 1
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  table.insert(ids, ARGV[i])
+end
+return ids
 )";
 
 } // namespace
 
-bool redis_store::outbox_add(const model::build_key& build, std::uint64_t revision,
-                             const std::vector<std::pair<std::string, std::string>>& entries,
-                             bool& fresh) {
-  redis_command cmd{"EVAL", outbox_add_script, "2", notified_key(), outbox_key(), build.str(),
-                    std::to_string(revision)};
-  for (auto& [id, doc] : entries) {
-    cmd.push_back(id);
-    cmd.push_back(doc);
+bool redis_store::outbox_add(std::span<const outbox_record> records,
+                             std::vector<std::vector<std::string>>& admitted) {
+  std::vector<redis_command> cmds;
+  cmds.reserve(records.size());
+  for (auto& r : records) {
+    redis_command cmd{"EVAL", outbox_add_script, "2", notified_key(), outbox_key(), r.build.str(),
+                      std::to_string(r.revision)};
+    for (auto& [id, doc] : r.entries) {
+      cmd.push_back(id);
+      cmd.push_back(doc);
+    }
+    cmds.push_back(std::move(cmd));
   }
   std::lock_guard guard{outbox_mutex_};
-  // Not idempotent as a whole call, but a repeat finds the revision recorded and
-  // changes nothing: safe to send again on a fresh connection.
-  auto result = outbox_client_.pipeline({cmd}, true);
+  // Safe to send again after a lost reply: a record already made answers the ids
+  // still waiting, as the first answer would have.
+  auto result = outbox_client_.pipeline(cmds, true);
   if (auto* why = std::get_if<std::string>(&result)) {
     support::log(support::log_level::error, "outbox write failed", {{"reason", *why}});
     return false;
   }
-  auto& reply = std::get<0>(result)[0];
-  if (reply.kind != redis_reply::integer) {
-    support::log(support::log_level::error, "outbox write refused", {{"reason", reply.text}});
-    return false;
+  auto& replies = std::get<0>(result);
+  admitted.assign(records.size(), {});
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (replies[i].kind != redis_reply::array) {
+      support::log(support::log_level::error, "outbox write refused",
+                   {{"reason", replies[i].text}});
+      return false;
+    }
+    for (auto& id : replies[i].elements)
+      admitted[i].push_back(std::move(id.text));
   }
-  fresh = reply.number == 1;
   return true;
 }
 
-bool redis_store::outbox_apply(const outbox_change& c) {
+bool redis_store::outbox_apply(std::span<const outbox_change> changes) {
   std::vector<redis_command> cmds{{"MULTI"}};
-  if (c.entry)
-    cmds.push_back({"HSET", outbox_key(), c.id, *c.entry});
-  if (c.remove)
-    cmds.push_back({"HDEL", outbox_key(), c.id});
-  if (c.dead_letter)
-    cmds.push_back({"RPUSH", dead_letters_key(), *c.dead_letter});
-  if (c.message_ref)
-    cmds.push_back({"HSET", messages_key(c.build.str()), c.sink, *c.message_ref});
-  else if (c.forget_message)
-    cmds.push_back({"HDEL", messages_key(c.build.str()), c.sink});
+  for (auto& c : changes) {
+    if (c.entry)
+      cmds.push_back({"HSET", outbox_key(), c.id, *c.entry});
+    if (c.remove)
+      cmds.push_back({"HDEL", outbox_key(), c.id});
+    if (c.dead_letter)
+      cmds.push_back({"RPUSH", dead_letters_key(), *c.dead_letter});
+    if (c.message_ref)
+      cmds.push_back({"HSET", messages_key(c.build.str()), c.sink, *c.message_ref});
+    else if (c.forget_message)
+      cmds.push_back({"HDEL", messages_key(c.build.str()), c.sink});
+  }
   cmds.push_back({"EXEC"});
   std::lock_guard guard{outbox_mutex_};
   // Every command sets a value or deletes one, except RPUSH: a repeat could add a

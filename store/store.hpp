@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -32,6 +33,13 @@ struct outbox_change {
   std::optional<std::string> dead_letter; ///< appended to the dead-letter list
   std::optional<std::string> message_ref; ///< the sink's message for the build, kept
   bool forget_message = false;            ///< that message is gone
+};
+
+/// A notice's outbox entries (id, document): one build at one revision.
+struct outbox_record {
+  model::build_key build;
+  std::uint64_t revision = 0;
+  std::vector<std::pair<std::string, std::string>> entries;
 };
 
 /// Where accepted events and build states are kept. Implementations are
@@ -81,14 +89,15 @@ public:
 
   // The notification outbox. Its one writer is the notification dispatcher.
 
-  /// Records the outbox entries (id, document) of a notice of `build` at `revision`
-  /// unless a notice of that revision or a newer one was recorded before: `fresh`
-  /// says which. Atomic. False when it could not be written.
-  virtual bool outbox_add(const model::build_key& build, std::uint64_t revision,
-                          const std::vector<std::pair<std::string, std::string>>& entries,
-                          bool& fresh) = 0;
-  /// Applies one change. False when it could not be written.
-  virtual bool outbox_apply(const outbox_change& c) = 0;
+  /// Records notices, each atomically, unless its build has a newer revision
+  /// recorded. `admitted[i]` gets the ids of record i's entries that are in the outbox
+  /// now and must be sent: all of them when its revision is new; those still there
+  /// when it was recorded before (a repeated notice, or this call again after a lost
+  /// reply); none for an older revision. False when it could not be written.
+  virtual bool outbox_add(std::span<const outbox_record> records,
+                          std::vector<std::vector<std::string>>& admitted) = 0;
+  /// Applies changes in order, all or none. False when they could not be written.
+  virtual bool outbox_apply(std::span<const outbox_change> changes) = 0;
   /// Every outbox entry (id, document).
   virtual bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) = 0;
   /// The revision of the last notice recorded for each build, by build key.

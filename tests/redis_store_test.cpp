@@ -257,15 +257,23 @@ namespace {
 /// The outbox contract, the same for every store.
 void check_outbox(store::store& s) {
   model::build_key b1{"buildkite", "web", "1"}, b2{"buildkite", "web", "2"};
-  bool fresh = false;
-  ASSERT_TRUE(s.outbox_add(b1, 2, {{"slack|b1", "doc-2"}, {"hook|b1", "hook-2"}}, fresh));
-  EXPECT_TRUE(fresh);
-  ASSERT_TRUE(s.outbox_add(b1, 2, {{"slack|b1", "again"}}, fresh));
-  EXPECT_FALSE(fresh) << "the same revision is recorded once";
-  ASSERT_TRUE(s.outbox_add(b1, 1, {{"slack|b1", "older"}}, fresh));
-  EXPECT_FALSE(fresh) << "an older revision is never recorded after a newer one";
-  ASSERT_TRUE(s.outbox_add(b2, 1, {}, fresh));
-  EXPECT_TRUE(fresh) << "a notice no sink wants is still remembered";
+  using ids = std::vector<std::string>;
+  std::vector<ids> admitted;
+  auto add = [&](store::outbox_record r) {
+    EXPECT_TRUE(s.outbox_add(std::span{&r, 1}, admitted));
+    return admitted.at(0);
+  };
+  EXPECT_EQ(add({b1, 2, {{"slack|b1", "doc-2"}, {"hook|b1", "hook-2"}}}),
+            (ids{"slack|b1", "hook|b1"}));
+  // The same revision again: what still waits is to be sent (the caller may have lost
+  // the first answer), and nothing is overwritten.
+  EXPECT_EQ(add({b1, 2, {{"slack|b1", "again"}, {"hook|b1", "again"}}}),
+            (ids{"slack|b1", "hook|b1"}));
+  EXPECT_EQ(add({b1, 1, {{"slack|b1", "older"}}}), ids{}) << "older than recorded";
+  // Several records in one call, each judged on its own.
+  std::vector<store::outbox_record> two{{b2, 1, {}}, {b1, 1, {{"slack|b1", "older"}}}};
+  ASSERT_TRUE(s.outbox_add(two, admitted));
+  EXPECT_EQ(admitted, (std::vector<ids>{{}, {}}));
   std::vector<std::pair<std::string, std::string>> entries;
   ASSERT_TRUE(s.outbox_load(entries));
   std::sort(entries.begin(), entries.end());
@@ -275,18 +283,20 @@ void check_outbox(store::store& s) {
   std::unordered_map<std::string, std::uint64_t> notified;
   ASSERT_TRUE(s.notified(notified));
   EXPECT_EQ(notified[b1.str()], 2u);
-  EXPECT_EQ(notified[b2.str()], 1u);
-  // Delivered with a message kept; retried with attempts counted; dead-lettered.
+  EXPECT_EQ(notified[b2.str()], 1u) << "a notice no sink wants is still remembered";
+  // Delivered with a message kept; retried with attempts counted: one write.
   store::outbox_change delivered{"slack|b1", b1, "slack"};
   delivered.remove = true;
   delivered.message_ref = R"({"channel":"C","ts":"1.1"})";
-  ASSERT_TRUE(s.outbox_apply(delivered));
   store::outbox_change retried{"hook|b1", b1, "hook"};
   retried.entry = "hook-2, attempt 1";
-  ASSERT_TRUE(s.outbox_apply(retried));
+  std::vector<store::outbox_change> changes{delivered, retried};
+  ASSERT_TRUE(s.outbox_apply(changes));
   ASSERT_TRUE(s.outbox_load(entries));
   ASSERT_EQ(entries.size(), 1u);
   EXPECT_EQ(entries[0].second, "hook-2, attempt 1");
+  EXPECT_EQ(add({b1, 2, {{"slack|b1", "doc-2"}, {"hook|b1", "hook-2"}}}), ids{"hook|b1"})
+    << "a delivered entry is not sent again";
   bool failed = true;
   EXPECT_EQ(s.message_ref(b1, "slack", failed), delivered.message_ref);
   EXPECT_FALSE(failed);
@@ -295,7 +305,7 @@ void check_outbox(store::store& s) {
   store::outbox_change dead{"hook|b1", b1, "hook"};
   dead.remove = true;
   dead.dead_letter = "letter";
-  ASSERT_TRUE(s.outbox_apply(dead));
+  ASSERT_TRUE(s.outbox_apply(std::span{&dead, 1}));
   ASSERT_TRUE(s.outbox_load(entries));
   EXPECT_TRUE(entries.empty());
   // Expiry forgets the message and the notified revision.
