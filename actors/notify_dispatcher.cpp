@@ -50,6 +50,23 @@ void write(self_ptr self, store::outbox_change c) {
 void start(self_ptr self, state::lane& lane, const std::string& id);
 bool load(self_ptr self);
 
+/// Applies the queued changes in one round trip; false when the store refused
+/// (they stay queued, in order).
+bool write_changes(self_ptr self) {
+  auto& st = self->state;
+  if (st.unwritten.empty())
+    return true;
+  std::vector<store::outbox_change> changes{std::make_move_iterator(st.unwritten.begin()),
+                                            std::make_move_iterator(st.unwritten.end())};
+  if (!st.store->outbox_apply(changes)) {
+    st.unwritten.assign(std::make_move_iterator(changes.begin()),
+                        std::make_move_iterator(changes.end()));
+    return false;
+  }
+  st.unwritten.clear();
+  return true;
+}
+
 /// Starts what the sink's concurrency allows.
 void pump(self_ptr self, state::lane& lane) {
   while (lane.in_flight < lane.sink->config().concurrency && !lane.ready.empty()) {
@@ -79,8 +96,10 @@ void start(self_ptr self, state::lane& lane, const std::string& id) {
   auto revision = p.entry.revision();
   std::optional<std::string> ref;
   if (lane.sink->edits_in_place()) {
-    bool failed = false;
-    ref = st.store->message_ref(p.entry.notice.subject.key, lane.sink->config().name, failed);
+    // A message just posted (or forgotten) may still be in the queued writes.
+    bool failed = !write_changes(self);
+    if (!failed)
+      ref = st.store->message_ref(p.entry.notice.subject.key, lane.sink->config().name, failed);
     if (failed) {
       // Posting anew could duplicate the message: wait for the store like for a receiver.
       net::inbound_response no_store;
@@ -126,9 +145,8 @@ bool entries_of(self_ptr self, const model::notice& n, std::vector<notify::outbo
     bool wanted = sink.wants(n);
     if (!wanted && sink.edits_in_place() && sink.follows(n.subject)) {
       // A message posted for an earlier outcome is edited whatever this one is.
-      notify::outbox_entry probe{sink.config().name, n, 0};
       bool failed = false;
-      wanted = st.outbox.count(probe.id()) != 0
+      wanted = st.outbox.count(notify::outbox_entry::id_of(sink.config().name, n.subject.key)) != 0
                || st.store->message_ref(n.subject.key, sink.config().name, failed).has_value();
       if (failed)
         return false;
@@ -172,17 +190,7 @@ bool flush(self_ptr self) {
   auto& st = self->state;
   if (!st.loaded && !load(self))
     return false;
-  if (!st.unwritten.empty()) {
-    std::vector<store::outbox_change> changes{std::make_move_iterator(st.unwritten.begin()),
-                                              std::make_move_iterator(st.unwritten.end())};
-    if (!st.store->outbox_apply(changes)) {
-      st.unwritten.assign(std::make_move_iterator(changes.begin()),
-                          std::make_move_iterator(changes.end()));
-      return false;
-    }
-    st.unwritten.clear();
-  }
-  return st.unrecorded.empty() || record(self);
+  return write_changes(self) && (st.unrecorded.empty() || record(self));
 }
 
 /// Reads what a previous run left in the outbox; false when the store could not.

@@ -21,7 +21,10 @@ struct outbox_entry {
   model::notice notice;
   std::uint32_t attempts = 0; ///< attempts that failed so far
 
-  std::string id() const { return sink + "|" + notice.subject.key.str(); }
+  std::string id() const { return id_of(sink, notice.subject.key); }
+  static std::string id_of(const std::string& sink, const model::build_key& build) {
+    return sink + "|" + build.str();
+  }
   std::uint64_t revision() const { return notice.subject.revision; }
 };
 

@@ -220,3 +220,19 @@ TEST_F(dispatcher_test, a_new_dispatcher_sends_what_the_last_one_left_in_the_out
   run();
   EXPECT_EQ(net.calls.size(), 1u);
 }
+
+TEST_F(dispatcher_test, an_outcome_that_changes_while_slack_posts_edits_the_new_message) {
+  auto d = spawn({slack_sink()});
+  caf::anon_send(d, notice("1", 1));
+  run();
+  ASSERT_EQ(net.calls.size(), 1u);
+  caf::anon_send(d, notice("1", 2)); // a late failing job while the post is out
+  run();
+  EXPECT_EQ(net.calls.size(), 1u);
+  net.answer(200, R"({"ok":true,"channel":"C1","ts":"42.1"})");
+  run();
+  ASSERT_EQ(net.calls.size(), 2u);
+  EXPECT_EQ(net.calls[1].request.url, "http://127.0.0.1:1/api/chat.update")
+    << "the ts of the post just answered must be used, not a second post";
+  EXPECT_EQ(json::parse(net.calls[1].request.body)["ts"], "42.1");
+}
