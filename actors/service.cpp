@@ -68,6 +68,10 @@ struct service::impl {
                 [s = stats] { return static_cast<double>(s->tracked.load()); });
     m.set_gauge("buildtrack_builds_dirty", "Builds changed since the last snapshot.", this,
                 [s = stats] { return static_cast<double>(s->dirty.load()); });
+    for (auto& sink : c.notifications)
+      support::log(support::log_level::info, "notification sink",
+                   {{"name", sink.name}, {"kind", sink.kind}, {"on", sink.on},
+                    {"branches", sink.branches}, {"pipelines", sink.pipelines}});
     m.set_gauge("buildtrack_notification_outbox", "Notifications not yet delivered or dead-lettered.",
                 this, [s = notify_stats] { return static_cast<double>(s->outbox.load()); });
   }
