@@ -273,25 +273,15 @@ bool redis_store::outbox_add(std::span<const outbox_record> records,
     }
     cmds.push_back(std::move(cmd));
   }
-  std::lock_guard guard{outbox_mutex_};
   // Safe to send again after a lost reply: a record already made answers the ids
   // still waiting, as the first answer would have.
-  auto result = outbox_client_.pipeline(cmds, true);
-  if (auto* why = std::get_if<std::string>(&result)) {
-    support::log(support::log_level::error, "outbox write failed", {{"reason", *why}});
+  auto replies = write_outbox(cmds);
+  if (!replies)
     return false;
-  }
-  auto& replies = std::get<0>(result);
   admitted.assign(records.size(), {});
-  for (size_t i = 0; i < replies.size(); ++i) {
-    if (replies[i].kind != redis_reply::array) {
-      support::log(support::log_level::error, "outbox write refused",
-                   {{"reason", replies[i].text}});
-      return false;
-    }
-    for (auto& id : replies[i].elements)
+  for (size_t i = 0; i < replies->size(); ++i)
+    for (auto& id : (*replies)[i].elements)
       admitted[i].push_back(std::move(id.text));
-  }
   return true;
 }
 
@@ -310,20 +300,31 @@ bool redis_store::outbox_apply(std::span<const outbox_change> changes) {
       cmds.push_back({"HDEL", messages_key(c.build.str()), c.sink});
   }
   cmds.push_back({"EXEC"});
-  std::lock_guard guard{outbox_mutex_};
   // Every command sets a value or deletes one, except RPUSH: a repeat could add a
-  // dead letter twice, which is a report, not a delivery.
-  auto result = outbox_client_.pipeline(cmds, true);
+  // dead letter twice, which is a report, not a delivery. Only EXEC's reply says
+  // whether the transaction ran.
+  auto replies = write_outbox(cmds);
+  return replies && replies->back().kind == redis_reply::array;
+}
+
+std::optional<std::vector<redis_reply>>
+redis_store::write_outbox(const std::vector<redis_command>& cmds) {
+  std::variant<std::vector<redis_reply>, std::string> result;
+  {
+    std::lock_guard guard{outbox_mutex_};
+    result = outbox_client_.pipeline(cmds, true);
+  }
   if (auto* why = std::get_if<std::string>(&result)) {
     support::log(support::log_level::error, "outbox write failed", {{"reason", *why}});
-    return false;
+    return std::nullopt;
   }
-  auto& exec = std::get<0>(result).back();
-  if (exec.kind != redis_reply::array) {
-    support::log(support::log_level::error, "outbox write refused", {{"reason", exec.text}});
-    return false;
-  }
-  return true;
+  auto& replies = std::get<0>(result);
+  for (auto& r : replies)
+    if (r.kind == redis_reply::error) {
+      support::log(support::log_level::error, "outbox write refused", {{"reason", r.text}});
+      return std::nullopt;
+    }
+  return std::move(replies);
 }
 
 bool redis_store::outbox_load(std::vector<std::pair<std::string, std::string>>& out) {

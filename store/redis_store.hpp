@@ -93,6 +93,10 @@ private:
   /// One round trip on the reader connection (idempotent commands only); nothing,
   /// after logging why, when Redis could not be reached.
   std::optional<std::vector<redis_reply>> read(const std::vector<redis_command>& cmds);
+  /// One round trip on the outbox connection; sent again on a fresh connection when
+  /// the old one went stale, so every command must be safe to repeat. Nothing, after
+  /// logging why, when Redis could not be reached or refused a command.
+  std::optional<std::vector<redis_reply>> write_outbox(const std::vector<redis_command>& cmds);
   /// Runs commands in pipelines of at most `chunk`; false unless every reply is `ok`.
   bool run_all(redis_client& client, const std::vector<redis_command>& cmds,
                const std::function<bool(const redis_reply&)>& ok);
