@@ -1,6 +1,5 @@
 #include "config/config.hpp"
 
-#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -9,6 +8,9 @@
 #include <regex>
 #include <sstream>
 #include <yaml-cpp/yaml.h>
+
+#include "model/notice.hpp"
+#include "net/client.hpp"
 
 namespace bt::config {
 namespace {
@@ -141,21 +143,13 @@ void each_item(const std::string& p, const YAML::Node& n,
     each(p + "[" + std::to_string(i) + "]", n[i]);
 }
 
-/// http(s) URL; plain http only to this machine (tests, local relays).
+/// http(s) URL as the outbound client reads it; plain http only to this machine
+/// (tests, local relays).
 void check_url(const std::string& p, const YAML::Node& n, const std::string& url) {
-  auto https = url.starts_with("https://");
-  if (!https && !url.starts_with("http://"))
-    fail(p, n, "expected an https:// URL, got '" + url + "'");
-  auto rest = url.substr(https ? 8 : 7);
-  auto host = rest.substr(0, rest.find_first_of("/"));
-  if (host.starts_with('['))
-    host = host.substr(1, host.find(']') - 1);
-  else
-    host = host.substr(0, host.rfind(':'));
-  if (host.empty())
-    fail(p, n, "URL has no host: '" + url + "'");
-  static const std::regex loopback{R"(^(localhost|::1|127\.\d+\.\d+\.\d+)$)"};
-  if (!https && !std::regex_match(host, loopback))
+  auto parts = net::parse_url(url);
+  if (!parts)
+    fail(p, n, "expected an https://host[:port]/path URL, got '" + url + "'");
+  if (!parts->tls && !net::is_loopback_host(parts->host))
     fail(p, n, "plain http is only allowed to loopback hosts; use https");
 }
 
@@ -174,10 +168,8 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
         {"on", [&](auto& p2, auto& n2) {
            list_into(s.on)(p2, n2);
            on_set = true;
-           static const std::vector<std::string> kinds{"failed", "broken",  "still_failing",
-                                                       "fixed",  "passed",  "recovered"};
            for (size_t i = 0; i < s.on.size(); ++i)
-             if (std::find(kinds.begin(), kinds.end(), s.on[i]) == kinds.end())
+             if (!model::parse_notice_kind(s.on[i]))
                fail(p2 + "[" + std::to_string(i) + "]", n2[i],
                     "expected failed, broken, still_failing, fixed, passed or recovered, got '"
                       + s.on[i] + "'");
