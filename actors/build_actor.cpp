@@ -41,7 +41,7 @@ void apply_event(build_actor::stateful_pointer<build_actor_state> self, const mo
       self->send(st.registry, model::envelope{r->parent, "", e.received, std::nullopt,
                                               std::move(r->job)});
   }
-  if (settled)
+  if (settled && st.settings.notices)
     if (auto kind = model::notice_kind_of(st.build))
       self->send(st.registry, model::notice{st.build, *kind});
   if (result.changed) {

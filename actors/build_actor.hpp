@@ -21,6 +21,8 @@ struct build_settings {
   /// waits for its verdict.
   std::shared_ptr<const std::vector<std::string>> tracked_branches
     = std::make_shared<const std::vector<std::string>>();
+  /// Whether any sink listens: without one, settled outcomes are not copied into notices.
+  bool notices = true;
 };
 
 struct build_actor_state {

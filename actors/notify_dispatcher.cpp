@@ -215,7 +215,7 @@ bool load(self_ptr self) {
   return true;
 }
 
-void dead_letter(self_ptr self, state::lane& lane, state::pending& p, store::outbox_change& c,
+void dead_letter(state::lane& lane, state::pending& p, store::outbox_change& c,
                  const std::string& reason) {
   lane.dead->inc();
   c.remove = true;
@@ -257,7 +257,7 @@ void report_arrived(self_ptr self, const delivery_report& r) {
     auto& policy = lane->sink->config().retry;
     if (result.kind == notify::outcome::give_up
         || p.entry.attempts >= static_cast<std::uint32_t>(policy.max_attempts)) {
-      dead_letter(self, *lane, p, change, result.detail);
+      dead_letter(*lane, p, change, result.detail);
       done = true;
     } else {
       lane->retries->inc();

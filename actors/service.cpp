@@ -48,7 +48,8 @@ struct service::impl {
     : system{configure(cfg, c)},
       store{std::move(st)},
       settings{c.tracking.actor_idle_timeout,
-               std::make_shared<const std::vector<std::string>>(c.tracking.branches)},
+               std::make_shared<const std::vector<std::string>>(c.tracking.branches),
+               !c.notifications.empty()},
       tracker{system.spawn(streak_tracker, c.tracking.branches)},
       dispatcher{c.notifications.empty()
                    ? notify_dispatcher_actor{}

@@ -152,3 +152,15 @@ TEST_F(build_actor_test, a_build_no_streak_judges_gives_notice_when_it_finishes)
   ASSERT_EQ(rec->notices.size(), 1u);
   EXPECT_EQ(rec->notices[0].kind, model::notice_kind::failed);
 }
+
+TEST_F(build_actor_test, without_sinks_no_notice_is_made) {
+  auto quiet = sys->spawn(actors::build_actor_impl, model::build{}, registry,
+                          actors::build_settings{30s, std::make_shared<const std::vector<std::string>>(),
+                                                 false});
+  caf::anon_send(quiet, job("a", model::job_state::failed, 1));
+  caf::anon_send(quiet, finished());
+  run();
+  EXPECT_TRUE(rec->notices.empty());
+  EXPECT_NE(ask<std::string>(quiet, caf::get_atom::value).find(R"("state":"failed")"),
+            std::string::npos);
+}
