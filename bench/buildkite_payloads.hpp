@@ -1,7 +1,7 @@
 #pragma once
 
 // Realistic Buildkite webhook bodies and requests, shared by the storm bench and
-// the crash test. Shapes follow ../shared/fixtures.
+// the crash test. Shapes follow tests/fixtures.
 
 #include <sstream>
 #include <string>

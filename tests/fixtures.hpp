@@ -7,7 +7,7 @@
 
 namespace bt::test {
 
-/// Reads a file of ../shared/fixtures (e.g. "buildkite/job.finished.json").
+/// Reads a file of tests/fixtures (copies of the product fixtures) (e.g. "buildkite/job.finished.json").
 inline std::string fixture(const std::string& name) {
   std::ifstream in{std::string{BT_FIXTURES} + "/" + name};
   if (!in)
