@@ -36,6 +36,7 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
+using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
 
 /// Errors actors answer with.
 enum class errc : std::uint8_t {
@@ -132,7 +133,10 @@ using registry_actor = caf::typed_actor<
   // Drops builds past their age limit from memory; the caller deletes them from the store.
   caf::replies_to<expire_atom, expiry_rule>::with<expired_builds>,
   // Tries a failed store read of a build again.
-  caf::reacts_to<retry_atom, model::build_key>>;
+  caf::reacts_to<retry_atom, model::build_key>,
+  // The store lost what was written to it: mark every build held in memory (and the
+  // streaks) to be written again; forget builds whose only state was in the store.
+  caf::reacts_to<rewrite_atom>>;
 
 /// Delivers notices to the sinks through the store's outbox, exactly once each.
 using notify_dispatcher_actor = caf::typed_actor<

@@ -6,13 +6,16 @@
 #include "model/json.hpp"
 #include "model/notice.hpp"
 #include "support/log.hpp"
+#include "support/metrics.hpp"
 
 namespace bt::actors {
 namespace {
 
+/// Every build's actor stops once idle, running or finished: a build that never
+/// finishes must not hold an actor until it expires.
 void arm_idle_check(build_actor::stateful_pointer<build_actor_state> self) {
   auto& st = self->state;
-  if (st.idle_armed || !st.build.is_finished())
+  if (st.idle_armed)
     return;
   st.idle_armed = true;
   self->delayed_send(self, st.settings.idle_timeout, caf::idle_atom::value, st.events);
@@ -22,10 +25,19 @@ void arm_idle_check(build_actor::stateful_pointer<build_actor_state> self) {
 void apply_event(build_actor::stateful_pointer<build_actor_state> self, const model::envelope& e) {
   auto& st = self->state;
   ++st.events;
-  auto result = model::apply(st.build, e, e.received);
+  auto result = model::apply(st.build, e, e.received, st.settings.limits);
   if (!result.ignored.empty())
     support::log(support::log_level::warn, "event ignored",
                  {{"build", e.key.str()}, {"reason", result.ignored}});
+  if (!result.trimmed.empty()) {
+    support::metrics()
+      .get_counter("buildtrack_build_limit_trims_total",
+                   "Jobs, attempts or statistics let go at a per-build limit (tracking.max_*).",
+                   "limit=\"" + std::string{result.trimmed} + "\"")
+      .inc();
+    support::log(support::log_level::warn, "build limit reached; kept what decides the outcome",
+                 {{"build", e.key.str()}, {"limit", result.trimmed}});
+  }
   // A notice goes out once the outcome is settled: at once when no streak judges
   // the build, else when the verdict for this revision comes back.
   bool settled = false;

@@ -23,6 +23,8 @@ struct build_settings {
     = std::make_shared<const std::vector<std::string>>();
   /// Whether any sink listens: without one, settled outcomes are not copied into notices.
   bool notices = true;
+  /// Bounds on one build's memory (`tracking.max_*`).
+  model::build_limits limits;
 };
 
 struct build_actor_state {
@@ -36,7 +38,8 @@ struct build_actor_state {
 };
 
 /// Shell around one build's pure model: applies events, hands effects and notices to
-/// the registry, and asks to stop once finished and idle for `idle_timeout`.
+/// the registry, and asks to stop once idle for `idle_timeout` (finished or not: the
+/// registry keeps its state until a snapshot has written it).
 build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_actor_state> self,
                                             model::build initial, registry_actor registry,
                                             build_settings settings);

@@ -312,6 +312,25 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       st.publish();
       return out;
     },
+    [=](rewrite_atom) {
+      auto& st = self->state;
+      for (auto& [name, _] : st.live)
+        st.dirty.try_emplace(name, st.cycle);
+      for (auto& [name, _] : st.parked)
+        st.dirty.try_emplace(name, st.cycle);
+      st.streaks_dirty = true;
+      std::vector<model::build_key> gone;
+      st.index.for_each([&](const model::build_summary& s) {
+        auto name = s.key.str();
+        if (!st.live.contains(name) && !st.parked.contains(name))
+          gone.push_back(s.key);
+      });
+      for (auto& key : gone)
+        st.index.erase(key);
+      support::log(support::log_level::error, "builds written back after the store lost its data",
+                   {{"written_back", st.live.size() + st.parked.size()}, {"lost", gone.size()}});
+      st.publish();
+    },
     [=](retry_atom, const model::build_key& key) {
       auto& st = self->state;
       auto name = key.str();

@@ -49,7 +49,10 @@ struct service::impl {
       store{std::move(st)},
       settings{c.tracking.actor_idle_timeout,
                std::make_shared<const std::vector<std::string>>(c.tracking.branches),
-               !c.notifications.empty()},
+               !c.notifications.empty(),
+               model::build_limits{static_cast<size_t>(c.tracking.max_jobs_per_build),
+                                   static_cast<size_t>(c.tracking.max_attempts_per_job),
+                                   static_cast<size_t>(c.tracking.max_statistics_per_build)}},
       tracker{system.spawn(streak_tracker, c.tracking.branches)},
       dispatcher{c.notifications.empty()
                    ? notify_dispatcher_actor{}

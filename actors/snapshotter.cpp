@@ -110,10 +110,16 @@ snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
   st.store = std::move(store);
   st.registry = std::move(registry);
   st.policy = policy;
+  st.data_epoch = st.store->data_epoch();
   st.next_sweep = self->home_system().clock().now() + policy.sweep_interval();
   schedule_next(self);
   return {
     [=](tick_atom) {
+      // The store lost its data since the last tick: write back everything first.
+      if (auto epoch = self->state.store->data_epoch(); epoch != self->state.data_epoch) {
+        self->state.data_epoch = epoch;
+        self->send(self->state.registry, rewrite_atom::value);
+      }
       // Read the mark first: every entry up to it has been routed to the registry,
       // so the registry sees those events before this request.
       auto mark = self->state.store->journal_mark();

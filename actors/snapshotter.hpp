@@ -32,6 +32,7 @@ struct snapshotter_state {
   std::map<std::uint64_t, std::string> marks; ///< journal mark read for each snapshot
   std::string last_trim;                      ///< how far the journal has been trimmed
   std::chrono::steady_clock::time_point next_sweep;
+  std::uint64_t data_epoch = 0; ///< the store's data_epoch() as last seen
 };
 
 /// The snapshot supervisor: every `policy.interval` it collects changed builds (at

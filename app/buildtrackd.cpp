@@ -5,6 +5,8 @@
 #include <iostream>
 #include <memory>
 
+#include <sys/resource.h>
+
 #include <nlohmann/json.hpp>
 
 #include "actors/service.hpp"
@@ -43,13 +45,34 @@ std::shared_ptr<bt::store::store> open_store(const bt::config::config& cfg) {
   return std::make_shared<bt::store::redis_store>(rc);
 }
 
+/// Raises the soft limit on open files to the hard one: every connection is one, and
+/// the default soft limit (often 1024) is far below what a webhook server meets.
+void raise_open_file_limit(int max_connections) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+      lim = raised;
+  }
+  // Redis connections, the journal, logs and the listener need some of them too.
+  constexpr rlim_t reserve = 64;
+  if (lim.rlim_cur != RLIM_INFINITY
+      && lim.rlim_cur < static_cast<rlim_t>(max_connections) + reserve)
+    log(log_level::warn,
+        "the open-file limit is below server.max_connections; connections past it wait",
+        {{"nofile", lim.rlim_cur}, {"max_connections", max_connections}});
+}
+
 /// Waits until the store answers, or a stop signal arrives (false).
 bool await_store(const bt::store::store& store, const sigset_t& stop_signals) {
   // The first word after a second, then every five.
   auto said = std::chrono::steady_clock::now() - std::chrono::seconds{4};
   while (!store.ready()) {
     if (std::chrono::steady_clock::now() - said > std::chrono::seconds{5}) {
-      log(log_level::warn, "waiting for the store to become reachable",
+      log(log_level::warn, "waiting for the store to become reachable; answering 503 meanwhile",
           {{"store", store.kind()}});
       said = std::chrono::steady_clock::now();
     }
@@ -81,6 +104,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   bt::support::set_log_level(cfg.log_level);
+  raise_open_file_limit(cfg.server.max_connections);
   if (cfg.buildkite.token.empty() && cfg.buildkite.signature_secret.empty())
     log(log_level::warn, "no Buildkite token or signature secret configured: every Buildkite "
                          "delivery will be refused");
@@ -95,15 +119,11 @@ int main(int argc, char** argv) {
   auto store = open_store(cfg);
   if (!store)
     return 2;
-  if (!await_store(*store, stop_signals))
-    return 0;
   auto service = std::make_unique<bt::actors::service>(cfg, store);
-  // Everything acknowledged before is back in the actors before a request is read.
-  if (auto why = service->recover()) {
-    log(log_level::error, "cannot recover", {{"reason", *why}});
-    return 1;
-  }
   bt::net::api api{cfg, *service, *store};
+  // Bound before the store is awaited, so that a taken port is reported at once and
+  // probes get an answer (503 until recovered) while Redis is away.
+  api.set_serving(false);
   bt::net::server server{cfg.server, api};
   try {
     auto port = server.start();
@@ -114,6 +134,15 @@ int main(int argc, char** argv) {
     log(log_level::error, "cannot start", {{"reason", e.what()}});
     return 1;
   }
+  if (!await_store(*store, stop_signals))
+    return 0;
+  // Everything acknowledged before is back in the actors before an input is taken.
+  if (auto why = service->recover()) {
+    log(log_level::error, "cannot recover", {{"reason", *why}});
+    return 1;
+  }
+  api.set_serving(true);
+  log(log_level::info, "buildtrackd serving");
   int signal = 0;
   sigwait(&stop_signals, &signal);
   log(log_level::info, "stopping", {{"signal", signal}});

@@ -252,6 +252,29 @@ void await_ready(unsigned short port, std::chrono::milliseconds limit = std::chr
   throw std::runtime_error{"server did not come up on port " + std::to_string(port)};
 }
 
+/// Waits until buildtrackd on `port` has recovered and is ready: it answers on its
+/// port before then (503 while it recovers), so an open port is not enough.
+void await_daemon(unsigned short port, std::chrono::milliseconds limit) {
+  for (auto until = steady::now() + limit; steady::now() < until;) {
+    try {
+      asio::io_context ioc;
+      beast::tcp_stream s{ioc};
+      s.connect(tcp::endpoint{asio::ip::make_address("127.0.0.1"), port});
+      http::request<http::empty_body> req{http::verb::get, "/readyz", 11};
+      req.set(http::field::host, "127.0.0.1");
+      http::write(s, req);
+      beast::flat_buffer buf;
+      http::response<http::string_body> res;
+      http::read(s, buf, res);
+      if (res.result_int() == 200)
+        return;
+    } catch (const std::exception&) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{2});
+  }
+  throw std::runtime_error{"buildtrackd did not become ready on port " + std::to_string(port)};
+}
+
 long rss_kib(pid_t pid) {
   std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
   std::string line;
@@ -453,7 +476,7 @@ int main(int argc, char** argv) {
           << receiver->port() << "/hook\n    concurrency: " << o.notify_concurrency << "\n";
   }
   auto daemon = spawn({o.daemon, "--config", config_path});
-  await_ready(port);
+  await_daemon(port, std::chrono::seconds{30});
   auto rss_before = rss_kib(daemon);
   ack_times acks;
   auto result = storm(w, port, o.connections, acks);
@@ -511,10 +534,11 @@ int main(int argc, char** argv) {
   }
 
   if (o.restart) {
-    // Ready to serve = listening: buildtrackd opens its port only after recovery.
+    // Ready to serve = /readyz answers 200: buildtrackd listens at once and answers
+    // 503 until it has recovered.
     auto t0 = steady::now();
     daemon = spawn({o.daemon, "--config", config_path});
-    await_ready(port, std::chrono::minutes{5});
+    await_daemon(port, std::chrono::minutes{5});
     auto ready = std::chrono::duration<double>(steady::now() - t0).count();
     auto after_restart = verify(w, port);
     if (receiver) {

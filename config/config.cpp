@@ -1,11 +1,14 @@
 #include "config/config.hpp"
 
+#include <charconv>
 #include <cstdlib>
+#include <limits>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <yaml-cpp/yaml.h>
 
@@ -14,6 +17,9 @@
 
 namespace bt::config {
 namespace {
+
+using namespace std::chrono_literals;
+using days = std::chrono::duration<std::int64_t, std::ratio<86400>>;
 
 [[noreturn]] void fail(const std::string& path, const YAML::Node& node, const std::string& what) {
   std::ostringstream msg;
@@ -61,7 +67,20 @@ std::string scalar(const std::string& path, const YAML::Node& node) {
   return expand(path, node, node.Scalar());
 }
 
-/// Walks one mapping, calling the handler of each key; unknown keys are errors.
+/// yaml-cpp keeps every entry of a mapping, repeated keys too, and a lookup finds the
+/// first: a key written twice would be half-taken silently. Refuse it.
+void refuse_duplicate_keys(const std::string& path, const YAML::Node& map) {
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (!it->first.IsScalar())
+      fail(path, it->first, "expected a plain key");
+    auto key = it->first.Scalar();
+    if (!seen.insert(key).second)
+      fail(path.empty() ? key : path + "." + key, it->first, "duplicate key");
+  }
+}
+
+/// Walks one mapping, calling the handler of each key; unknown and repeated keys are errors.
 using handlers = std::map<std::string, std::function<void(const std::string&, const YAML::Node&)>>;
 
 void walk(const std::string& path, const YAML::Node& node, const handlers& hs) {
@@ -69,6 +88,7 @@ void walk(const std::string& path, const YAML::Node& node, const handlers& hs) {
     return;
   if (!node.IsMap())
     fail(path, node, "expected a mapping");
+  refuse_duplicate_keys(path, node);
   for (auto it = node.begin(); it != node.end(); ++it) {
     auto key = it->first.Scalar();
     auto child = path.empty() ? key : path + "." + key;
@@ -83,25 +103,45 @@ auto string_into(std::string& dst) {
   return [&dst](const std::string& p, const YAML::Node& n) { dst = scalar(p, n); };
 }
 
-auto duration_into(duration& dst) {
-  return [&dst](const std::string& p, const YAML::Node& n) {
+/// Writes a duration the way the configuration accepts it back: the largest exact unit.
+std::string show(duration d) {
+  using namespace std::chrono;
+  auto ms = d.count();
+  for (auto [unit, n] : {std::pair{"d", 86'400'000ll}, std::pair{"h", 3'600'000ll},
+                         std::pair{"m", 60'000ll}, std::pair{"s", 1000ll}})
+    if (ms != 0 && ms % n == 0)
+      return std::to_string(ms / n) + unit;
+  return std::to_string(ms) + "ms";
+}
+
+/// A duration within [lo, hi]: outside it, an error naming the key and line.
+auto duration_into(duration& dst, duration lo, duration hi) {
+  return [&dst, lo, hi](const std::string& p, const YAML::Node& n) {
+    duration d;
     try {
-      dst = parse_duration(scalar(p, n));
+      d = parse_duration(scalar(p, n));
     } catch (const config_error& e) {
       fail(p, n, e.what());
     }
+    if (d < lo || d > hi)
+      fail(p, n, "must be between " + show(lo) + " and " + show(hi));
+    dst = d;
   };
 }
 
-auto size_into(std::size_t& dst) {
-  return [&dst](const std::string& p, const YAML::Node& n) {
+/// A size in bytes within [lo, hi].
+auto size_into(std::size_t& dst, std::uint64_t lo, std::uint64_t hi) {
+  return [&dst, lo, hi](const std::string& p, const YAML::Node& n) {
+    std::uint64_t v = 0;
     try {
-      dst = parse_size(scalar(p, n));
+      v = parse_size(scalar(p, n));
     } catch (const config_error& e) {
       fail(p, n, e.what());
     }
-    if (dst == 0)
-      fail(p, n, "must be positive");
+    if (v < lo || v > hi)
+      fail(p, n, "must be between " + std::to_string(lo) + " and " + std::to_string(hi)
+                   + " bytes");
+    dst = static_cast<std::size_t>(v);
   };
 }
 
@@ -181,13 +221,13 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
         {"pipelines", list_into(s.pipelines)},
         {"retry", [&](auto& p2, auto& n2) {
            walk(p2, n2, {{"max_attempts", int_into(s.retry.max_attempts, 1, 1000)},
-                         {"initial_backoff", duration_into(s.retry.initial_backoff)},
-                         {"max_backoff", duration_into(s.retry.max_backoff)}});
-           if (s.retry.initial_backoff.count() <= 0 || s.retry.max_backoff < s.retry.initial_backoff)
-             fail(p2, n2, "need 0 < initial_backoff <= max_backoff");
+                         {"initial_backoff", duration_into(s.retry.initial_backoff, 1ms, 1h)},
+                         {"max_backoff", duration_into(s.retry.max_backoff, 1ms, 24h)}});
+           if (s.retry.max_backoff < s.retry.initial_backoff)
+             fail(p2, n2, "need initial_backoff <= max_backoff");
          }},
         {"concurrency", int_into(s.concurrency, 1, 256)},
-        {"timeout", duration_into(s.timeout)},
+        {"timeout", duration_into(s.timeout, 100ms, 10min)},
         {"token", string_into(s.token)},
         {"channel", string_into(s.channel)},
         {"api_url", string_into(s.api_url)},
@@ -195,6 +235,7 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
         {"headers", [&](auto& p2, auto& n2) {
            if (!n2.IsMap())
              fail(p2, n2, "expected a mapping of header names to values");
+           refuse_duplicate_keys(p2, n2);
            for (auto it = n2.begin(); it != n2.end(); ++it)
              s.headers.emplace_back(it->first.Scalar(),
                                     scalar(p2 + "." + it->first.Scalar(), it->second));
@@ -243,22 +284,33 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
 
 } // namespace
 
+namespace {
+
+/// The leading digits of `text` as a number, or nothing when it overflows 64 bits.
+std::optional<std::uint64_t> whole_number(const std::string& digits) {
+  std::uint64_t n = 0;
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (ec != std::errc{} || ptr != digits.data() + digits.size())
+    return std::nullopt;
+  return n;
+}
+
+} // namespace
+
 duration parse_duration(const std::string& text) {
   static const std::regex re{R"(^\s*(\d+)\s*(ms|s|m|h|d)\s*$)"};
   std::smatch m;
   if (!std::regex_match(text, m, re))
     throw config_error{"expected a duration like 200ms, 30s, 5m, 4h or 1d, got '" + text + "'"};
-  auto n = std::stoll(m[1]);
-  auto unit = m[2].str();
-  if (unit == "ms")
-    return duration{n};
-  if (unit == "s")
-    return std::chrono::seconds{n};
-  if (unit == "m")
-    return std::chrono::minutes{n};
-  if (unit == "h")
-    return std::chrono::hours{n};
-  return std::chrono::hours{24 * n};
+  static const std::map<std::string, std::uint64_t> millis{
+    {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
+  auto n = whole_number(m[1].str());
+  auto per_unit = millis.at(m[2].str());
+  // Beyond a century nothing is meaningful; refusing it keeps every sum of times finite.
+  constexpr std::uint64_t century = 100ull * 366 * 86'400'000;
+  if (!n || *n > century / per_unit)
+    throw config_error{"duration '" + text + "' is too long"};
+  return duration{static_cast<duration::rep>(*n * per_unit)};
 }
 
 std::uint64_t parse_size(const std::string& text) {
@@ -266,11 +318,14 @@ std::uint64_t parse_size(const std::string& text) {
   std::smatch m;
   if (!std::regex_match(text, m, re))
     throw config_error{"expected a size like 1MiB, 512KiB or 1000, got '" + text + "'"};
-  std::uint64_t n = std::stoull(m[1]);
   static const std::map<std::string, std::uint64_t> units{
     {"", 1},          {"B", 1},           {"KiB", 1ull << 10}, {"MiB", 1ull << 20},
     {"GiB", 1ull << 30}, {"KB", 1000},    {"MB", 1000000},     {"GB", 1000000000}};
-  return n * units.at(m[2].str());
+  auto n = whole_number(m[1].str());
+  auto unit = units.at(m[2].str());
+  if (!n || *n > std::numeric_limits<std::uint64_t>::max() / unit)
+    throw config_error{"size '" + text + "' is too large"};
+  return *n * unit;
 }
 
 config parse(const std::string& text) {
@@ -287,9 +342,10 @@ config parse(const std::string& text) {
        {{"server", [&](auto& p, auto& n) {
            walk(p, n, {{"listen", string_into(c.server.listen)},
                        {"io_threads", int_into(c.server.io_threads, 1, 64)},
-                       {"body_limit", size_into(c.server.body_limit)},
-                       {"read_timeout", duration_into(c.server.read_timeout)},
-                       {"admin_token", string_into(c.server.admin_token)}});
+                       {"body_limit", size_into(c.server.body_limit, 1024, 1ull << 30)},
+                       {"read_timeout", duration_into(c.server.read_timeout, 100ms, 1h)},
+                       {"admin_token", string_into(c.server.admin_token)},
+                       {"max_connections", int_into(c.server.max_connections, 1, 1'000'000)}});
            auto colon = c.server.listen.rfind(':');
            auto port = colon == std::string::npos ? "" : c.server.listen.substr(colon + 1);
            if (port.empty() || port.size() > 5
@@ -306,29 +362,28 @@ config parse(const std::string& text) {
                     if (!c.store.redis.url.starts_with("redis://"))
                       fail(p2 + ".url", n2["url"], "expected redis://host:port/db");
                   }},
-                 {"snapshot_interval", duration_into(c.store.snapshot_interval)},
+                 {"snapshot_interval", duration_into(c.store.snapshot_interval, 10ms, 1h)},
                  {"snapshot_max_builds", int_into(c.store.snapshot_max_builds, 1, 1000000)},
-                 {"retention", duration_into(c.store.retention)},
-                 {"abandoned_after", duration_into(c.store.abandoned_after)}});
+                 {"retention", duration_into(c.store.retention, 1s, days{3650})},
+                 {"abandoned_after", duration_into(c.store.abandoned_after, 1s, days{3650})}});
            if (c.store.kind != "memory" && c.store.kind != "redis")
              fail(p + ".kind", n["kind"], "expected memory or redis, got '" + c.store.kind + "'");
-           for (auto [key, value] : {std::pair{"snapshot_interval", c.store.snapshot_interval},
-                                     std::pair{"retention", c.store.retention},
-                                     std::pair{"abandoned_after", c.store.abandoned_after}})
-             if (value.count() <= 0)
-               fail(p + "." + key, n[key], "must be positive");
          }},
         {"sources", [&](auto& p, auto& n) {
            walk(p, n, {{"buildkite", [&](auto& p2, auto& n2) {
                           walk(p2, n2,
                                {{"token", string_into(c.buildkite.token)},
                                 {"signature_secret", string_into(c.buildkite.signature_secret)},
-                                {"replay_window", duration_into(c.buildkite.replay_window)}});
+                                {"replay_window", duration_into(c.buildkite.replay_window, 1s, 24h)}});
                         }}});
          }},
         {"tracking", [&](auto& p, auto& n) {
            walk(p, n, {{"branches", list_into(c.tracking.branches)},
-                       {"actor_idle_timeout", duration_into(c.tracking.actor_idle_timeout)}});
+                       {"actor_idle_timeout", duration_into(c.tracking.actor_idle_timeout, 1ms, 24h)},
+                       {"max_jobs_per_build", int_into(c.tracking.max_jobs_per_build, 1, 1'000'000)},
+                       {"max_attempts_per_job", int_into(c.tracking.max_attempts_per_job, 2, 10'000)},
+                       {"max_statistics_per_build",
+                        int_into(c.tracking.max_statistics_per_build, 1, 1'000'000)}});
          }},
         {"actors", [&](auto& p, auto& n) {
            walk(p, n, {{"threads", int_into(c.actors.threads, 1, 64)},

@@ -23,6 +23,8 @@ struct server_config {
   std::size_t body_limit = 1024 * 1024;
   duration read_timeout = std::chrono::seconds{30};
   std::string admin_token; ///< when set, read endpoints require it
+  /// Open connections at most; the surplus is answered 503 and closed at once.
+  int max_connections = 10'000;
 };
 
 /// `store.redis.*`
@@ -33,7 +35,7 @@ struct redis_config {
 
 /// `store.*`
 struct store_config {
-  std::string kind = "memory"; ///< "memory" or "redis"
+  std::string kind = "redis"; ///< "redis", or "memory" for tests and throwaway runs
   redis_config redis;
   duration snapshot_interval = std::chrono::milliseconds{200};
   int snapshot_max_builds = 1000; ///< builds written per snapshot at most
@@ -51,7 +53,13 @@ struct buildkite_config {
 /// `tracking.*`
 struct tracking_config {
   std::vector<std::string> branches{"main", "master"};
+  /// A build's actor stops after this long without events (its state stays stored).
   duration actor_idle_timeout = std::chrono::seconds{30};
+  /// Bounds on one build's memory. Past them the model keeps what decides the outcome
+  /// and counts what it let go (model::build_limits).
+  int max_jobs_per_build = 4096;
+  int max_attempts_per_job = 64;
+  int max_statistics_per_build = 1024;
 };
 
 /// `actors.*`: the CAF scheduler.

@@ -26,7 +26,8 @@ bool job::fixed() const {
   auto* d = decisive();
   if (!d || d->state != job_state::passed)
     return false;
-  return std::any_of(attempts.data(), d, [](const attempt& a) { return a.failed(); });
+  return omitted_failure
+         || std::any_of(attempts.data(), d, [](const attempt& a) { return a.failed(); });
 }
 
 std::string_view to_string(build_state s) {
@@ -62,19 +63,68 @@ std::vector<const job*> build::jobs_where(bool (job::*test)() const) const {
 namespace {
 
 /// What notifications and streaks see of a finished build: when it changes, the
-/// revision bumps and the outcome is announced again.
-/// Jobs are never removed from a build, so their addresses identify them.
+/// revision bumps and the outcome is announced again. Jobs by group: a job let go at
+/// the limit may be followed by another at the same address.
 struct outcome_view {
   build_state state;
-  std::vector<const job*> failed;
-  std::vector<const job*> fixed;
+  std::vector<std::string> failed;
+  std::vector<std::string> fixed;
   bool operator==(const outcome_view&) const = default;
 };
 
 std::optional<outcome_view> view(const build& b) {
   if (!b.is_finished())
     return std::nullopt;
-  return outcome_view{b.state, b.failed_jobs(), b.fixed_jobs()};
+  outcome_view v{b.state, {}, {}};
+  for (auto& [group, j] : b.jobs) {
+    if (j.failed())
+      v.failed.push_back(group);
+    else if (j.fixed())
+      v.fixed.push_back(group);
+  }
+  return v;
+}
+
+/// Past `max_jobs`: lets go of the job that matters least to the outcome, never one
+/// that fails while another does not. When every other job fails, the build has
+/// failed whatever `newcomer` does, so the newcomer goes.
+void trim_jobs(build& b, const std::string& newcomer, size_t max_jobs, applied& out) {
+  if (b.jobs.size() <= max_jobs)
+    return;
+  // Lower goes first: a job that neither fails nor was fixed takes nothing of the
+  // outcome with it; a fixed one only its place in the fixed list. A failing job
+  // other than the newcomer never goes.
+  auto rank = [&](const std::string& group, const job& j) -> std::optional<int> {
+    bool is_new = group == newcomer;
+    if (j.failed())
+      return is_new ? std::optional{4} : std::nullopt;
+    return (j.fixed() ? 2 : 0) + (is_new ? 1 : 0);
+  };
+  auto victim = b.jobs.end();
+  int best = 5;
+  for (auto it = b.jobs.begin(); it != b.jobs.end() && best > 0; ++it)
+    if (auto r = rank(it->first, it->second); r && *r < best) {
+      best = *r;
+      victim = it;
+    }
+  b.jobs.erase(victim); // found: the newcomer always ranks
+  ++b.omitted_jobs;
+  out.trimmed = "jobs";
+}
+
+/// Past `max_attempts`: lets go of the oldest attempt that does not decide the job,
+/// remembering whether it failed.
+void trim_attempts(job& j, size_t max_attempts, applied& out) {
+  while (j.attempts.size() > max_attempts) {
+    auto* deciding = j.decisive();
+    auto victim = j.attempts.begin();
+    if (&*victim == deciding)
+      ++victim;
+    j.omitted_failure = j.omitted_failure || victim->failed();
+    ++j.omitted_attempts;
+    j.attempts.erase(victim);
+    out.trimmed = "attempts";
+  }
 }
 
 build_state decide(const build& b) {
@@ -114,6 +164,7 @@ void merge(build_info& into, const build_info& from) {
 struct event_applier {
   build& b;
   timestamp now;
+  const build_limits& limits;
   applied& out;
 
   void operator()(const build_event& e) {
@@ -152,13 +203,9 @@ struct event_applier {
 
   void operator()(const job_event& e) {
     auto it = b.jobs.find(e.group);
-    if (it == b.jobs.end()) {
-      if (b.jobs.size() >= build_limits::max_jobs) {
-        out.ignored = "too many jobs in build";
-        return;
-      }
+    bool new_job = it == b.jobs.end();
+    if (new_job)
       it = b.jobs.emplace(e.group, job{e.group, e.name, {}}).first;
-    }
     auto& j = it->second;
     if (!e.name.empty())
       j.name = e.name;
@@ -186,15 +233,14 @@ struct event_applier {
       merged.number = at->number;
       *at = std::move(merged);
     } else {
-      if (j.attempts.size() >= build_limits::max_attempts) {
-        out.ignored = "too many attempts of job";
-        return;
-      }
       // Attempts stay ordered by retry number whatever order their events arrive in.
       auto pos = std::upper_bound(j.attempts.begin(), j.attempts.end(), r.number,
                                   [](std::int64_t n, const attempt& a) { return n < a.number; });
       j.attempts.insert(pos, r);
+      trim_attempts(j, limits.max_attempts, out);
     }
+    if (new_job)
+      trim_jobs(b, e.group, limits.max_jobs, out); // `j` may be gone after this
     if (!b.is_finished() && b.state == build_state::pending && r.state != job_state::scheduled) {
       b.state = build_state::running;
       if (!b.started)
@@ -209,8 +255,10 @@ struct event_applier {
       out.duplicate = true;
       return;
     }
-    if (it == b.statistics.end() && b.statistics.size() >= build_limits::max_statistics) {
-      out.ignored = "too many statistics in build";
+    if (it == b.statistics.end() && b.statistics.size() >= limits.max_statistics) {
+      ++b.omitted_statistics;
+      out.trimmed = "statistics";
+      out.changed = true;
       return;
     }
     b.statistics[e.key] = e.value;
@@ -256,7 +304,7 @@ job_event rollup_job(const build& child) {
 
 } // namespace
 
-applied apply(build& b, const envelope& e, timestamp now) {
+applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits) {
   applied out;
   if (!e.delivery.empty()) {
     auto& seen = b.recent_deliveries;
@@ -272,7 +320,7 @@ applied apply(build& b, const envelope& e, timestamp now) {
     merge(b.info, *e.info);
   if (!b.created)
     b.created = now;
-  std::visit(event_applier{b, now, out}, e.body);
+  std::visit(event_applier{b, now, limits, out}, e.body);
   if (!out.changed)
     return out;
   if (!e.delivery.empty()) {

@@ -16,6 +16,10 @@ struct job {
   std::string group;
   std::string name;
   std::vector<attempt> attempts;
+  /// Older attempts let go at build_limits::max_attempts, and whether one of them
+  /// failed (so that a job whose latest attempt passed still reads as fixed).
+  std::int64_t omitted_attempts = 0;
+  bool omitted_failure = false;
 
   const attempt& latest() const { return attempts.back(); }
   /// The latest attempt that finished: it decides the job. A retry that is only
@@ -51,11 +55,17 @@ struct rollup_effect {
 
 using effect = std::variant<finished_effect, rollup_effect>;
 
-/// Bounds that keep one build's memory finite whatever a sender does.
+/// Bounds that keep one build's memory finite whatever a sender does. At a bound the
+/// model lets go of what does not decide the outcome and counts it, so an accepted
+/// event never goes missing from the outcome:
+/// - past `max_attempts`, a job's oldest attempt (never the deciding one);
+/// - past `max_jobs`, a job that neither fails nor was fixed, else a fixed one; when
+///   every job fails, the build has failed anyway and the newcomer is only counted;
+/// - past `max_statistics`, a new statistic is only counted (no outcome depends on it).
 struct build_limits {
-  static constexpr size_t max_jobs = 4096;
-  static constexpr size_t max_attempts = 64;
-  static constexpr size_t max_statistics = 1024;
+  size_t max_jobs = 4096;
+  size_t max_attempts = 64;
+  size_t max_statistics = 1024;
   static constexpr size_t recent_deliveries = 32;
 };
 
@@ -75,6 +85,8 @@ struct build {
   std::optional<timestamp> updated;
   std::uint64_t revision = 0; ///< bumps each time a finished build's outcome changes
   std::optional<streak_result> streak;
+  std::int64_t omitted_jobs = 0;       ///< jobs let go at build_limits::max_jobs
+  std::int64_t omitted_statistics = 0; ///< statistics not kept at build_limits::max_statistics
 
   bool is_finished() const { return end.has_value(); }
   std::vector<const job*> failed_jobs() const { return jobs_where(&job::failed); }
@@ -88,11 +100,15 @@ struct applied {
   bool changed = false;
   bool duplicate = false;
   std::string ignored; ///< why the event changed nothing, when it was not a duplicate
+  /// Which bound made the model let something go ("jobs", "attempts",
+  /// "statistics"), empty when none did.
+  std::string_view trimmed;
   std::vector<effect> effects;
 };
 
-/// The build state machine: applies one event at `now`. Pure and deterministic.
-applied apply(build& b, const envelope& e, timestamp now);
+/// The build state machine: applies one event at `now` within `limits`. Pure and
+/// deterministic.
+applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits = {});
 
 /// The effects a finished build announces at its current revision (none while it
 /// runs). apply() emits them when the outcome changes; recovery emits them again for

@@ -299,6 +299,10 @@ std::string encode(const build& b) {
   w.raw(",").name("jobs").list(b.jobs, [](writer& w, auto& entry) {
     auto& [group, j] = entry;
     w.raw("{").name("group").value(group).raw(",").name("name").value(j.name).raw(",");
+    // Written only when something was let go: documents without them load as none.
+    if (j.omitted_attempts != 0)
+      w.name("omitted_attempts").value(j.omitted_attempts).raw(",")
+        .name("omitted_failure").value(j.omitted_failure).raw(",");
     w.name("attempts").list(j.attempts, [](writer& w, auto& a) { w.value(a); }).raw("}");
   });
   w.raw(",").name("statistics").raw("{");
@@ -316,8 +320,11 @@ std::string encode(const build& b) {
     .name("started").value(b.started).raw(",")
     .name("finished").value(b.finished).raw(",")
     .name("updated").value(b.updated).raw(",")
-    .name("revision").value(b.revision).raw(",")
-    .name("streak").value(b.streak).raw("}");
+    .name("revision").value(b.revision).raw(",");
+  if (b.omitted_jobs != 0 || b.omitted_statistics != 0)
+    w.name("omitted_jobs").value(b.omitted_jobs).raw(",")
+      .name("omitted_statistics").value(b.omitted_statistics).raw(",");
+  w.name("streak").value(b.streak).raw("}");
   return std::move(w.out);
 }
 
@@ -367,6 +374,8 @@ std::optional<build> decode_build(const json& j) {
       job jb{jj.at("group").get<std::string>(), jj.at("name").get<std::string>(), {}};
       for (auto& a : jj.at("attempts"))
         jb.attempts.push_back(decode_attempt(a));
+      jb.omitted_attempts = jj.value("omitted_attempts", std::int64_t{0});
+      jb.omitted_failure = jj.value("omitted_failure", false);
       if (jb.attempts.empty())
         throw std::invalid_argument{"job without attempts"};
       b.jobs.emplace(jb.group, std::move(jb));
@@ -378,6 +387,8 @@ std::optional<build> decode_build(const json& j) {
     b.finished = opt_time(j.at("finished"));
     b.updated = opt_time(j.at("updated"));
     b.revision = j.at("revision").get<std::uint64_t>();
+    b.omitted_jobs = j.value("omitted_jobs", std::int64_t{0});
+    b.omitted_statistics = j.value("omitted_statistics", std::int64_t{0});
     if (!j.at("streak").is_null())
       b.streak = decode_result(j.at("streak"));
     return b;

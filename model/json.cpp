@@ -63,22 +63,23 @@ nlohmann::json to_json(const build& b) {
   j["finished_at"] = opt_time(b.finished);
   j["revision"] = b.revision;
   auto jobs = nlohmann::json::array();
-  for (auto& [group, jb] : b.jobs)
+  for (auto& [group, jb] : b.jobs) {
+    auto attempts = nlohmann::json::array();
+    for (auto& at : jb.attempts)
+      attempts.push_back(to_json(at));
     jobs.push_back({{"group", group},
                     {"name", jb.name},
                     {"state", to_string(jb.latest().state)},
                     {"failed", jb.failed()},
                     {"fixed", jb.fixed()},
-                    {"attempts", [&] {
-                       auto a = nlohmann::json::array();
-                       for (auto& at : jb.attempts)
-                         a.push_back(to_json(at));
-                       return a;
-                     }()}});
+                    {"omitted_attempts", jb.omitted_attempts},
+                    {"attempts", std::move(attempts)}});
+  }
   j["jobs"] = std::move(jobs);
   j["failed_jobs"] = names(b.failed_jobs());
   j["fixed_jobs"] = names(b.fixed_jobs());
   j["statistics"] = b.statistics;
+  j["omitted"] = {{"jobs", b.omitted_jobs}, {"statistics", b.omitted_statistics}};
   if (b.streak)
     j["streak"] = {{"verdict", to_string(b.streak->kind)}, {"failures", b.streak->failures}};
   else

@@ -1,5 +1,7 @@
 #include "net/routes.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <map>
 #include <tuple>
@@ -38,6 +40,22 @@ std::string_view header(const request& req, std::string_view name) {
     return {};
   auto v = it->value();
   return {v.data(), v.size()};
+}
+
+/// Whether a Content-Type value names `type` (lower case): RFC 9110 §8.3.1, the type
+/// and subtype are case-insensitive, parameters follow a ';', white space may
+/// surround them.
+bool is_media_type(std::string_view value, std::string_view type) {
+  auto essence = value.substr(0, value.find(';'));
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  while (!essence.empty() && blank(essence.front()))
+    essence.remove_prefix(1);
+  while (!essence.empty() && blank(essence.back()))
+    essence.remove_suffix(1);
+  return essence.size() == type.size()
+         && std::equal(essence.begin(), essence.end(), type.begin(), [](char a, char b) {
+              return std::tolower(static_cast<unsigned char>(a)) == b;
+            });
 }
 
 /// Percent-decodes a URL component ('+' is a space in query strings).
@@ -107,14 +125,12 @@ void api::handle(request&& req, responder respond) {
     return false;
   };
 
-  if (path == "/webhooks/buildkite") {
-    if (method != http::verb::post)
-      return wrong_method("POST");
-    return buildkite(req, respond);
-  }
+  bool serving = serving_.load(std::memory_order_acquire);
   if (path == "/healthz")
     return respond(json_response(200, R"({"status":"ok"})"));
   if (path == "/readyz") {
+    if (!serving)
+      return respond(json_response(503, R"({"status":"starting: recovering from the store"})"));
     bool ready = store_.ready();
     return respond(json_response(ready ? 200 : 503, ready ? R"({"status":"ready"})"
                                                           : R"({"status":"store unavailable"})"));
@@ -123,6 +139,14 @@ void api::handle(request&& req, responder respond) {
     auto res = json_response(200, support::metrics().render());
     res.set(http::field::content_type, "text/plain; version=0.0.4");
     return respond(std::move(res));
+  }
+  if (!serving)
+    return send_rejection(respond, error(503, "starting",
+                                         "recovering from the store; retry later"));
+  if (path == "/webhooks/buildkite") {
+    if (method != http::verb::post)
+      return wrong_method("POST");
+    return buildkite(req, respond);
   }
   if (path == "/api/v1/streaks") {
     if (method != http::verb::get)
@@ -152,21 +176,23 @@ void api::handle(request&& req, responder respond) {
 
 void api::buildkite(request& req, responder& respond) {
   auto started = clock_type::now();
-  auto content_type = header(req, "Content-Type");
-  if (!content_type.empty() && !content_type.starts_with("application/json")) {
-    count_event("buildkite", "", "rejected");
-    return send_rejection(respond, error(415, "unsupported_media_type",
-                                         "send application/json", "Content-Type"));
-  }
   sources::buildkite_headers headers{header(req, "X-Buildkite-Event"),
                                      header(req, "X-Buildkite-Token"),
                                      header(req, "X-Buildkite-Signature")};
   auto now = support::wall_clock();
+  // Credentials before anything else about the request: an unauthenticated client
+  // learns nothing from the answer but that.
   if (auto denied = sources::buildkite_authenticate(cfg_.buildkite, headers, req.body(), now)) {
     count_event("buildkite", "", "unauthorized");
     support::log(support::log_level::warn, "buildkite delivery refused",
                  {{"code", denied->code}, {"field", denied->field}});
     return send_rejection(respond, *denied);
+  }
+  auto content_type = header(req, "Content-Type");
+  if (!content_type.empty() && !is_media_type(content_type, "application/json")) {
+    count_event("buildkite", "", "rejected");
+    return send_rejection(respond, error(415, "unsupported_media_type",
+                                         "send application/json", "Content-Type"));
   }
   auto parsed = sources::buildkite_parse(headers.event, req.body(), now);
   if (auto* r = std::get_if<sources::rejection>(&parsed)) {

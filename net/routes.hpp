@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+
 #include "actors/service.hpp"
 #include "config/config.hpp"
 #include "net/server.hpp"
@@ -13,6 +15,10 @@ class api final : public handler {
 public:
   api(const config::config& cfg, actors::service& svc, store::store& st);
   void handle(request&& req, responder respond) override;
+  /// Until the service has recovered what the store holds, inputs and reads answer
+  /// 503 with Retry-After and /readyz says why; /healthz and /metrics answer. Starts
+  /// serving when constructed with `serving` true (the default).
+  void set_serving(bool serving) { serving_.store(serving, std::memory_order_release); }
 
 private:
   void buildkite(request& req, responder& respond);
@@ -23,6 +29,7 @@ private:
   const config::config& cfg_;
   actors::service& service_;
   store::store& store_;
+  std::atomic<bool> serving_{true};
 };
 
 } // namespace bt::net

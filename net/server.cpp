@@ -1,5 +1,7 @@
 #include "net/server.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -7,6 +9,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -14,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/log.hpp"
+#include "support/metrics.hpp"
 
 namespace bt::net {
 
@@ -38,11 +42,31 @@ std::string error_json(const char* code, const char* message) {
   return std::string{R"({"error":{"code":")"} + code + R"(","message":")" + message + "\"}}";
 }
 
+/// Counts open connections against `server.max_connections`.
+struct connection_count {
+  std::atomic<int> open{0};
+};
+
+/// One connection's place in the count, given back when its session ends.
+class connection_slot {
+public:
+  explicit connection_slot(std::shared_ptr<connection_count> count) : count_{std::move(count)} {
+    count_->open.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~connection_slot() { count_->open.fetch_sub(1, std::memory_order_relaxed); }
+  connection_slot(const connection_slot&) = delete;
+  connection_slot& operator=(const connection_slot&) = delete;
+
+private:
+  std::shared_ptr<connection_count> count_;
+};
+
 /// One HTTP connection: read a request, hand it to the handler, write the answer.
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
-  http_session(tcp::socket&& socket, const config::server_config& cfg, handler& h)
-    : stream_{std::move(socket)}, cfg_{cfg}, handler_{h} {
+  http_session(tcp::socket&& socket, const config::server_config& cfg, handler& h,
+               std::shared_ptr<connection_count> count)
+    : stream_{std::move(socket)}, cfg_{cfg}, handler_{h}, slot_{std::move(count)} {
   }
 
   void run() {
@@ -141,19 +165,25 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   const config::server_config& cfg_;
   handler& handler_;
+  connection_slot slot_;
 };
 
-/// Accepts connections, each onto its own strand.
+/// Accepts connections, each onto its own strand, at most `max_connections` at once.
 class listener : public std::enable_shared_from_this<listener> {
 public:
   listener(asio::io_context& ioc, tcp::endpoint endpoint, const config::server_config& cfg,
            handler& h)
-    : ioc_{ioc}, acceptor_{asio::make_strand(ioc)}, cfg_{cfg}, handler_{h} {
+    : ioc_{ioc}, acceptor_{asio::make_strand(ioc)}, retry_timer_{acceptor_.get_executor()},
+      cfg_{cfg}, handler_{h} {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
     acceptor_.listen(asio::socket_base::max_listen_connections);
+    auto& m = support::metrics();
+    m.set_gauge("buildtrack_http_connections", "Open HTTP connections.", this,
+                [count = count_] { return static_cast<double>(count->open.load()); });
   }
+  ~listener() { support::metrics().remove_gauges(this); }
 
   unsigned short port() const { return acceptor_.local_endpoint().port(); }
 
@@ -163,6 +193,7 @@ public:
     asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
       beast::error_code ec;
       self->acceptor_.close(ec);
+      self->retry_timer_.cancel();
     });
   }
 
@@ -175,18 +206,62 @@ private:
   void on_accept(beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted)
       return;
-    if (ec)
-      support::log(support::log_level::warn, "accept failed", {{"reason", ec.message()}});
+    if (ec) {
+      // Out of descriptors (or memory) the same error comes back at once: accepting
+      // again straight away spins a core. Wait, longer each time it repeats.
+      backoff_ = std::clamp(backoff_ * 2, min_backoff, max_backoff);
+      support::log(support::log_level::warn, "accept failed; pausing accepts",
+                   {{"reason", ec.message()}, {"pause_ms", backoff_.count()}});
+      static auto& failures = support::metrics().get_counter(
+        "buildtrack_http_accept_failures_total", "Accepts that failed (e.g. out of descriptors).");
+      failures.inc();
+      retry_timer_.expires_after(backoff_);
+      retry_timer_.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+        if (!wait_ec)
+          self->do_accept();
+      });
+      return;
+    }
+    backoff_ = std::chrono::milliseconds{0};
+    if (count_->open.load(std::memory_order_relaxed) >= cfg_.max_connections)
+      refuse(std::move(socket));
     else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<http_session>(std::move(socket), cfg_, handler_)->run();
+      std::make_shared<http_session>(std::move(socket), cfg_, handler_, count_)->run();
     }
     do_accept();
   }
 
+  /// Past `max_connections`: one 503 written without waiting (it fits in the socket's
+  /// buffer; a client that reads nothing loses it), then the connection is closed.
+  void refuse(tcp::socket socket) {
+    static const std::string answer = [] {
+      std::string body =
+        R"({"error":{"code":"too_many_connections","message":"server.max_connections is reached"}})";
+      return "HTTP/1.1 503 Service Unavailable\r\nServer: buildtrack\r\n"
+             "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    static auto& refused = support::metrics().get_counter(
+      "buildtrack_http_connections_refused_total",
+      "Connections closed at once because server.max_connections were open.");
+    refused.inc();
+    beast::error_code ec;
+    socket.non_blocking(true, ec);
+    socket.write_some(asio::buffer(answer), ec);
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+  }
+
+  static constexpr std::chrono::milliseconds min_backoff{5};
+  static constexpr std::chrono::milliseconds max_backoff{1000};
+
   asio::io_context& ioc_;
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_timer_;
+  std::chrono::milliseconds backoff_{0};
+  std::shared_ptr<connection_count> count_ = std::make_shared<connection_count>();
   const config::server_config& cfg_;
   handler& handler_;
 };

@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(g++ cmake make pkg-config ccache curl
           libcaf-dev libboost-dev libhiredis-dev libyaml-cpp-dev nlohmann-json3-dev
-          libsimdjson-dev libssl-dev libgtest-dev libbenchmark-dev redis-server)
+          libsimdjson-dev libssl-dev libgtest-dev libbenchmark-dev redis-server
+          clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: the release build, then the ASan+UBSan build, each with CTest.
+# Runs every test: the release build, then the ASan+UBSan build, each with CTest, then
+# each libFuzzer target for 60 s (scripts/fuzz.sh).
 # scripts/test.sh tsan runs the suite under ThreadSanitizer instead, against a CAF core
 # built with TSan (scripts/caf-tsan.sh; Debian's is not instrumented).
 set -euo pipefail
@@ -13,3 +14,4 @@ for variant in "${variants[@]}"; do
   echo "== tests ($variant)"
   ctest --test-dir "$dir" --output-on-failure -j2
 done
+[ "${1:-}" = tsan ] || scripts/fuzz.sh 60

@@ -4,6 +4,7 @@
 #include <map>
 #include <simdjson.h>
 
+#include "sources/payload.hpp"
 #include "support/crypto.hpp"
 
 namespace bt::sources {
@@ -258,9 +259,12 @@ std::optional<rejection> buildkite_authenticate(const config::buildkite_config& 
     if (ts.empty() || sig.empty() || ec != std::errc{} || ptr != ts.data() + ts.size())
       return unauthorized("bad_signature", "expected timestamp=<unix>,signature=<hex>",
                           "X-Buildkite-Signature");
-    auto signed_at = model::timestamp{std::chrono::seconds{unix_seconds}};
-    auto skew = now > signed_at ? now - signed_at : signed_at - now;
-    if (skew > cfg.replay_window)
+    // In whole seconds, so that no timestamp a sender writes can overflow the
+    // comparison (a time_point of -9223372036854775 s would wrap).
+    using std::chrono::duration_cast;
+    auto now_s = duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    auto window_s = duration_cast<std::chrono::seconds>(cfg.replay_window).count();
+    if (unix_seconds < now_s - window_s || unix_seconds > now_s + window_s)
       return unauthorized("stale_signature", "signature timestamp is outside the replay window",
                           "X-Buildkite-Signature");
     std::string signed_text{ts};
@@ -304,6 +308,8 @@ checked<buildkite_delivery> buildkite_parse(std::string_view event_name, std::st
     return rejection{400, "malformed_json", "body is not valid JSON", ""};
   if (!doc.is_object())
     return rejection{400, "malformed_json", "body must be a JSON object", ""};
+  if (auto dup = duplicate_key(doc))
+    return rejection{400, "duplicate_key", "a key appears twice in one object", *dup};
   fields top{doc.get_object().value_unsafe(), ""};
   buildkite_delivery out;
   out.event = std::string{event_name};

@@ -2,11 +2,14 @@
 
 #include <cstdlib>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "model/codec.hpp"
 #include "model/json.hpp"
 #include "support/log.hpp"
+#include "support/metrics.hpp"
 
 namespace bt::store {
 namespace {
@@ -67,30 +70,54 @@ void redis_store::append(const std::vector<model::envelope>& events,
   wake_.notify_one();
 }
 
+bool redis_store::probe() {
+  // EXISTS answers like PING and tells whether the marker is still there. Sent again
+  // on a fresh connection when the old one went stale (Redis restarted).
+  auto result = writer_client_.pipeline({{"EXISTS", marker_key()}}, true);
+  auto* replies = std::get_if<std::vector<redis_reply>>(&result);
+  if (!replies || replies->at(0).kind != redis_reply::integer) {
+    if (ready_.exchange(false))
+      support::log(support::log_level::error, "redis unavailable",
+                   {{"reason", replies ? replies->at(0).text : std::get<std::string>(result)}});
+    return false;
+  }
+  if (replies->at(0).number == 0) {
+    if (marker_written_) {
+      data_epoch_.fetch_add(1, std::memory_order_acq_rel);
+      support::metrics()
+        .get_counter("buildtrack_store_data_lost_total",
+                     "Times Redis was found without the data written to it (restarted "
+                     "without persistence, flushed); what memory held was written back.")
+        .inc();
+      support::log(support::log_level::error,
+                   "redis lost the data written to it; writing back what memory holds",
+                   {{"marker", marker_key()}});
+    }
+    auto set = writer_client_.pipeline({{"SET", marker_key(), std::to_string(::getpid())}});
+    if (std::holds_alternative<std::string>(set))
+      return ready_.store(false), false;
+    marker_written_ = true;
+  }
+  if (!ready_.exchange(true))
+    support::log(support::log_level::info, "redis reachable");
+  return true;
+}
+
 void redis_store::write_loop() {
   std::chrono::milliseconds backoff{0};
   auto retry_at = steady::time_point{};
-  auto probe = [&] {
-    auto r = writer_client_.pipeline({{"PING"}});
-    bool up = std::holds_alternative<std::vector<redis_reply>>(r);
-    ready_.store(up, std::memory_order_relaxed);
-    return up;
-  };
+  auto last_probe = steady::time_point{};
   auto failed = [&] {
     backoff = std::min(std::max(backoff * 2, std::chrono::milliseconds{50}), cfg_.max_backoff);
     retry_at = steady::now() + backoff;
   };
-  if (!probe())
-    failed();
   while (true) {
     std::deque<pending> batch;
     {
       std::unique_lock lock{queue_mutex_};
       auto has_work = [&] { return stopping_ || !queue_.empty(); };
-      if (ready_.load(std::memory_order_relaxed))
-        wake_.wait(lock, has_work);
-      else
-        wake_.wait_until(lock, retry_at, has_work);
+      bool up = ready_.load(std::memory_order_relaxed);
+      wake_.wait_until(lock, up ? last_probe + cfg_.probe_interval : retry_at, has_work);
       if (stopping_) {
         batch.swap(queue_);
         lock.unlock();
@@ -103,22 +130,27 @@ void redis_store::write_loop() {
         queue_.pop_front();
       }
     }
+    auto now = steady::now();
     bool down = !ready_.load(std::memory_order_relaxed);
-    if (down && steady::now() < retry_at) {
+    if (down && now < retry_at) {
       // Between reconnect attempts: refuse at once rather than hold callers.
       for (auto& p : batch)
         p.done(false);
       continue;
     }
-    if (batch.empty()) {
-      if (probe()) {
-        backoff = std::chrono::milliseconds{0};
-        support::log(support::log_level::info, "redis reachable again");
-      } else {
+    // Probed on time under load too: the marker check must not wait for a quiet spell.
+    if (down || now >= last_probe + cfg_.probe_interval) {
+      last_probe = now;
+      if (!probe()) {
         failed();
+        for (auto& p : batch)
+          p.done(false);
+        continue;
       }
-      continue;
+      backoff = std::chrono::milliseconds{0};
     }
+    if (batch.empty())
+      continue;
     commit(batch);
     if (ready_.load(std::memory_order_relaxed))
       backoff = std::chrono::milliseconds{0};
@@ -147,7 +179,11 @@ void redis_store::commit(std::deque<pending>& batch) {
       cmds.push_back({"EXEC"});
     deciding.push_back(cmds.size() - 1);
   }
-  auto result = writer_client_.pipeline(cmds);
+  // A connection that went stale (Redis restarted since it was last used) is tried
+  // once more on a fresh one. Should Redis have applied the first send after all,
+  // the journal holds those events twice in a row, and applying an event again
+  // changes nothing (the model's duplicate rules), so a retry is safe.
+  auto result = writer_client_.pipeline(cmds, true);
   if (auto* why = std::get_if<std::string>(&result)) {
     if (ready_.exchange(false))
       support::log(support::log_level::error, "redis journal unavailable", {{"reason", *why}});

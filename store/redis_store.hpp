@@ -19,7 +19,10 @@ struct redis_store_config {
   redis_endpoint endpoint;
   std::string key_prefix = "buildtrack:";
   std::chrono::milliseconds timeout{1000};    ///< per round trip
-  std::chrono::milliseconds max_backoff{2000}; ///< between reconnect attempts
+  std::chrono::milliseconds max_backoff{1000}; ///< between reconnect attempts
+  /// How long the writer may go without hearing from Redis before it asks: readiness
+  /// follows Redis within about this plus `timeout`, with no traffic at all.
+  std::chrono::milliseconds probe_interval{200};
   std::size_t max_batch = 1024;                ///< appends per group commit
 };
 
@@ -43,7 +46,14 @@ struct journal_page {
 /// it (or failed it). An append of several events is one MULTI/EXEC, so it is
 /// journaled whole or not at all. While Redis is unreachable, appends fail at once
 /// between reconnect attempts (exponential backoff), and the writer keeps probing
-/// so ready() recovers without traffic.
+/// so ready() recovers without traffic. While Redis is up and nothing is appended,
+/// the writer still checks it every `probe_interval`, so ready() also notices
+/// Redis going away without traffic.
+///
+/// A marker key, written at start, tells whether Redis still holds what was written
+/// to it: when it is gone while the process runs, Redis lost its data (restarted
+/// without persistence, flushed). data_epoch() then moves on, and the owner writes
+/// back what memory still holds.
 class redis_store final : public store {
 public:
   explicit redis_store(redis_store_config cfg);
@@ -68,6 +78,7 @@ public:
   std::optional<std::string> message_ref(const model::build_key& build, const std::string& sink,
                                          bool& failed) override;
   bool ready() const override { return ready_.load(std::memory_order_relaxed); }
+  std::uint64_t data_epoch() const override { return data_epoch_.load(std::memory_order_acquire); }
 
   /// Journal entries after stream id `after` ("0" for all), oldest first, at most
   /// `count`; nothing when Redis could not be read.
@@ -80,7 +91,11 @@ private:
   };
 
   void write_loop();
+  /// Checks that Redis answers and still holds the marker (writing it when it does
+  /// not); sets ready_. On the writer thread.
+  bool probe();
   void commit(std::deque<pending>& batch);
+  std::string marker_key() const { return cfg_.key_prefix + "instance"; }
   std::string journal_key() const { return cfg_.key_prefix + "journal"; }
   std::string build_key(const std::string& key) const { return cfg_.key_prefix + "build:" + key; }
   std::string streaks_key() const { return cfg_.key_prefix + "streaks"; }
@@ -103,6 +118,8 @@ private:
 
   redis_store_config cfg_;
   std::atomic<bool> ready_{false};
+  std::atomic<std::uint64_t> data_epoch_{0};
+  bool marker_written_ = false; ///< by this process; owned by the writer thread
 
   std::mutex queue_mutex_;
   std::condition_variable wake_;

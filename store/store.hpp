@@ -108,6 +108,11 @@ public:
 
   /// Whether the store can accept writes now (`/readyz`).
   virtual bool ready() const = 0;
+
+  /// How many times the store found, while this process ran, that what it had
+  /// written was gone (a Redis restarted without its data). When it moves, whoever
+  /// holds state in memory writes it all back.
+  virtual std::uint64_t data_epoch() const { return 0; }
 };
 
 } // namespace bt::store

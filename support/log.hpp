@@ -11,6 +11,8 @@ enum class log_level { debug, info, warn, error };
 bool set_log_level(std::string_view name);
 
 /// Writes one JSON line `{"ts","level","msg",...fields}` to stderr. Never pass secrets.
+/// At most 20 lines of one message a second; the next line written says how many
+/// were held back (`"suppressed"`).
 void log(log_level level, std::string_view message, const nlohmann::json& fields);
 void log(log_level level, std::string_view message);
 

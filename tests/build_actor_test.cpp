@@ -40,6 +40,7 @@ actors::registry_actor::behavior_type recording_registry(actors::registry_actor:
     [=](actors::snapshot_atom, bool) {},
     [=](actors::expire_atom, const actors::expiry_rule&) -> actors::expired_builds { return {}; },
     [=](actors::retry_atom, const model::build_key&) {},
+    [=](actors::rewrite_atom) {},
   };
 }
 
@@ -110,11 +111,16 @@ TEST_F(build_actor_test, asks_to_stop_only_after_being_idle_and_offers_its_state
   EXPECT_EQ(rec->offered[0], ask<model::build>(build, actors::snapshot_atom::value));
 }
 
-TEST_F(build_actor_test, unfinished_builds_never_ask_to_stop) {
+// Issue 9, point 10: a build that never finishes must not keep its actor.
+TEST_F(build_actor_test, an_idle_running_build_asks_to_stop_too) {
   caf::anon_send(build, job("a", model::job_state::running, 0));
   run();
-  advance(1h);
+  advance(29s);
   EXPECT_TRUE(rec->idle.empty());
+  advance(2s);
+  ASSERT_EQ(rec->idle.size(), 1u);
+  ASSERT_EQ(rec->offered.size(), 1u);
+  EXPECT_EQ(rec->offered[0].state, model::build_state::running);
 }
 
 TEST_F(build_actor_test, a_judged_build_gives_notice_once_its_verdict_for_this_revision_is_in) {

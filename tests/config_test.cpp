@@ -23,7 +23,11 @@ TEST(config, defaults_for_every_key) {
   auto c = parse("");
   EXPECT_EQ(c.server.listen, "127.0.0.1:8080");
   EXPECT_EQ(c.server.body_limit, 1024u * 1024u);
-  EXPECT_EQ(c.store.kind, "memory");
+  // The same defaults config/example.yaml shows: a store that keeps what it acknowledged.
+  EXPECT_EQ(c.store.kind, "redis");
+  EXPECT_EQ(c.server.max_connections, 10'000);
+  EXPECT_EQ(c.tracking.max_jobs_per_build, 4096);
+  EXPECT_EQ(c.tracking.max_attempts_per_job, 64);
   EXPECT_EQ(c.buildkite.replay_window, 5min);
   EXPECT_EQ(c.tracking.branches, (std::vector<std::string>{"main", "master"}));
 }
@@ -69,7 +73,7 @@ TEST(config, bad_values_name_path_and_line) {
             std::string::npos);
   EXPECT_NE(error_of("server:\n  listen: \"127.0.0.1:70000\"\n").find("server.listen"),
             std::string::npos);
-  EXPECT_NE(error_of("server:\n  body_limit: 0\n").find("positive"), std::string::npos);
+  EXPECT_NE(error_of("server:\n  body_limit: 0\n").find("between"), std::string::npos);
   EXPECT_NE(error_of("tracking:\n  branches: main\n").find("tracking.branches"),
             std::string::npos);
   EXPECT_NE(error_of("store:\n  kind: postgres\n").find("store.kind"), std::string::npos);
@@ -187,4 +191,59 @@ TEST(config, bad_sinks_name_the_key) {
               .find("notifications[1].name: another sink is called 'a'"),
             std::string::npos);
   EXPECT_NE(error_of("people:\n  - {email: a@b.c}\n").find("people[0].slack"), std::string::npos);
+}
+
+// Issue 9, point 4: numbers that overflow, and values that would cut every request at
+// once or never, are errors naming the key and line, never an uncaught exception.
+TEST(config, numbers_out_of_range_name_the_key_and_line) {
+  struct case_t {
+    const char* yaml;
+    const char* key;
+  };
+  for (auto [yaml, key] : std::initializer_list<case_t>{
+         {"server:\n  read_timeout: 99999999999999999999d\n", "server.read_timeout"},
+         {"server:\n  read_timeout: 9999999999999999s\n", "server.read_timeout"},
+         {"server:\n  read_timeout: 0s\n", "server.read_timeout"},
+         {"server:\n  read_timeout: 2h\n", "server.read_timeout"},
+         {"server:\n  body_limit: 99999999999999999999\n", "server.body_limit"},
+         {"server:\n  body_limit: 99999999999GiB\n", "server.body_limit"},
+         {"server:\n  body_limit: 2GiB\n", "server.body_limit"},
+         {"server:\n  io_threads: 99999999999999999999\n", "server.io_threads"},
+         {"server:\n  max_connections: 0\n", "server.max_connections"},
+         {"store:\n  retention: 999999999999999999999999999d\n", "store.retention"},
+         {"store:\n  abandoned_after: 0s\n", "store.abandoned_after"},
+         {"sources:\n  buildkite:\n    replay_window: 0s\n", "sources.buildkite.replay_window"},
+         {"tracking:\n  max_attempts_per_job: 1\n", "tracking.max_attempts_per_job"},
+         {"notifications:\n  - {name: h, kind: webhook, url: 'http://127.0.0.1:9/', timeout: 0ms}\n",
+          "notifications[0].timeout"},
+       }) {
+    auto msg = error_of(yaml);
+    EXPECT_NE(msg.find(key), std::string::npos) << yaml << " -> " << msg;
+    EXPECT_NE(msg.find("line "), std::string::npos) << yaml << " -> " << msg;
+  }
+  EXPECT_THROW(parse_duration("99999999999999999999d"), config_error);
+  EXPECT_THROW(parse_size("18446744073709551616"), config_error);
+  EXPECT_THROW(parse_size("18014398509481984GiB"), config_error);
+  EXPECT_EQ(parse_duration("36500d"), std::chrono::hours{24 * 36500});
+  EXPECT_EQ(parse("server:\n  read_timeout: 1h\n").server.read_timeout, 1h);
+}
+
+// Issue 9, point 11: a key written twice in one mapping is an error, not half-taken.
+TEST(config, duplicate_keys_are_errors) {
+  auto msg = error_of("server:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n");
+  EXPECT_NE(msg.find("server.listen: duplicate key"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("line 3"), std::string::npos) << msg;
+  EXPECT_NE(error_of("server: {}\nserver: {}\n").find("server: duplicate key"), std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {name: h, kind: webhook, url: 'http://127.0.0.1:9/',"
+                     " headers: {X-A: 1, X-A: 2}}\n")
+              .find("notifications[0].headers.X-A: duplicate key"),
+            std::string::npos);
+}
+
+TEST(config, per_build_limits_are_read) {
+  auto c = parse("tracking:\n  max_jobs_per_build: 8\n  max_attempts_per_job: 3\n"
+                 "  max_statistics_per_build: 2\n");
+  EXPECT_EQ(c.tracking.max_jobs_per_build, 8);
+  EXPECT_EQ(c.tracking.max_attempts_per_job, 3);
+  EXPECT_EQ(c.tracking.max_statistics_per_build, 2);
 }

@@ -22,12 +22,14 @@
 #include "model/json.hpp"
 #include "model/streak.hpp"
 #include "sources/buildkite.hpp"
+#include "tests/eventually.hpp"
 #include "tests/daemon_process.hpp"
 #include "tests/http_client.hpp"
 #include "tests/redis_server.hpp"
 
 using namespace bt;
 using namespace std::chrono_literals;
+using bt::test::eventually;
 using nlohmann::json;
 namespace http = boost::beast::http;
 
@@ -183,13 +185,6 @@ void verify(const expectation& want, unsigned short port) {
   auto r = c.send(http::verb::get, "/api/v1/streaks");
   ASSERT_EQ(r.status, 200u);
   EXPECT_EQ(json::parse(r.body), model::to_json(want.streaks));
-}
-
-template <class Pred>
-bool eventually(Pred pred) {
-  for (int i = 0; i < 300 && !pred(); ++i)
-    std::this_thread::sleep_for(10ms);
-  return pred();
 }
 
 void fill(storm& s, unsigned seed, int pipelines, int builds) {

@@ -62,6 +62,15 @@ struct http_test : ::testing::Test {
     return doc;
   }
 
+  /// Posts build.finished for build `number` of web-app with Buildkite state `state`.
+  unsigned finish(test::http_client& c, int number, const char* state) {
+    auto doc = with_job("buildkite/build.finished.json", [&](json& d) {
+      d["build"]["number"] = number;
+      d["build"]["state"] = state;
+    });
+    return c.post("/webhooks/buildkite", doc.dump(), hook("build.finished")).status;
+  }
+
   static long long unix_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -300,4 +309,175 @@ TEST_F(http_test, slow_client_is_disconnected) {
   boost::system::error_code ec;
   c.stream().socket().read_some(boost::asio::buffer(&byte, 1), ec);
   EXPECT_EQ(ec, boost::asio::error::eof);
+}
+
+// Issue 9, point 1: 4,096 passing jobs and then a failing one, each acknowledged, used
+// to read `passed`. Every acknowledged job counts in the outcome; what a limit let go
+// is counted in the document and in /metrics.
+TEST_F(http_test, jobs_past_the_limit_are_not_lost_from_the_outcome) {
+  // 4,098 requests on one connection: a sanitizer build on a busy machine may pause
+  // longer than the fixture's short read timeout between two of them.
+  TearDown();
+  cfg.server.read_timeout = 30s;
+  start();
+  auto c = client();
+  auto post_job = [&](const std::string& id, const std::string& key, const char* state, int exit) {
+    auto doc = with_job("buildkite/job.finished.json", [&](json& d) {
+      d["job"]["id"] = id;
+      d["job"]["step_key"] = key;
+      d["job"]["name"] = key;
+      d["job"]["state"] = state;
+      d["job"]["exit_status"] = exit;
+      d["job"]["retries_count"] = nullptr;
+    });
+    return c.post("/webhooks/buildkite", doc.dump(), hook("job.finished")).status;
+  };
+  const int limit = 4096;
+  for (int i = 0; i < limit; ++i)
+    ASSERT_EQ(post_job("ok-" + std::to_string(i), "step-" + std::to_string(i), "passed", 0), 202);
+  ASSERT_EQ(post_job("bad", "the-failing-one", "failed", 1), 202);
+  ASSERT_EQ(finish(c, 4242, "failed"), 202u);
+  auto doc = json::parse(c.get("/api/v1/builds/buildkite/web-app/4242").body);
+  EXPECT_EQ(doc["state"], "failed");
+  ASSERT_EQ(doc["failed_jobs"].size(), 1u);
+  EXPECT_EQ(doc["failed_jobs"][0], "the-failing-one");
+  EXPECT_EQ(doc["jobs"].size(), static_cast<size_t>(limit));
+  EXPECT_EQ(doc["omitted"]["jobs"], 1);
+  EXPECT_NE(c.get("/metrics").body.find("buildtrack_build_limit_trims_total{limit=\"jobs\"} 1"),
+            std::string::npos);
+}
+
+// Issue 9, point 1, the attempts: 70 attempts of one step, only the last passes.
+TEST_F(http_test, a_job_retried_past_the_attempt_limit_is_decided_by_its_latest_attempt) {
+  TearDown();
+  cfg.tracking.max_attempts_per_job = 8; // configurable; the default is 64
+  start();
+  auto c = client();
+  for (int i = 0; i < 70; ++i) {
+    auto doc = with_job("buildkite/job.finished.json", [&](json& d) {
+      d["job"]["id"] = "try-" + std::to_string(i);
+      d["job"]["retries_count"] = i;
+      d["job"]["state"] = i == 69 ? "passed" : "failed";
+      d["job"]["exit_status"] = i == 69 ? 0 : 1;
+    });
+    ASSERT_EQ(c.post("/webhooks/buildkite", doc.dump(), hook("job.finished")).status, 202);
+  }
+  ASSERT_EQ(finish(c, 4242, "passed"), 202u);
+  auto doc = json::parse(c.get("/api/v1/builds/buildkite/web-app/4242").body);
+  EXPECT_EQ(doc["state"], "passed");
+  EXPECT_EQ(doc["failed_jobs"].size(), 0u);
+  ASSERT_EQ(doc["fixed_jobs"].size(), 1u);
+  EXPECT_EQ(doc["jobs"][0]["attempts"].size(), 8u);
+  EXPECT_EQ(doc["jobs"][0]["omitted_attempts"], 62);
+  EXPECT_EQ(doc["jobs"][0]["attempts"][7]["id"], "try-69");
+}
+
+// Issue 9, point 5: bytes that are not UTF-8, quoted back in an error, gave 500.
+TEST_F(http_test, invalid_utf8_in_what_an_error_quotes_is_never_a_500) {
+  auto c = client();
+  auto event = c.post("/webhooks/buildkite", fixture("buildkite/build.finished.json"),
+                      {{"X-Buildkite-Event", "job.\xff"}, {"X-Buildkite-Token", token}});
+  EXPECT_EQ(event.status, 422);
+  EXPECT_EQ(error_of(event)["field"], "X-Buildkite-Event");
+  EXPECT_NE(error_of(event)["message"].get<std::string>().find("\xef\xbf\xbd"), std::string::npos)
+    << "the byte is replaced by U+FFFD";
+  auto query = c.get("/api/v1/builds?%FF=1");
+  EXPECT_EQ(query.status, 400);
+  EXPECT_NO_THROW(json::parse(query.body));
+  auto path = c.get("/api/v1/builds/buildkite/%FF/1");
+  EXPECT_EQ(path.status, 404);
+  EXPECT_NO_THROW(json::parse(path.body));
+}
+
+// Issue 9, point 6: a timestamp far in the past wrapped around the comparison.
+TEST_F(http_test, signature_timestamps_that_would_overflow_are_stale) {
+  auto c = client();
+  auto body = fixture("buildkite/job.finished.json");
+  for (long long at : {-9223372036854775LL, -9223372036854775807LL, 9223372036854775807LL,
+                       9223372036854775LL}) {
+    auto r = c.post("/webhooks/buildkite", body,
+                    {{"X-Buildkite-Event", "job.finished"},
+                     {"X-Buildkite-Signature", sources::buildkite_signature(token, at, body)}});
+    EXPECT_EQ(r.status, 401) << at;
+    EXPECT_EQ(error_of(r)["code"], "stale_signature") << at;
+  }
+  EXPECT_EQ(c.get("/api/v1/builds/buildkite/web-app/4242").status, 404);
+}
+
+// Issue 9, point 7: credentials before the media type; media types per RFC 9110.
+TEST_F(http_test, credentials_are_checked_before_the_media_type) {
+  auto c = client();
+  auto body = fixture("buildkite/job.finished.json");
+  auto unauthenticated = c.send(boost::beast::http::verb::post, "/webhooks/buildkite", "a=b",
+                                {{"Content-Type", "application/x-www-form-urlencoded"},
+                                 {"X-Buildkite-Token", "wrong"}});
+  EXPECT_EQ(unauthenticated.status, 401);
+  auto media = [&](const std::string& type) {
+    return c.send(boost::beast::http::verb::post, "/webhooks/buildkite", body,
+                  {{"Content-Type", type}, {"X-Buildkite-Token", token},
+                   {"X-Buildkite-Event", "job.finished"}})
+      .status;
+  };
+  EXPECT_EQ(media("APPLICATION/JSON"), 202u);
+  EXPECT_EQ(media("Application/Json ; charset=UTF-8"), 202u);
+  EXPECT_EQ(media("application/jsonx"), 415u);
+  EXPECT_EQ(media("application/json-patch+json"), 415u);
+  EXPECT_EQ(media("text/plain"), 415u);
+}
+
+// Issue 9, point 11: a key twice in one object is refused, naming it.
+TEST_F(http_test, duplicate_json_keys_are_refused) {
+  auto c = client();
+  auto body = fixture("buildkite/job.finished.json");
+  auto at = body.find("\"job\"");
+  ASSERT_NE(at, std::string::npos);
+  // {"job": {...}, ...} becomes {"job": {"state": "passed", "state": ...}}
+  auto brace = body.find('{', at);
+  auto twice = body.substr(0, brace + 1) + R"("state": "passed", )" + body.substr(brace + 1);
+  auto r = c.post("/webhooks/buildkite", twice, hook("job.finished"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(error_of(r)["code"], "duplicate_key");
+  EXPECT_EQ(error_of(r)["field"], "job.state");
+  EXPECT_EQ(c.get("/api/v1/builds/buildkite/web-app/4242").status, 404);
+}
+
+// Issue 9, point 11: a second build.finished with another state. The latest word of
+// the CI system wins for `source_state` (Buildkite finishes a build again after a job
+// is retried); the outcome still comes from the jobs, so it is not announced again.
+TEST_F(http_test, a_second_build_finished_updates_the_source_state_only) {
+  auto c = client();
+  ASSERT_EQ(finish(c, 7, "failed"), 202u);
+  ASSERT_EQ(finish(c, 7, "passed"), 202u);
+  auto doc = json::parse(c.get("/api/v1/builds/buildkite/web-app/7").body);
+  EXPECT_EQ(doc["source_state"], "passed");
+  EXPECT_EQ(doc["state"], "passed");
+  EXPECT_EQ(doc["revision"], 1);
+}
+
+// Issue 9, point 2: at most server.max_connections at once; the surplus is answered
+// 503 and closed, and a place that comes free is taken again.
+TEST_F(http_test, connections_past_the_limit_are_answered_503_and_closed) {
+  TearDown();
+  cfg.server.max_connections = 4;
+  start();
+  std::vector<std::unique_ptr<test::http_client>> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(std::make_unique<test::http_client>(port));
+    ASSERT_EQ(held.back()->get("/healthz").status, 200); // accepted and served
+  }
+  auto surplus = client().get("/healthz");
+  EXPECT_EQ(surplus.status, 503);
+  EXPECT_EQ(error_of(surplus)["code"], "too_many_connections");
+  EXPECT_EQ(surplus.headers["Retry-After"], "1");
+  held.pop_back(); // its session ends when the server reads the close
+  bool served = false;
+  for (int i = 0; i < 500 && !served; ++i) {
+    served = client().get("/healthz").status == 200;
+    if (!served)
+      std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(served);
+  // On a connection already open: new ones may still find every place taken.
+  EXPECT_NE(held[0]->get("/metrics").body.find("\nbuildtrack_http_connections_refused_total "),
+            std::string::npos);
 }

@@ -185,13 +185,82 @@ TEST_F(fixture, child_build_rolls_up_to_its_parent) {
   EXPECT_EQ(parent.state, build_state::failed);
 }
 
-TEST_F(fixture, too_many_jobs_are_refused_not_stored) {
-  for (size_t i = 0; i < build_limits::max_jobs; ++i)
+// Issue 9, point 1: every accepted event was acknowledged, so an event past a limit
+// must not be lost from the outcome. 4,096 passing jobs, then a failing one.
+TEST_F(fixture, past_the_job_limit_a_failing_job_still_fails_the_build) {
+  build_limits limits;
+  for (size_t i = 0; i < limits.max_jobs; ++i)
     feed(job_env("j" + std::to_string(i), "g" + std::to_string(i), 0, job_state::passed, 0));
-  auto over = feed(job_env("over", "over", 0, job_state::passed, 0));
-  EXPECT_FALSE(over.changed);
-  EXPECT_FALSE(over.ignored.empty());
-  EXPECT_EQ(b.jobs.size(), build_limits::max_jobs);
+  auto over = feed(job_env("bad", "bad", 0, job_state::failed, 1));
+  EXPECT_TRUE(over.changed);
+  EXPECT_EQ(over.trimmed, "jobs");
+  feed(finished_env(build_end::completed, "failed"));
+  EXPECT_EQ(b.jobs.size(), limits.max_jobs);
+  EXPECT_EQ(b.omitted_jobs, 1);
+  EXPECT_EQ(b.state, build_state::failed);
+  ASSERT_EQ(b.failed_jobs().size(), 1u);
+  EXPECT_EQ(b.failed_jobs()[0]->group, "bad");
+}
+
+TEST_F(fixture, at_the_job_limit_failing_and_fixed_jobs_are_kept_before_passing_ones) {
+  build_limits limits{2, 64, 1024};
+  auto feed_limited = [&](const envelope& e) { return apply(b, e, at(++clock), limits); };
+  feed_limited(job_env("f1", "fails", 0, job_state::failed, 1));
+  feed_limited(job_env("x1", "fixed", 0, job_state::failed, 1));
+  feed_limited(job_env("x2", "fixed", 1, job_state::passed, 0));
+  feed_limited(job_env("p1", "passes", 0, job_state::passed, 0));
+  EXPECT_FALSE(b.jobs.contains("passes")) << "the one job whose going changes nothing";
+  feed_limited(job_env("n1", "new", 0, job_state::failed, 1));
+  // Only a fixed one could go now: the fixed list loses it, the state stays right.
+  EXPECT_TRUE(b.jobs.contains("fails"));
+  EXPECT_TRUE(b.jobs.contains("new"));
+  EXPECT_FALSE(b.jobs.contains("fixed"));
+  feed_limited(job_env("m1", "more", 0, job_state::failed, 1));
+  EXPECT_FALSE(b.jobs.contains("more")) << "every job fails: the build fails anyway";
+  feed_limited(finished_env(build_end::completed, "failed"));
+  EXPECT_EQ(b.state, build_state::failed);
+  EXPECT_EQ(b.omitted_jobs, 3);
+}
+
+// 70 attempts of one step where only the last passes: the job is fixed, not failed.
+TEST_F(fixture, past_the_attempt_limit_the_latest_attempts_decide_and_fixed_is_remembered) {
+  build_limits limits;
+  for (int i = 0; i < 69; ++i)
+    feed(job_env("a" + std::to_string(i), "flaky", i, job_state::failed, 1));
+  auto last = feed(job_env("a69", "flaky", 69, job_state::passed, 0));
+  EXPECT_EQ(last.trimmed, "attempts");
+  feed(finished_env());
+  auto& j = b.jobs.at("flaky");
+  EXPECT_EQ(j.attempts.size(), limits.max_attempts);
+  EXPECT_EQ(j.omitted_attempts, 70 - static_cast<std::int64_t>(limits.max_attempts));
+  EXPECT_EQ(j.latest().id, "a69");
+  EXPECT_FALSE(j.failed());
+  EXPECT_TRUE(j.fixed());
+  EXPECT_EQ(b.state, build_state::passed);
+  // An old attempt arriving late is the one let go; the decision stands.
+  feed(job_env("a-old", "flaky", -1, job_state::failed, 1));
+  EXPECT_EQ(j.latest().id, "a69");
+  EXPECT_EQ(b.state, build_state::passed);
+}
+
+TEST_F(fixture, the_deciding_attempt_is_never_let_go) {
+  build_limits limits{4096, 2, 1024};
+  apply(b, job_env("a0", "t", 0, job_state::failed, 1), at(1), limits);
+  apply(b, job_env("a1", "t", 1, job_state::running), at(2), limits);
+  apply(b, job_env("a2", "t", 2, job_state::running), at(3), limits);
+  auto& j = b.jobs.at("t");
+  ASSERT_EQ(j.attempts.size(), 2u);
+  EXPECT_EQ(j.attempts[0].id, "a0") << "the only finished attempt decides the job";
+  EXPECT_TRUE(j.failed());
+}
+
+TEST_F(fixture, statistics_past_their_limit_are_counted) {
+  build_limits limits{4096, 64, 1};
+  apply(b, envelope{key, "", at(0), std::nullopt, statistic_event{"a", 1}}, at(1), limits);
+  auto r = apply(b, envelope{key, "", at(0), std::nullopt, statistic_event{"b", 2}}, at(2), limits);
+  EXPECT_EQ(r.trimmed, "statistics");
+  EXPECT_EQ(b.statistics.size(), 1u);
+  EXPECT_EQ(b.omitted_statistics, 1);
 }
 
 TEST_F(fixture, a_retry_that_has_not_finished_does_not_decide_the_job) {

@@ -50,6 +50,12 @@ std::vector<envelope> storm() {
   };
 }
 
+/// Attempt `i` of job "t", failed unless `passes`.
+envelope flaky_attempt(int i, bool passes) {
+  return job(i, "f" + std::to_string(i), "t", i, passes ? job_state::passed : job_state::failed,
+             passes ? 0 : 1);
+}
+
 build run(const std::vector<envelope>& events, build b = {}) {
   for (auto& e : events)
     apply(b, e, e.received);
@@ -74,6 +80,26 @@ TEST(codec, a_build_round_trips) {
   auto back = codec::decode_build(json::parse(codec::encode(b)));
   ASSERT_TRUE(back);
   EXPECT_EQ(*back, b);
+}
+
+TEST(codec, what_a_limit_let_go_round_trips) {
+  build_limits limits{1, 2, 1};
+  build b;
+  for (auto& e : storm())
+    apply(b, e, e.received, limits);
+  apply(b, envelope{key, "", at(20), std::nullopt, statistic_event{"Other", 1}}, at(20), limits);
+  ASSERT_GT(b.omitted_jobs, 0);
+  ASSERT_GT(b.omitted_statistics, 0);
+  auto back = codec::decode_build(json::parse(codec::encode(b)));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, b);
+  build flaky;
+  for (int i = 0; i < 3; ++i)
+    apply(flaky, flaky_attempt(i, i == 2), at(i), limits);
+  ASSERT_TRUE(flaky.jobs.at("t").omitted_failure);
+  auto again = codec::decode_build(json::parse(codec::encode(flaky)));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, flaky);
 }
 
 TEST(codec, snapshot_at_any_point_plus_the_replayed_tail_equals_the_whole_run) {

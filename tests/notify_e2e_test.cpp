@@ -10,6 +10,7 @@
 
 #include "bench/buildkite_payloads.hpp"
 #include "support/crypto.hpp"
+#include "tests/eventually.hpp"
 #include "tests/daemon_process.hpp"
 #include "tests/fake_receiver.hpp"
 #include "tests/http_client.hpp"
@@ -17,6 +18,7 @@
 
 using namespace bt;
 using namespace std::chrono_literals;
+using bt::test::eventually;
 using nlohmann::json;
 using receiver = test::fake_receiver;
 
@@ -45,14 +47,6 @@ receiver::answer_fn webhook_checks_signature() {
   };
 }
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (!pred() && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(10ms);
-  return pred();
-}
-
 /// Requests to `target` only.
 std::vector<receiver::request> to(const receiver& r, const std::string& target) {
   std::vector<receiver::request> out;
@@ -75,7 +69,10 @@ struct notify_e2e : ::testing::Test {
   unsigned short hook_port = test::redis_server::free_port();
   std::unique_ptr<test::daemon_process> daemon;
 
-  void start_daemon(const std::string& slack_extra = "", const std::string& hook_extra = "") {
+  static constexpr const char* default_retry =
+    "{max_attempts: 4, initial_backoff: 100ms, max_backoff: 300ms}";
+
+  void start_daemon(const std::string& slack_extra = "", const std::string& hook_retry = default_retry) {
     std::ostringstream cfg;
     cfg << "server:\n  listen: 127.0.0.1:" << port
         << "\nstore:\n  kind: redis\n  redis:\n    url: " << redis.url()
@@ -88,7 +85,7 @@ struct notify_e2e : ::testing::Test {
         << "\n  - name: hook\n    kind: webhook\n    on: [failed, fixed]"
         << "\n    url: http://127.0.0.1:" << hook_port << "/hook\n    secret: " << secret
         << "\n    headers: {X-Team: ci}"
-        << "\n    retry: {max_attempts: 4, initial_backoff: 100ms, max_backoff: 300ms}" << hook_extra
+        << "\n    retry: " << hook_retry
         << "\npeople:\n  - {email: ada@example.com, slack: U-ADA}"
         << "\nlog:\n  level: error\n";
     daemon = std::make_unique<test::daemon_process>(port, cfg.str());
@@ -215,7 +212,7 @@ TEST_F(notify_e2e, a_receiver_down_then_up_gets_the_notice_once) {
   receiver slack{slack_port, slack_ok()};
   receiver hook{hook_port, webhook_checks_signature()};
   hook.stop();
-  start_daemon("", "\n    retry: {max_attempts: 50, initial_backoff: 50ms, max_backoff: 100ms}");
+  start_daemon("", "{max_attempts: 50, initial_backoff: 50ms, max_backoff: 100ms}");
   build(1, {0});
   ASSERT_TRUE(eventually([&] {
     return metric(R"(buildtrack_notification_retries_total{sink="hook"})") >= 3;

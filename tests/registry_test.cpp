@@ -107,6 +107,31 @@ TEST_F(registry_test, idle_finished_actor_stops_and_is_recreated_from_its_saved_
   EXPECT_EQ(doc["revision"], 2);
 }
 
+// Issue 9, point 10: 200,000 open builds kept 200,000 actors. An idle running build's
+// actor stops like a finished one's, its state parked until written, and its next
+// event brings it back with everything it knew.
+TEST_F(registry_test, idle_running_actor_stops_and_comes_back_on_its_next_event) {
+  caf::anon_send(registry, job(web9, 9, "a", model::job_state::running, 0));
+  caf::anon_send(registry, job(api9, 9, "b", model::job_state::running, 0));
+  run();
+  EXPECT_EQ(stats->live.load(), 2u);
+  advance(31s);
+  EXPECT_EQ(stats->live.load(), 0u);
+  EXPECT_EQ(stats->tracked.load(), 2u);
+  EXPECT_EQ(get(web9)["state"], "running"); // from the parked state
+  auto written = snapshot();
+  EXPECT_EQ(keys(written), (std::set<std::string>{"buildkite/web/9", "buildkite/api/9"}));
+  EXPECT_EQ(get(web9)["state"], "running"); // from the store now
+  caf::anon_send(registry, job(web9, 9, "a", model::job_state::failed, 1));
+  caf::anon_send(registry, finished(web9));
+  run();
+  EXPECT_EQ(stats->live.load(), 1u);
+  auto doc = get(web9);
+  EXPECT_EQ(doc["state"], "failed");
+  EXPECT_EQ(doc["jobs"][0]["attempts"].size(), 1u);
+  EXPECT_EQ(doc["streak"]["verdict"], "broken");
+}
+
 TEST_F(registry_test, lists_builds_by_filter) {
   caf::anon_send(registry, job(web9, 9, "a", model::job_state::failed, 1));
   caf::anon_send(registry, finished(web9));
