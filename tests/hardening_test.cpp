@@ -118,7 +118,7 @@ std::string temp_path(const std::string& name) {
 // spin (~86 % CPU, ~170 k log lines a second). Accepts now back off, the repeated
 // line is rate-limited, and the server accepts again once descriptors are free.
 TEST(hardening, out_of_descriptors_the_accept_loop_backs_off_and_recovers) {
-#ifdef BT_SANITIZED
+#ifdef BT_UBSAN
   // UBSan's vptr check probes memory through a pipe: with every descriptor taken it
   // cannot, and reports each virtual call as a bad one (seen: boost::system's
   // error_category, CAF's tuple_vals), which aborts the daemon. The point is the
