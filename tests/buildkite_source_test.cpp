@@ -213,3 +213,31 @@ TEST(buildkite_parse, event_from_body_when_header_is_missing) {
   EXPECT_EQ(d.event, "job.finished");
   EXPECT_EQ(parse_err("", "{}").field, "X-Buildkite-Event");
 }
+
+// Issue 9, point 11: a key twice in one object, at any depth, in small objects and in
+// ones past the pairwise-comparison size, is refused with its path.
+TEST(buildkite_parse, duplicate_keys_are_refused_with_their_path) {
+  auto body = fixture("buildkite/job.finished.json");
+  auto insert_after = [&](const std::string& anchor, const std::string& text) {
+    auto at = body.find(anchor);
+    EXPECT_NE(at, std::string::npos) << anchor;
+    return body.substr(0, at + anchor.size()) + text + body.substr(at + anchor.size());
+  };
+  auto top = parse_err("job.finished", insert_after("{", R"("event": "x", "event": "y",)"));
+  EXPECT_EQ(top.status, 400);
+  EXPECT_EQ(top.code, "duplicate_key");
+  EXPECT_EQ(top.field, "event");
+  std::string wide = R"("labels": {)";
+  for (int i = 0; i < 30; ++i)
+    wide += "\"K" + std::to_string(i) + "\": \"v\", ";
+  wide += R"("K7": "again"},)";
+  auto at = body.find("\"build\": {");
+  ASSERT_NE(at, std::string::npos);
+  auto nested = body.substr(0, at + 10) + wide + body.substr(at + 10);
+  EXPECT_EQ(parse_err("job.finished", nested).field, "build.labels.K7");
+  auto in_array = parse_err("job.finished",
+                            insert_after("{", R"("list": [{"a": 1}, {"b": 1, "b": 2}],)"));
+  EXPECT_EQ(in_array.field, "list[1].b");
+  // The same keys in different objects are no duplicates.
+  parse_ok("job.finished", insert_after("{", R"("list": [{"a": 1}, {"a": 1}],)"));
+}
