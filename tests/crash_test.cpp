@@ -93,6 +93,7 @@ struct storm {
   std::atomic<int> unavailable{0}; ///< 503 answers seen
   std::atomic<int> unexpected{0};  ///< anything else but 202
   std::atomic<int> lanes_done{0};
+  std::atomic<size_t> acknowledged{0}; ///< 202 answers so far, readable while it runs
 
   size_t accepted_count() const {
     size_t n = 0;
@@ -127,6 +128,7 @@ struct storm {
             std::this_thread::sleep_for(5ms);
           }
           accepted[l].push_back(&d);
+          ++acknowledged;
         }
         ++lanes_done;
       });
@@ -238,8 +240,13 @@ TEST(crash, redis_outage_answers_503_and_ingest_resumes_by_itself) {
   daemon.start();
   storm s;
   fill(s, 8, 6, 30);
+  size_t total = 0;
+  for (auto& lane : s.lanes)
+    total += lane.size();
   std::thread sender([&] { s.run(daemon.port()); });
-  std::this_thread::sleep_for(100ms);
+  // Mid-storm by count, not by a sleep: a fast machine finished the whole storm in
+  // the 100 ms this once waited.
+  EXPECT_TRUE(eventually([&] { return s.acknowledged >= total / 4; }, 30s));
   redis.stop();
   bool saw_not_ready = false;
   for (int i = 0; i < 40; ++i) {
