@@ -54,20 +54,63 @@ build_info decode_info(const json& j) {
   return i;
 }
 
-/// Enumerations are stored by value; a value out of range is a corrupt document.
-template <class Enum>
-Enum enum_of(const json& j, Enum last) {
-  auto v = j.get<int>();
-  if (v < 0 || v > static_cast<int>(last))
-    throw std::out_of_range{"enumeration value out of range"};
-  return static_cast<Enum>(v);
+/// The format documents are written in. Version 1 (no "v" field, written up to
+/// 2026-11) stored enumerations by number; version 2 stores them by name, so that a
+/// value added or reordered later never reads as another one.
+constexpr int format_version = 2;
+
+std::string_view name_of(job_state s) { return to_string(s); }
+std::string_view name_of(build_state s) { return to_string(s); }
+std::string_view name_of(verdict v) { return to_string(v); }
+std::string_view name_of(build_end e) {
+  switch (e) {
+    case build_end::completed: return "completed";
+    case build_end::canceled: return "canceled";
+    case build_end::interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+std::string_view name_of(build_event::phase_t p) {
+  switch (p) {
+    case build_event::scheduled: return "scheduled";
+    case build_event::started: return "started";
+    case build_event::finished: return "finished";
+  }
+  return "unknown";
 }
 
-attempt decode_attempt(const json& j) {
+/// The format version of a document; one this code cannot read is refused.
+int version_of(const json& j) {
+  auto v = j.contains("v") ? j.at("v").get<int>() : 1;
+  if (v < 1 || v > format_version)
+    throw std::invalid_argument{"format version " + std::to_string(v)
+                                + " is not one this buildtrack reads (1 to "
+                                + std::to_string(format_version) + ")"};
+  return v;
+}
+
+/// An enumeration: by name from version 2 on, by number before. A name or number this
+/// code does not know is refused, never read as another value.
+template <class Enum>
+Enum enum_of(const json& j, Enum last, int version, const char* what) {
+  if (version < 2) {
+    auto v = j.get<int>();
+    if (v < 0 || v > static_cast<int>(last))
+      throw std::out_of_range{std::string{what} + " " + std::to_string(v) + " is out of range"};
+    return static_cast<Enum>(v);
+  }
+  auto name = j.get<std::string>();
+  for (int v = 0; v <= static_cast<int>(last); ++v)
+    if (name_of(static_cast<Enum>(v)) == name)
+      return static_cast<Enum>(v);
+  throw std::invalid_argument{"unknown " + std::string{what} + " '" + name + "'"};
+}
+
+attempt decode_attempt(const json& j, int version) {
   attempt a;
   a.id = j.at("id").get<std::string>();
   a.number = j.at("number").get<std::int64_t>();
-  a.state = enum_of(j.at("state"), job_state::blocked);
+  a.state = enum_of(j.at("state"), job_state::blocked, version, "job state");
   a.source_state = j.at("source_state").get<std::string>();
   if (!j.at("exit_status").is_null())
     a.exit_status = j.at("exit_status").get<std::int64_t>();
@@ -78,25 +121,25 @@ attempt decode_attempt(const json& j) {
   return a;
 }
 
-streak_result decode_result(const json& j) {
-  return {enum_of(j.at(0), verdict::fixed), j.at(1).get<std::int64_t>(),
+streak_result decode_result(const json& j, int version) {
+  return {enum_of(j.at(0), verdict::fixed, version, "verdict"), j.at(1).get<std::int64_t>(),
           j.at(2).get<std::uint64_t>()};
 }
 
-event_body decode_body(const json& j) {
+event_body decode_body(const json& j, int version) {
   auto type = j.at("type").get<std::string>();
   if (type == "build")
-    return build_event{enum_of(j.at("phase"), build_event::finished),
-                       enum_of(j.at("end"), build_end::interrupted),
+    return build_event{enum_of(j.at("phase"), build_event::finished, version, "build phase"),
+                       enum_of(j.at("end"), build_end::interrupted, version, "build end"),
                        j.at("source_state").get<std::string>()};
   if (type == "job")
     return job_event{j.at("group").get<std::string>(), j.at("name").get<std::string>(),
-                     decode_attempt(j.at("report"))};
+                     decode_attempt(j.at("report"), version)};
   if (type == "statistic")
     return statistic_event{j.at("key").get<std::string>(), j.at("value").get<double>()};
   if (type == "verdict")
-    return decode_result(j.at("result"));
-  throw std::invalid_argument{"unknown event type"};
+    return decode_result(j.at("result"), version);
+  throw std::invalid_argument{"unknown event type '" + type + "'"};
 }
 
 /// Writes JSON text directly: snapshots and the journal are written on the hot
@@ -172,7 +215,7 @@ public:
   }
   writer& value(const streak_result& r) {
     return raw("[")
-      .value(static_cast<int>(r.kind))
+      .value(name_of(r.kind))
       .raw(",")
       .value(r.failures)
       .raw(",")
@@ -196,7 +239,7 @@ public:
     return raw("{")
       .name("id").value(a.id).raw(",")
       .name("number").value(a.number).raw(",")
-      .name("state").value(static_cast<int>(a.state)).raw(",")
+      .name("state").value(name_of(a.state)).raw(",")
       .name("source_state").value(a.source_state).raw(",")
       .name("exit_status").value(a.exit_status).raw(",")
       .name("soft_failed").value(a.soft_failed).raw(",")
@@ -207,8 +250,8 @@ public:
   writer& value(const build_event& e) {
     return raw("{")
       .name("type").value("build").raw(",")
-      .name("phase").value(static_cast<int>(e.phase)).raw(",")
-      .name("end").value(static_cast<int>(e.end)).raw(",")
+      .name("phase").value(name_of(e.phase)).raw(",")
+      .name("end").value(name_of(e.end)).raw(",")
       .name("source_state").value(e.source_state).raw("}");
   }
   writer& value(const job_event& e) {
@@ -255,12 +298,15 @@ private:
   }
 };
 
-/// Runs a decoder, turning any exception from a malformed document into nothing.
+/// Runs a decoder, turning any exception from a malformed document into nothing and,
+/// when asked, into the reason.
 template <class F>
-auto guarded(F decode) -> std::optional<decltype(decode())> {
+auto guarded(F decode, std::string* error) -> std::optional<decltype(decode())> {
   try {
     return decode();
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    if (error)
+      *error = e.what();
     return std::nullopt;
   }
 }
@@ -270,6 +316,7 @@ auto guarded(F decode) -> std::optional<decltype(decode())> {
 std::string encode(const envelope& e) {
   writer w;
   w.raw("{")
+    .name("v").value(format_version).raw(",")
     .name("key").value(e.key).raw(",")
     .name("delivery").value(e.delivery).raw(",")
     .name("received").value(e.received).raw(",")
@@ -290,12 +337,13 @@ std::string encode(const build& b) {
   writer w;
   w.out.reserve(1024);
   w.raw("{")
+    .name("v").value(format_version).raw(",")
     .name("key").value(b.key).raw(",")
     .name("info").value(b.info).raw(",")
     .name("source_state").value(b.source_state).raw(",")
-    .name("state").value(static_cast<int>(b.state)).raw(",")
+    .name("state").value(name_of(b.state)).raw(",")
     .name("end");
-  b.end ? w.value(static_cast<int>(*b.end)) : w.raw("null");
+  b.end ? w.value(name_of(*b.end)) : w.raw("null");
   w.raw(",").name("jobs").list(b.jobs, [](writer& w, auto& entry) {
     auto& [group, j] = entry;
     w.raw("{").name("group").value(group).raw(",").name("name").value(j.name).raw(",");
@@ -330,7 +378,10 @@ std::string encode(const build& b) {
 
 std::string encode(const streak_book& book) {
   writer w;
-  w.raw("{").name("history_limit").value(book.history_limit()).raw(",").name("streaks");
+  w.raw("{")
+    .name("v").value(format_version).raw(",")
+    .name("history_limit").value(book.history_limit()).raw(",")
+    .name("streaks");
   w.list(book.streaks(), [](writer& w, auto& streak) {
     auto& [k, history] = streak;
     w.raw("{")
@@ -348,32 +399,34 @@ std::string encode(const streak_book& book) {
   return std::move(w.out);
 }
 
-std::optional<envelope> decode_envelope(const json& j) {
+std::optional<envelope> decode_envelope(const json& j, std::string* error) {
   return guarded([&] {
+    auto version = version_of(j);
     envelope e;
     e.key = key(j.at("key"));
     e.delivery = j.at("delivery").get<std::string>();
     e.received = at(j.at("received").get<std::int64_t>());
     if (!j.at("info").is_null())
       e.info = decode_info(j.at("info"));
-    e.body = decode_body(j.at("body"));
+    e.body = decode_body(j.at("body"), version);
     return e;
-  });
+  }, error);
 }
 
-std::optional<build> decode_build(const json& j) {
+std::optional<build> decode_build(const json& j, std::string* error) {
   return guarded([&] {
+    auto version = version_of(j);
     build b;
     b.key = key(j.at("key"));
     b.info = decode_info(j.at("info"));
     b.source_state = j.at("source_state").get<std::string>();
-    b.state = enum_of(j.at("state"), build_state::interrupted);
+    b.state = enum_of(j.at("state"), build_state::interrupted, version, "build state");
     if (!j.at("end").is_null())
-      b.end = enum_of(j.at("end"), build_end::interrupted);
+      b.end = enum_of(j.at("end"), build_end::interrupted, version, "build end");
     for (auto& jj : j.at("jobs")) {
       job jb{jj.at("group").get<std::string>(), jj.at("name").get<std::string>(), {}};
       for (auto& a : jj.at("attempts"))
-        jb.attempts.push_back(decode_attempt(a));
+        jb.attempts.push_back(decode_attempt(a, version));
       jb.omitted_attempts = jj.value("omitted_attempts", std::int64_t{0});
       jb.omitted_failure = jj.value("omitted_failure", false);
       if (jb.attempts.empty())
@@ -390,23 +443,24 @@ std::optional<build> decode_build(const json& j) {
     b.omitted_jobs = j.value("omitted_jobs", std::int64_t{0});
     b.omitted_statistics = j.value("omitted_statistics", std::int64_t{0});
     if (!j.at("streak").is_null())
-      b.streak = decode_result(j.at("streak"));
+      b.streak = decode_result(j.at("streak"), version);
     return b;
-  });
+  }, error);
 }
 
-std::optional<streak_book> decode_streaks(const json& j) {
+std::optional<streak_book> decode_streaks(const json& j, std::string* error) {
   return guarded([&] {
+    auto version = version_of(j);
     streak_book book{j.at("history_limit").get<std::size_t>()};
     for (auto& s : j.at("streaks")) {
       streak_key k{s.at("source").get<std::string>(), s.at("pipeline").get<std::string>(),
                    s.at("branch").get<std::string>()};
       for (auto& e : s.at("builds"))
         book.restore(k, e.at(0).get<std::int64_t>(),
-                     {e.at(1).get<bool>(), decode_result(e.at(2))});
+                     {e.at(1).get<bool>(), decode_result(e.at(2), version)});
     }
     return book;
-  });
+  }, error);
 }
 
 } // namespace bt::model::codec

@@ -14,8 +14,9 @@
 namespace bt::notify {
 
 std::string encode(const outbox_entry& e) {
-  // The build is written by the lossless model codec, embedded as is.
-  std::string out = R"({"sink":)";
+  // The build is written by the lossless model codec, embedded as is (with its own
+  // format version). Version 1 entries had no "v".
+  std::string out = R"({"v":2,"sink":)";
   out += nlohmann::json(e.sink).dump();
   out += R"(,"kind":")";
   out += model::to_string(e.notice.kind);
@@ -32,6 +33,8 @@ std::optional<outbox_entry> decode_outbox_entry(std::string_view text) {
   if (doc.is_discarded() || !doc.is_object())
     return std::nullopt;
   try {
+    if (doc.value("v", 1) > 2)
+      return std::nullopt; // written by a newer buildtrack
     outbox_entry e;
     e.sink = doc.at("sink").get<std::string>();
     auto kind = model::parse_notice_kind(doc.at("kind").get<std::string>());

@@ -402,9 +402,11 @@ bool redis_store::load_streaks(std::optional<model::streak_book>& out) {
   auto& reply = (*replies)[0];
   if (reply.kind != redis_reply::string)
     return true;
-  out = model::codec::decode_streaks(json::parse(reply.text, nullptr, false));
+  std::string why;
+  out = model::codec::decode_streaks(json::parse(reply.text, nullptr, false), &why);
   if (!out)
-    support::log(support::log_level::error, "stored streaks do not decode; starting without");
+    support::log(support::log_level::error, "stored streaks do not decode; starting without",
+                 {{"reason", why}});
   return true;
 }
 
@@ -447,12 +449,13 @@ std::optional<model::build> redis_store::load(const model::build_key& key, bool&
     return std::nullopt;
   }
   std::optional<model::build> b;
+  std::string why = "not a string";
   if (reply.kind == redis_reply::string)
-    b = model::codec::decode_build(json::parse(reply.text, nullptr, false));
+    b = model::codec::decode_build(json::parse(reply.text, nullptr, false), &why);
   if (!b) {
     // Starting this build afresh would overwrite what is stored: refuse instead.
     support::log(support::log_level::error, "a stored build does not decode",
-                 {{"build", key.str()}});
+                 {{"build", key.str()}, {"reason", why}});
     return std::nullopt;
   }
   failed = false;
@@ -480,10 +483,12 @@ bool redis_store::for_each(const std::function<void(const model::build&)>& visit
     for (auto& v : (*values)[0].elements) {
       if (v.kind != redis_reply::string)
         continue; // deleted since the scan
-      if (auto b = model::codec::decode_build(json::parse(v.text, nullptr, false)))
+      std::string why;
+      if (auto b = model::codec::decode_build(json::parse(v.text, nullptr, false), &why))
         visit(*b);
       else
-        support::log(support::log_level::error, "a stored build does not decode; skipped");
+        support::log(support::log_level::error, "a stored build does not decode; skipped",
+                     {{"reason", why}});
     }
   } while (cursor != "0");
   return true;
@@ -519,11 +524,14 @@ std::optional<journal_page> redis_store::read_journal(const std::string& after,
     }
     page.last_id = entry.elements[0].text;
     auto& fields = entry.elements[1].elements;
+    std::string why = "not one field";
     auto e = fields.size() == 2
-               ? model::codec::decode_envelope(json::parse(fields[1].text, nullptr, false))
+               ? model::codec::decode_envelope(json::parse(fields[1].text, nullptr, false), &why)
                : std::nullopt;
     if (!e) {
       ++page.corrupt;
+      support::log(support::log_level::error, "a journal entry does not decode; skipped",
+                   {{"entry", page.last_id}, {"reason", why}});
       continue;
     }
     page.entries.push_back({page.last_id, std::move(*e)});

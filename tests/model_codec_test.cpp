@@ -1,7 +1,10 @@
+#include <sstream>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "model/codec.hpp"
+#include "tests/fixtures.hpp"
 
 using namespace bt::model;
 using nlohmann::json;
@@ -181,4 +184,80 @@ TEST(codec, invalid_utf8_is_replaced_not_written) {
   b.info.message = std::string{"ok \xC3\x28 bad \xFF end"};
   auto doc = json::parse(codec::encode(b)); // must parse: the bytes were replaced
   EXPECT_EQ(doc["info"]["message"], "ok \xEF\xBF\xBD( bad \xEF\xBF\xBD end");
+}
+
+// Stored data evolves: documents carry their format version and store enumerations by
+// name; what the previous release wrote (version 1, enumerations by number, kept in
+// tests/fixtures/stored/v1 as written by it) still loads and means the same.
+TEST(codec, documents_carry_their_version_and_enumerations_by_name) {
+  auto b = run(storm());
+  auto doc = json::parse(codec::encode(b));
+  EXPECT_EQ(doc["v"], 2);
+  EXPECT_EQ(doc["state"], "failed");
+  EXPECT_EQ(doc["end"], "completed");
+  EXPECT_EQ(doc["jobs"][0]["attempts"][0]["state"], "timed_out");
+  EXPECT_EQ(doc["streak"][0], "broken");
+  auto first = json::parse(codec::encode(storm()[0]));
+  EXPECT_EQ(first["v"], 2);
+  EXPECT_EQ(first["body"]["phase"], "scheduled");
+  streak_book book{4};
+  book.record({"buildkite", "web", "main"}, 1, true);
+  auto streaks = json::parse(codec::encode(book));
+  EXPECT_EQ(streaks["v"], 2);
+  EXPECT_EQ(streaks["streaks"][0]["builds"][0][2][0], "broken");
+}
+
+TEST(codec, documents_of_the_previous_release_still_load) {
+  auto events = storm();
+  std::istringstream journal{bt::test::fixture("stored/v1/journal.ndjson")};
+  std::string line;
+  size_t i = 0;
+  for (; std::getline(journal, line); ++i) {
+    ASSERT_LT(i, events.size());
+    auto e = codec::decode_envelope(json::parse(line));
+    ASSERT_TRUE(e) << line;
+    EXPECT_EQ(*e, events[i]) << line;
+  }
+  EXPECT_EQ(i, events.size());
+  auto b = codec::decode_build(json::parse(bt::test::fixture("stored/v1/build.json")));
+  ASSERT_TRUE(b);
+  EXPECT_EQ(*b, run(storm()));
+  // ...and behaves: the late passing retry of a stored failed build fixes it.
+  auto late = events[9];
+  late.delivery = "late-retry";
+  auto& report = std::get<job_event>(late.body).report;
+  report.id = "c2";
+  report.number = 1;
+  report.state = job_state::passed;
+  std::get<job_event>(late.body).group = "e2e";
+  EXPECT_TRUE(apply(*b, late, at(20)).changed);
+  EXPECT_EQ(b->state, build_state::passed);
+  auto streaks = codec::decode_streaks(json::parse(bt::test::fixture("stored/v1/streaks.json")));
+  ASSERT_TRUE(streaks);
+  EXPECT_EQ(streaks->record({"buildkite", "web", "main"}, 4, true),
+            (streak_result{verdict::still_failing, 3}));
+}
+
+TEST(codec, unknown_names_and_future_versions_are_refused_with_the_reason) {
+  std::string why;
+  auto doc = json::parse(codec::encode(run(storm())));
+  auto unknown_state = doc;
+  unknown_state["state"] = "paused_forever";
+  EXPECT_FALSE(codec::decode_build(unknown_state, &why));
+  EXPECT_NE(why.find("unknown build state 'paused_forever'"), std::string::npos) << why;
+  auto unknown_job = doc;
+  unknown_job["jobs"][0]["attempts"][0]["state"] = "levitating";
+  EXPECT_FALSE(codec::decode_build(unknown_job, &why));
+  EXPECT_NE(why.find("unknown job state 'levitating'"), std::string::npos) << why;
+  auto numbered = doc;
+  numbered["state"] = 4; // a version 2 document never stores a number
+  EXPECT_FALSE(codec::decode_build(numbered, &why));
+  auto future = doc;
+  future["v"] = 3;
+  EXPECT_FALSE(codec::decode_build(future, &why));
+  EXPECT_NE(why.find("format version 3"), std::string::npos) << why;
+  auto event = json::parse(codec::encode(storm()[7]));
+  event["body"]["end"] = "vanished";
+  EXPECT_FALSE(codec::decode_envelope(event, &why));
+  EXPECT_NE(why.find("unknown build end 'vanished'"), std::string::npos) << why;
 }

@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "tests/fixtures.hpp"
 #include <nlohmann/json.hpp>
 
 #include "model/notice.hpp"
@@ -243,4 +245,20 @@ TEST(notice_kinds, say_what_the_streak_and_retries_add) {
   EXPECT_TRUE(model::wanted({notice_kind::passed}, notice_kind::recovered));
   EXPECT_FALSE(model::wanted({notice_kind::fixed}, notice_kind::passed));
   EXPECT_FALSE(model::wanted({notice_kind::broken}, notice_kind::still_failing));
+}
+
+// An outbox entry written by the previous release (no "v", the build in format 1) is
+// still delivered after an upgrade; one from a newer release is refused, not misread.
+TEST(outbox_entry, entries_of_the_previous_release_still_load) {
+  auto text = bt::test::fixture("stored/v1/outbox-entry.json");
+  auto e = notify::decode_outbox_entry(text);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->sink, "hook");
+  EXPECT_EQ(e->attempts, 2u);
+  EXPECT_EQ(e->notice.kind, model::notice_kind::broken);
+  EXPECT_EQ(e->notice.subject.state, model::build_state::failed);
+  auto newer = nlohmann::json::parse(notify::encode(*e));
+  EXPECT_EQ(newer["v"], 2);
+  newer["v"] = 3;
+  EXPECT_FALSE(notify::decode_outbox_entry(newer.dump()));
 }
