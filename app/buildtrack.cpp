@@ -13,7 +13,7 @@
 
 namespace {
 
-/// Whether the configured Redis answers, said on stdout or stderr.
+/// Whether the configured Redis answers; when not, says why on stderr.
 bool redis_reachable(const bt::config::config& cfg) {
   auto endpoint = bt::store::parse_redis_url(cfg.store.redis.url);
   if (!endpoint) {

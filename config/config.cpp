@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <limits>
@@ -9,6 +10,7 @@
 #include <optional>
 #include <regex>
 #include <set>
+#include <string_view>
 #include <sstream>
 #include <yaml-cpp/yaml.h>
 
@@ -103,15 +105,26 @@ auto string_into(std::string& dst) {
   return [&dst](const std::string& p, const YAML::Node& n) { dst = scalar(p, n); };
 }
 
+/// Duration units and their length in milliseconds, longest first.
+constexpr std::pair<std::string_view, std::uint64_t> duration_units[] = {
+  {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1}};
+
 /// Writes a duration the way the configuration accepts it back: the largest exact unit.
 std::string show(duration d) {
-  using namespace std::chrono;
-  auto ms = d.count();
-  for (auto [unit, n] : {std::pair{"d", 86'400'000ll}, std::pair{"h", 3'600'000ll},
-                         std::pair{"m", 60'000ll}, std::pair{"s", 1000ll}})
-    if (ms != 0 && ms % n == 0)
-      return std::to_string(ms / n) + unit;
-  return std::to_string(ms) + "ms";
+  auto ms = static_cast<std::uint64_t>(d.count());
+  // Milliseconds, last, always divide: zero is written "0ms".
+  auto u = std::find_if(std::begin(duration_units), std::end(duration_units),
+                        [&](auto& unit) { return ms % unit.second == 0 && (ms != 0 || unit.second == 1); });
+  return std::to_string(ms / u->second) + std::string{u->first};
+}
+
+/// A number written in decimal digits only, or nothing when it overflows 64 bits.
+std::optional<std::uint64_t> whole_number(const std::string& digits) {
+  std::uint64_t n = 0;
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (ec != std::errc{} || ptr != digits.data() + digits.size())
+    return std::nullopt;
+  return n;
 }
 
 /// A duration within [lo, hi]: outside it, an error naming the key and line.
@@ -284,28 +297,16 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
 
 } // namespace
 
-namespace {
-
-/// The leading digits of `text` as a number, or nothing when it overflows 64 bits.
-std::optional<std::uint64_t> whole_number(const std::string& digits) {
-  std::uint64_t n = 0;
-  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-  if (ec != std::errc{} || ptr != digits.data() + digits.size())
-    return std::nullopt;
-  return n;
-}
-
-} // namespace
-
 duration parse_duration(const std::string& text) {
   static const std::regex re{R"(^\s*(\d+)\s*(ms|s|m|h|d)\s*$)"};
   std::smatch m;
   if (!std::regex_match(text, m, re))
     throw config_error{"expected a duration like 200ms, 30s, 5m, 4h or 1d, got '" + text + "'"};
-  static const std::map<std::string, std::uint64_t> millis{
-    {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
   auto n = whole_number(m[1].str());
-  auto per_unit = millis.at(m[2].str());
+  auto unit = m[2].str();
+  auto per_unit = std::find_if(std::begin(duration_units), std::end(duration_units),
+                               [&](auto& u) { return u.first == unit; })
+                    ->second; // the pattern admits only these units
   // Beyond a century nothing is meaningful; refusing it keeps every sum of times finite.
   constexpr std::uint64_t century = 100ull * 366 * 86'400'000;
   if (!n || *n > century / per_unit)

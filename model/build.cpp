@@ -72,17 +72,18 @@ struct outcome_view {
   bool operator==(const outcome_view&) const = default;
 };
 
+std::vector<std::string> groups(const std::vector<const job*>& jobs) {
+  std::vector<std::string> out;
+  out.reserve(jobs.size());
+  for (auto* j : jobs)
+    out.push_back(j->group);
+  return out;
+}
+
 std::optional<outcome_view> view(const build& b) {
   if (!b.is_finished())
     return std::nullopt;
-  outcome_view v{b.state, {}, {}};
-  for (auto& [group, j] : b.jobs) {
-    if (j.failed())
-      v.failed.push_back(group);
-    else if (j.fixed())
-      v.fixed.push_back(group);
-  }
-  return v;
+  return outcome_view{b.state, groups(b.failed_jobs()), groups(b.fixed_jobs())};
 }
 
 /// Past `max_jobs`: lets go of the job that matters least to the outcome, never one

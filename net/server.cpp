@@ -237,8 +237,7 @@ private:
   /// buffer; a client that reads nothing loses it), then the connection is closed.
   void refuse(tcp::socket socket) {
     static const std::string answer = [] {
-      std::string body =
-        R"({"error":{"code":"too_many_connections","message":"server.max_connections is reached"}})";
+      auto body = error_json("too_many_connections", "server.max_connections is reached");
       return "HTTP/1.1 503 Service Unavailable\r\nServer: buildtrack\r\n"
              "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;

@@ -16,9 +16,6 @@ std::string join(const std::string& path, std::string_view key) {
   return path.empty() ? std::string{key} : path + "." + std::string{key};
 }
 
-bool any_repeated_key(const element& e);
-bool any_nested_repeated_key(const object& obj);
-
 /// A key of `obj` that appears twice, if any. Webhook objects are small: pairwise
 /// comparison on the stack up to `small` keys, a sorted copy beyond.
 std::optional<std::string_view> repeated_key(const object& obj) {
@@ -47,78 +44,63 @@ std::optional<std::string_view> repeated_key(const object& obj) {
   return std::nullopt;
 }
 
-/// Whether any object in `e` repeats a key. One pass, no paths built: a valid payload
-/// (almost every one) costs only the comparisons.
-bool any_repeated_key(const element& e) {
+bool find_repeated_key(const element& e, std::string* path);
+
+/// find_repeated_key() on a child of the element at `path`; `child_path` names the
+/// child and is called only when a path is wanted. On a find, `path` becomes the
+/// child's.
+template <class ChildPath>
+bool descend(const element& child, std::string* path, ChildPath child_path) {
+  if (!path)
+    return find_repeated_key(child, nullptr);
+  auto inner = child_path();
+  if (!find_repeated_key(child, &inner))
+    return false;
+  *path = std::move(inner);
+  return true;
+}
+
+/// Whether any object in `e` repeats a key. With `path` (the path of `e` on entry), it
+/// also says where; without, no path is built, so a valid payload (almost every one)
+/// costs only the comparisons.
+bool find_repeated_key(const element& e, std::string* path) {
   switch (e.type()) {
     case element_type::OBJECT: {
-      constexpr std::size_t small = 24;
-      std::array<std::string_view, small> seen;
-      std::size_t n = 0;
       auto obj = e.get_object().value_unsafe();
-      for (auto field : obj) {
-        if (n == small)
-          return repeated_key(obj).has_value() || any_nested_repeated_key(obj);
-        for (std::size_t i = 0; i < n; ++i)
-          if (seen[i] == field.key)
-            return true;
-        seen[n++] = field.key;
-        if (any_repeated_key(field.value))
-          return true;
+      if (auto key = repeated_key(obj)) {
+        if (path)
+          *path = join(*path, *key);
+        return true;
       }
+      for (auto field : obj)
+        if (descend(field.value, path, [&] { return join(*path, field.key); }))
+          return true;
       return false;
     }
     case element_type::ARRAY: {
+      std::size_t i = 0;
       // A local: iterating the temporary result directly would dangle.
       auto items = e.get_array().value_unsafe();
-      for (auto item : items)
-        if (any_repeated_key(item))
+      for (auto item : items) {
+        if (descend(item, path, [&] { return *path + "[" + std::to_string(i) + "]"; }))
           return true;
+        ++i;
+      }
       return false;
     }
     default: return false;
   }
 }
 
-bool any_nested_repeated_key(const object& obj) {
-  for (auto field : obj)
-    if (any_repeated_key(field.value))
-      return true;
-  return false;
-}
-
-/// The path of the first repeated key, for the error; only called when there is one.
-std::optional<std::string> path_of_repeated_key(const element& e, const std::string& path) {
-  switch (e.type()) {
-    case element_type::OBJECT: {
-      auto obj = e.get_object().value_unsafe();
-      if (auto key = repeated_key(obj))
-        return join(path, *key);
-      for (auto field : obj)
-        if (auto inner = path_of_repeated_key(field.value, join(path, field.key)))
-          return inner;
-      return std::nullopt;
-    }
-    case element_type::ARRAY: {
-      std::size_t i = 0;
-      auto items = e.get_array().value_unsafe();
-      for (auto item : items) {
-        if (auto inner = path_of_repeated_key(item, path + "[" + std::to_string(i) + "]"))
-          return inner;
-        ++i;
-      }
-      return std::nullopt;
-    }
-    default: return std::nullopt;
-  }
-}
-
 } // namespace
 
 std::optional<std::string> duplicate_key(const element& doc) {
-  if (!any_repeated_key(doc))
+  // First without paths; only a payload that has a repeat is walked again for where.
+  if (!find_repeated_key(doc, nullptr))
     return std::nullopt;
-  return path_of_repeated_key(doc, "");
+  std::string path;
+  find_repeated_key(doc, &path);
+  return path;
 }
 
 } // namespace bt::sources
