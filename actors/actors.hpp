@@ -3,8 +3,10 @@
 // Every typed actor interface of buildtrack, one comment line per handler.
 // Included only by actor implementation files: keep CAF out of widely used headers.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <vector>
 #include <functional>
 #include <optional>
@@ -15,6 +17,7 @@
 #include <caf/error.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include "model/build.hpp"
 #include "model/index.hpp"
@@ -37,6 +40,21 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
+using load_atom = caf::atom_constant<caf::atom("load")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
+
+/// What the events of one request did once their builds applied them. Every event
+/// of the request carries a copy; the last copy dropped (its event applied, or dropped
+/// with its actor) calls `done`, so a request is answered exactly once and never hangs.
+struct ingest_tally {
+  std::atomic<std::size_t> duplicates{0}; ///< events that changed nothing: seen before
+  std::function<void(std::size_t duplicates)> done;
+  ~ingest_tally() {
+    if (done)
+      done(duplicates.load());
+  }
+};
+using tally_ptr = std::shared_ptr<ingest_tally>;
 
 /// Errors actors answer with.
 enum class errc : std::uint8_t {
@@ -64,6 +82,11 @@ struct snapshot_batch {
   std::optional<std::uint64_t> oldest_waiting;
 };
 
+/// Builds the registry held nothing of but their stored state, when the store lost it.
+struct lost_builds {
+  std::vector<model::build_key> keys;
+};
+
 /// Builds removed by one expiry sweep.
 struct expired_builds {
   std::vector<model::build_key> finished;
@@ -82,13 +105,16 @@ struct delivery_report {
 using build_actor = caf::typed_actor<
   // Apply one event.
   caf::reacts_to<model::envelope>,
+  // Apply one event and count it in its request's tally.
+  caf::reacts_to<model::envelope, tally_ptr>,
   // Apply one replayed event; answers once its effects are on their way.
   caf::replies_to<replay_atom, model::envelope>::with<bool>,
   // The build as a JSON document.
   caf::replies_to<caf::get_atom>::with<std::string>,
   // The build's state, for a snapshot.
   caf::replies_to<snapshot_atom>::with<model::build>,
-  // Idle check armed after `n` events; offers the registry its state and asks to stop.
+  // INTERNAL. Idle check armed after `n` events; offers the registry its state and
+  // asks to stop.
   caf::reacts_to<caf::idle_atom, std::uint64_t>,
   // The registry agreed: stop.
   caf::reacts_to<stop_atom>>;
@@ -99,44 +125,69 @@ using streak_tracker_actor = caf::typed_actor<
   caf::replies_to<model::finished_effect>::with<std::optional<model::streak_result>>,
   // Every streak as a JSON array.
   caf::replies_to<caf::get_atom>::with<std::string>,
-  // Every streak, for a snapshot.
-  caf::replies_to<snapshot_atom>::with<model::streak_book>,
+  // Every streak, for a snapshot, when a verdict changed them since they were last
+  // taken; none otherwise.
+  caf::replies_to<snapshot_atom>::with<std::optional<model::streak_book>>,
+  // The streaks last taken were written (true) or must be taken again (false).
+  caf::reacts_to<snapshot_atom, bool>,
+  // The store lost what was written: the next snapshot takes the streaks again.
+  caf::reacts_to<rewrite_atom>,
   // Recovery: the streaks as last written.
   caf::reacts_to<caf::put_atom, model::streak_book>>;
 
-/// Maps build keys to build actors, spawning and stopping them.
+/// Reads builds from the store. Its calls block, so it runs on a thread of its own:
+/// the registry never waits for the store.
+using build_loader_actor = caf::typed_actor<
+  // A build's stored state, none when never written; errc::store_unavailable when the
+  // store could not be read.
+  caf::replies_to<load_atom, model::build_key>::with<std::optional<model::build>>,
+  // A stored build as JSON; errc::not_found or errc::store_unavailable otherwise.
+  caf::replies_to<caf::get_atom, model::build_key>::with<std::string>>;
+
+/// Keeps every tracked build's summary: listings and the choice of what expires.
+using catalog_actor = caf::typed_actor<
+  // A build's new summary.
+  caf::reacts_to<caf::put_atom, model::build_summary>,
+  // Recovery: the summaries of every stored build.
+  caf::reacts_to<caf::put_atom, std::vector<model::build_summary>>,
+  // Builds matching a query, as a JSON array of summaries.
+  caf::replies_to<caf::get_atom, model::build_query>::with<std::string>,
+  // Picks and forgets the builds past their age limit; the caller has the registry
+  // and the store forget them too.
+  caf::replies_to<expire_atom, expiry_rule>::with<expired_builds>,
+  // Forgets builds the store lost.
+  caf::reacts_to<forget_atom, lost_builds>>;
+
+/// Routes events to build actors: spawns them (from their parked or stored state),
+/// stops them when idle, and knows which builds changed since they were written.
 using registry_actor = caf::typed_actor<
   // Route one event to its build's actor, spawning or waking it.
   caf::reacts_to<model::envelope>,
+  // Route one event of a request whose answer counts what its events did.
+  caf::reacts_to<model::envelope, tally_ptr>,
   // Recovery: route one journaled event; answers once applied, so that effects reach
   // the streak tracker in journal order however fast the journal is replayed.
   caf::replies_to<replay_atom, model::envelope>::with<bool>,
-  // One build as JSON, from its actor or the store; errc::not_found otherwise.
+  // One build as JSON: from its actor, its parked state or (through the loader) the
+  // store; errc::not_found otherwise.
   caf::replies_to<caf::get_atom, model::build_key>::with<std::string>,
-  // Builds matching a query, as a JSON array of summaries.
-  caf::replies_to<caf::get_atom, model::build_query>::with<std::string>,
-  // A build actor's new summary, for listings.
-  caf::reacts_to<caf::put_atom, model::build_summary>,
-  // A finished build's outcome changed: ask the streak tracker, route the verdict back.
-  caf::reacts_to<model::finished_effect>,
-  // A build's settled outcome: on to the notification dispatcher.
-  caf::reacts_to<model::notice>,
   // A build actor has been idle after `n` routed events and would like to stop.
   caf::reacts_to<caf::idle_atom, model::build, std::uint64_t>,
-  // Recovery: the summaries of every stored build.
-  caf::reacts_to<caf::put_atom, std::vector<model::build_summary>>,
-  // At most `n` builds changed since they were last written (longest waiting first),
-  // and the streaks if they may have changed.
+  // Recovery: the keys of every stored build (their next event loads them).
+  caf::reacts_to<caf::put_atom, std::vector<model::build_key>>,
+  // At most `n` builds changed since they were last written (longest waiting first).
   caf::replies_to<snapshot_atom, std::size_t>::with<snapshot_batch>,
   // The last snapshot was written (true) or must be taken again (false).
   caf::reacts_to<snapshot_atom, bool>,
-  // Drops builds past their age limit from memory; the caller deletes them from the store.
-  caf::replies_to<expire_atom, expiry_rule>::with<expired_builds>,
-  // Tries a failed store read of a build again.
-  caf::reacts_to<retry_atom, model::build_key>,
-  // The store lost what was written to it: mark every build held in memory (and the
-  // streaks) to be written again; forget builds whose only state was in the store.
-  caf::reacts_to<rewrite_atom>>;
+  // Expired builds: stop their actors and forget them.
+  caf::reacts_to<forget_atom, std::vector<model::build_key>>,
+  // The store lost what was written to it: mark every build held in memory to be
+  // written again; answers the builds whose only state was in the store (gone now).
+  caf::replies_to<rewrite_atom>::with<lost_builds>,
+  // INTERNAL. A build's stored state arrived (or could not be read: retry later).
+  caf::reacts_to<load_atom, model::build_key, std::optional<model::build>>,
+  // INTERNAL. Time to read a build's stored state again after a failure.
+  caf::reacts_to<retry_atom, model::build_key>>;
 
 /// Delivers notices to the sinks through the store's outbox, exactly once each.
 using notify_dispatcher_actor = caf::typed_actor<
@@ -144,14 +195,14 @@ using notify_dispatcher_actor = caf::typed_actor<
   caf::reacts_to<model::notice>,
   // A delivery attempt ended.
   caf::reacts_to<delivery_report>,
-  // The wait before outbox entry `id`'s next attempt is over (`n` names the wait).
+  // INTERNAL. The wait before outbox entry `id`'s next attempt is over (`n` names the wait).
   caf::reacts_to<retry_atom, std::string, std::uint64_t>,
-  // Time to write again what the store refused.
+  // INTERNAL. Time to write again what the store refused.
   caf::reacts_to<tick_atom>>;
 
 /// Writes snapshots and sweeps expired builds on a timer.
 using snapshotter_actor = caf::typed_actor<
-  // Time for the next snapshot (and expiry sweep when one is due).
+  // INTERNAL. Time for the next snapshot (and expiry sweep when one is due).
   caf::reacts_to<tick_atom>>;
 
 /// Bridges HTTP threads to actors: asks, then completes the HTTP reply.
@@ -183,3 +234,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::streak_result>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::http_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::notice)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::delivery_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::tally_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::lost_builds)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::build>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::streak_book>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::model::build_key>)

@@ -5,15 +5,18 @@
 
 #include "model/json.hpp"
 #include "model/notice.hpp"
+#include "support/clock.hpp"
 #include "support/log.hpp"
 #include "support/metrics.hpp"
 
 namespace bt::actors {
 namespace {
 
+using self_ptr = build_actor::stateful_pointer<build_actor_state>;
+
 /// Every build's actor stops once idle, running or finished: a build that never
 /// finishes must not hold an actor until it expires.
-void arm_idle_check(build_actor::stateful_pointer<build_actor_state> self) {
+void arm_idle_check(self_ptr self) {
   auto& st = self->state;
   if (st.idle_armed)
     return;
@@ -21,8 +24,30 @@ void arm_idle_check(build_actor::stateful_pointer<build_actor_state> self) {
   self->delayed_send(self, st.settings.idle_timeout, caf::idle_atom::value, st.events);
 }
 
-/// Applies one event and hands its effects to the registry.
-void apply_event(build_actor::stateful_pointer<build_actor_state> self, const model::envelope& e) {
+/// Asks the streak tracker for the verdict on a finished outcome; the verdict comes
+/// back through the registry as an ordinary event, so that it is counted and written
+/// like any other. The actor does not offer to stop while a verdict is on its way.
+void ask_verdict(self_ptr self, model::finished_effect f) {
+  auto& st = self->state;
+  ++st.awaiting_verdicts;
+  auto key = f.key;
+  self->request(st.peers.tracker, caf::infinite, std::move(f))
+    .then(
+      [=](std::optional<model::streak_result> verdict) {
+        --self->state.awaiting_verdicts;
+        if (verdict)
+          self->send(self->state.registry, model::envelope{key, "", support::wall_clock(),
+                                                           std::nullopt, *verdict});
+      },
+      [=](caf::error& err) {
+        --self->state.awaiting_verdicts;
+        support::log(support::log_level::error, "streak tracker failed",
+                     {{"build", key.str()}, {"reason", caf::to_string(err)}});
+      });
+}
+
+/// Applies one event and carries out its effects. Returns whether it was a duplicate.
+bool apply_event(self_ptr self, const model::envelope& e) {
   auto& st = self->state;
   ++st.events;
   auto result = model::apply(st.build, e, e.received, st.settings.limits);
@@ -38,50 +63,58 @@ void apply_event(build_actor::stateful_pointer<build_actor_state> self, const mo
     support::log(support::log_level::warn, "build limit reached; kept what decides the outcome",
                  {{"build", e.key.str()}, {"limit", result.trimmed}});
   }
-  // A notice goes out once the outcome is settled: at once when no streak judges
-  // the build, else when the verdict for this revision comes back.
-  bool settled = false;
-  if (auto* verdict = std::get_if<model::streak_result>(&e.body))
-    settled = result.changed && verdict->revision == st.build.revision;
   for (auto& effect : result.effects) {
     if (auto* f = std::get_if<model::finished_effect>(&effect)) {
       if (model::streak_judges(*f, *st.settings.tracked_branches))
-        self->send(st.registry, std::move(*f));
-      else
-        settled = true;
-    } else if (auto* r = std::get_if<model::rollup_effect>(&effect))
+        ask_verdict(self, std::move(*f));
+    } else if (auto* r = std::get_if<model::rollup_effect>(&effect)) {
       self->send(st.registry, model::envelope{r->parent, "", e.received, std::nullopt,
                                               std::move(r->job)});
+    }
   }
-  if (settled && st.settings.notices)
-    if (auto kind = model::notice_kind_of(st.build))
-      self->send(st.registry, model::notice{st.build, *kind});
   if (result.changed) {
-    // Every change moves `updated`; tell the registry about those at most once
-    // a second, and about everything else at once.
+    if (auto n = model::due_notice(st.build, st.noticed, *st.settings.tracked_branches)) {
+      st.noticed = st.build.revision;
+      if (st.peers.dispatcher)
+        self->send(st.peers.dispatcher, std::move(*n));
+    }
+    // Every change moves `updated`; tell the catalog about those at most once a
+    // second, and about everything else at once.
     auto summary = model::summarize(st.build);
     bool recent = summary.updated && st.summary.updated
                   && *summary.updated - *st.summary.updated < std::chrono::seconds{1};
     if (!recent || !model::same_but_time(summary, st.summary)) {
       st.summary = summary;
-      self->send(st.registry, caf::put_atom::value, std::move(summary));
+      self->send(st.peers.catalog, caf::put_atom::value, std::move(summary));
     }
   }
   arm_idle_check(self);
+  return result.duplicate;
 }
 
 } // namespace
 
-build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_actor_state> self,
-                                            model::build initial, registry_actor registry,
+build_actor::behavior_type build_actor_impl(self_ptr self, model::build initial,
+                                            registry_actor registry, build_peers peers,
                                             build_settings settings) {
   auto& st = self->state;
   st.build = std::move(initial);
   st.registry = std::move(registry);
+  st.peers = std::move(peers);
   st.settings = std::move(settings);
   st.summary = model::summarize(st.build);
+  // A state that was settled when it was written had its notice then (recovery sends
+  // what a crash may have lost); an unsettled one still owes it.
+  auto revision = st.build.revision;
+  st.noticed = model::settled(st.build, *st.settings.tracked_branches) || revision == 0
+                 ? revision
+                 : revision - 1;
   return {
     [=](const model::envelope& e) { apply_event(self, e); },
+    [=](const model::envelope& e, const tally_ptr& tally) {
+      if (apply_event(self, e) && tally)
+        tally->duplicates.fetch_add(1, std::memory_order_relaxed);
+    },
     [=](replay_atom, const model::envelope& e) {
       apply_event(self, e);
       return true;
@@ -91,7 +124,7 @@ build_actor::behavior_type build_actor_impl(build_actor::stateful_pointer<build_
     [=](caf::idle_atom, std::uint64_t seen) {
       auto& st = self->state;
       st.idle_armed = false;
-      if (seen != st.events) {
+      if (seen != st.events || st.awaiting_verdicts != 0) {
         arm_idle_check(self);
         return;
       }

@@ -35,8 +35,10 @@ auto fail(http_reply reply) {
 } // namespace
 
 gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
-                                     registry_actor registry, streak_tracker_actor tracker) {
+                                     registry_actor registry, catalog_actor catalog,
+                                     streak_tracker_actor tracker) {
   self->state.registry = std::move(registry);
+  self->state.catalog = std::move(catalog);
   self->state.tracker = std::move(tracker);
   return {
     [=](caf::get_atom, const model::build_key& key, http_reply& reply) {
@@ -44,7 +46,7 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
         .then(answer(reply), fail(reply));
     },
     [=](caf::get_atom, const model::build_query& q, http_reply& reply) {
-      self->request(self->state.registry, caf::infinite, caf::get_atom::value, q)
+      self->request(self->state.catalog, caf::infinite, caf::get_atom::value, q)
         .then(answer(reply), fail(reply));
     },
     [=](caf::get_atom, streaks_atom, http_reply& reply) {

@@ -10,11 +10,13 @@ struct gateway_state {
   gateway_state() = default;
   static inline const char* name = "gateway";
   registry_actor registry;
+  catalog_actor catalog;
   streak_tracker_actor tracker;
 };
 
 /// Answers HTTP reads: one request to the owning actor, then the HTTP reply.
 gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
-                                     registry_actor registry, streak_tracker_actor tracker);
+                                     registry_actor registry, catalog_actor catalog,
+                                     streak_tracker_actor tracker);
 
 } // namespace bt::actors

@@ -7,72 +7,86 @@
 
 #include "actors/build_actor.hpp"
 #include "model/json.hpp"
-#include "support/clock.hpp"
 #include "support/log.hpp"
 
 namespace bt::actors {
 namespace {
 
 using self_ptr = registry_actor::stateful_pointer<registry_state>;
+using waiting_event = registry_state::waiting_event;
 
 /// How long to wait before reading a build's stored state again after a failure.
 constexpr auto load_retry = std::chrono::milliseconds{200};
 
-/// The build's running actor, spawned from its parked or stored state if needed.
-/// Null when the stored state could not be read.
-registry_state::live_build* wake(self_ptr self, const model::build_key& key,
-                                 const std::string& name) {
+registry_state::live_build& spawn_build(self_ptr self, const std::string& name,
+                                        model::build initial) {
   auto& st = self->state;
-  if (auto it = st.live.find(name); it != st.live.end())
-    return &it->second;
-  model::build initial;
-  if (auto parked = st.parked.find(name); parked != st.parked.end()) {
-    initial = std::move(parked->second.build);
-    st.parked.erase(parked);
-  } else {
-    bool failed = false;
-    auto saved = st.store->load(key, failed);
-    if (failed)
-      return nullptr;
-    if (saved)
-      initial = std::move(*saved);
-    else
-      initial.key = key;
-  }
   auto handle = self->spawn(build_actor_impl, std::move(initial),
-                            caf::actor_cast<registry_actor>(self), st.settings);
+                            caf::actor_cast<registry_actor>(self), st.peers, st.settings);
   self->monitor(handle);
   auto& entry = st.live.emplace(name, registry_state::live_build{handle, 0}).first->second;
   st.publish();
-  return &entry;
+  return entry;
 }
 
-/// The actor `e` goes to, counting it as routed; null when `e` must wait for its
-/// build's stored state (it is queued then).
-registry_state::live_build* target_of(self_ptr self, model::envelope& e) {
+/// Asks the loader for a build's stored state; its answer comes back as a
+/// load_atom message, so the registry goes on routing meanwhile.
+void start_load(self_ptr self, const model::build_key& key) {
+  self->request(self->state.loader, caf::infinite, load_atom::value, key)
+    .then(
+      [=](std::optional<model::build>& saved) {
+        self->send(self, load_atom::value, key, std::move(saved));
+      },
+      [=](caf::error& err) {
+        support::log(support::log_level::error, "build state unreadable; its events wait",
+                     {{"build", key.str()}, {"reason", caf::to_string(err)}});
+        self->delayed_send(self, load_retry, retry_atom::value, key);
+      });
+}
+
+/// Hands one event to a live build actor, counting it as routed.
+void deliver(self_ptr self, registry_state::live_build& target, const std::string& name,
+             waiting_event w) {
   auto& st = self->state;
-  auto name = e.key.str();
-  // Events wait behind a failed read, so the build still sees them in order.
-  if (auto waiting = st.awaiting_load.find(name); waiting != st.awaiting_load.end()) {
-    waiting->second.push_back(std::move(e));
-    return nullptr;
+  ++target.routed;
+  st.dirty.try_emplace(name, st.cycle);
+  if (w.replay.pending()) {
+    auto rp = std::move(w.replay);
+    self->request(target.handle, caf::infinite, replay_atom::value, std::move(w.event))
+      .then([rp](bool applied) mutable { rp.deliver(applied); },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  } else if (w.tally) {
+    self->send(target.handle, std::move(w.event), std::move(w.tally));
+  } else {
+    self->send(target.handle, std::move(w.event));
   }
-  if (auto* target = wake(self, e.key, name)) {
-    ++target->routed;
-    st.dirty.try_emplace(std::move(name), st.cycle);
-    return target;
-  }
-  support::log(support::log_level::error, "build state unreadable; its events wait",
-               {{"build", name}});
-  auto key = e.key;
-  st.awaiting_load[name].push_back(std::move(e));
-  self->delayed_send(self, load_retry, retry_atom::value, std::move(key));
-  return nullptr;
 }
 
-void route(self_ptr self, model::envelope e) {
-  if (auto* target = target_of(self, e))
-    self->send(target->handle, std::move(e));
+/// Routes one event: to the build's live actor; to a new actor started from its
+/// parked state, or empty when the build is new; or, when only the store holds the
+/// build, into the queue of events that wait for its stored state.
+void route(self_ptr self, waiting_event w) {
+  auto& st = self->state;
+  auto name = w.event.key.str();
+  if (auto it = st.live.find(name); it != st.live.end())
+    return deliver(self, it->second, name, std::move(w));
+  // Events wait behind a read in progress, so the build still sees them in order.
+  if (auto waiting = st.loading.find(name); waiting != st.loading.end())
+    return waiting->second.push_back(std::move(w));
+  if (auto parked = st.parked.find(name); parked != st.parked.end()) {
+    auto initial = std::move(parked->second.build);
+    st.parked.erase(parked);
+    return deliver(self, spawn_build(self, name, std::move(initial)), name, std::move(w));
+  }
+  if (st.stored.erase(name) == 0) {
+    model::build fresh;
+    fresh.key = w.event.key;
+    return deliver(self, spawn_build(self, name, std::move(fresh)), name, std::move(w));
+  }
+  auto key = w.event.key;
+  st.loading[name].push_back(std::move(w));
+  st.publish();
+  start_load(self, key);
 }
 
 /// Stops a live build actor the registry no longer routes to.
@@ -82,32 +96,8 @@ void retire(self_ptr self, std::unordered_map<std::string, registry_state::live_
   self->state.live.erase(it);
 }
 
-bool finished_state(model::build_state s) {
-  using model::build_state;
-  return s == build_state::passed || s == build_state::failed || s == build_state::canceled
-         || s == build_state::interrupted;
-}
-
-/// Sends a finished build's verdict request to the streak tracker and routes the
-/// verdict back to the build.
-void judge(self_ptr self, const model::finished_effect& f) {
-  self->state.streaks_dirty = true;
-  self->request(self->state.tracker, caf::infinite, f)
-    .then(
-      [=](std::optional<model::streak_result> verdict) {
-        if (verdict)
-          route(self, model::envelope{f.key, "", support::wall_clock(), std::nullopt, *verdict});
-      },
-      [=](caf::error& err) {
-        support::log(support::log_level::error, "streak tracker failed",
-                     {{"build", f.key.str()}, {"reason", caf::to_string(err)}});
-      });
-}
-
-/// Takes a snapshot of at most `limit` changed builds, those waiting longest first:
-/// each state from its actor, so every event routed before the request is in it, then
-/// the streaks. Effects reach the registry before their actor's reply, so the
-/// streaks asked for last include their verdicts.
+/// Takes a snapshot of at most `limit` changed builds, those waiting longest first,
+/// each state from its actor, so every event routed before the request is in it.
 caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit) {
   auto& st = self->state;
   auto rp = self->make_response_promise<snapshot_batch>();
@@ -138,38 +128,27 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit) {
     }
   }
   st.publish();
-  auto finish = [self, rp, batch]() mutable {
-    auto& st = self->state;
-    st.streaks_in_flight = st.streaks_dirty;
-    st.streaks_dirty = false;
-    if (!st.streaks_in_flight)
-      return rp.deliver(std::move(*batch)), void();
-    self->request(st.tracker, caf::infinite, snapshot_atom::value)
-      .then([rp, batch](model::streak_book& book) mutable {
-              batch->state.streaks = std::move(book);
-              rp.deliver(std::move(*batch));
-            },
-            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-  };
   if (ask.empty()) {
-    finish();
+    rp.deliver(std::move(*batch));
     return rp;
   }
   auto remaining = std::make_shared<size_t>(ask.size());
+  auto one_done = [rp, batch, remaining]() mutable {
+    if (--*remaining == 0)
+      rp.deliver(std::move(*batch));
+  };
   for (auto& handle : ask)
     self->request(handle, caf::infinite, snapshot_atom::value)
       .then(
         [=](model::build& b) mutable {
           batch->state.builds.push_back(std::move(b));
-          if (--*remaining == 0)
-            finish();
+          one_done();
         },
         [=](caf::error& err) mutable {
           // The actor died (the down handler logs it); the rest is still written.
           support::log(support::log_level::error, "build left out of a snapshot",
                        {{"reason", caf::to_string(err)}});
-          if (--*remaining == 0)
-            finish();
+          one_done();
         });
   return rp;
 }
@@ -177,16 +156,13 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit) {
 } // namespace
 
 registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry_state> self,
-                                       std::shared_ptr<store::store> store,
-                                       streak_tracker_actor tracker,
-                                       notify_dispatcher_actor dispatcher,
+                                       build_loader_actor loader, build_peers peers,
                                        build_settings settings,
                                        std::shared_ptr<registry_stats> stats) {
   auto& st = self->state;
   st.stats = std::move(stats);
-  st.store = std::move(store);
-  st.tracker = std::move(tracker);
-  st.dispatcher = std::move(dispatcher);
+  st.loader = std::move(loader);
+  st.peers = std::move(peers);
   st.settings = std::move(settings);
   st.publish();
   // On shutdown, take every build actor down too: they are not linked, so that one
@@ -211,11 +187,14 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       }
   });
   return {
-    [=](model::envelope& e) { route(self, std::move(e)); },
+    [=](model::envelope& e) { route(self, {std::move(e), nullptr, {}}); },
+    [=](model::envelope& e, tally_ptr& tally) {
+      route(self, {std::move(e), std::move(tally), {}});
+    },
     [=](replay_atom, model::envelope& e) -> caf::result<bool> {
-      if (auto* target = target_of(self, e))
-        return self->delegate(target->handle, replay_atom::value, std::move(e));
-      return true; // queued behind a failed read: applied once it succeeds
+      auto rp = self->make_response_promise<bool>();
+      route(self, {std::move(e), nullptr, rp});
+      return rp;
     },
     [=](caf::get_atom, const model::build_key& key) -> caf::result<std::string> {
       auto& st = self->state;
@@ -224,33 +203,17 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
         return self->delegate(it->second.handle, caf::get_atom::value);
       if (auto it = st.parked.find(name); it != st.parked.end())
         return model::to_text(model::to_json(it->second.build));
-      bool failed = false;
-      auto saved = st.store->load(key, failed);
-      if (failed)
-        return caf::make_error(errc::store_unavailable);
-      if (saved)
-        return model::to_text(model::to_json(*saved));
+      if (st.stored.contains(name) || st.loading.contains(name))
+        return self->delegate(st.loader, caf::get_atom::value, key);
       return caf::make_error(errc::not_found);
     },
-    [=](caf::get_atom, const model::build_query& q) -> std::string {
-      auto out = nlohmann::json::array();
-      for (auto& s : self->state.index.list(q))
-        out.push_back(model::to_json(s));
-      return model::to_text(out);
-    },
-    [=](caf::put_atom, const model::build_summary& s) {
-      self->state.index.upsert(s);
+    [=](caf::put_atom, std::vector<model::build_key>& keys) {
+      for (auto& key : keys) {
+        auto name = key.str();
+        if (!self->state.live.contains(name) && !self->state.parked.contains(name))
+          self->state.stored.insert(std::move(name));
+      }
       self->state.publish();
-    },
-    [=](caf::put_atom, const std::vector<model::build_summary>& all) {
-      for (auto& s : all)
-        self->state.index.upsert(s);
-      self->state.publish();
-    },
-    [=](const model::finished_effect& f) { judge(self, f); },
-    [=](model::notice& n) {
-      if (self->state.dispatcher)
-        self->send(self->state.dispatcher, std::move(n));
     },
     [=](caf::idle_atom, model::build& last, std::uint64_t seen) {
       auto& st = self->state;
@@ -272,8 +235,10 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
         // Parked states written are in the store now, unless parked again since.
         for (auto& [name, b] : st.in_flight)
           if (auto p = st.parked.find(name);
-              b.generation != 0 && p != st.parked.end() && p->second.generation == b.generation)
+              b.generation != 0 && p != st.parked.end() && p->second.generation == b.generation) {
             st.parked.erase(p);
+            st.stored.insert(name);
+          }
       } else {
         // Waiting since their first change, not since now: the journal behind them stays.
         for (auto& [name, b] : st.in_flight) {
@@ -281,71 +246,60 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
           if (!fresh)
             it->second = std::min(it->second, b.cycle);
         }
-        st.streaks_dirty = st.streaks_dirty || st.streaks_in_flight;
       }
       st.in_flight.clear();
-      st.streaks_in_flight = false;
       st.publish();
     },
-    [=](expire_atom, const expiry_rule& rule) -> expired_builds {
+    [=](forget_atom, const std::vector<model::build_key>& keys) {
       auto& st = self->state;
-      expired_builds out;
-      st.index.for_each([&](const model::build_summary& s) {
-        if (!s.updated)
-          return;
-        auto age = rule.now - *s.updated;
-        bool finished = finished_state(s.state);
-        if (finished ? age < rule.retention : age < rule.abandoned_after)
-          return;
-        (finished ? out.finished : out.abandoned).push_back(s.key);
-      });
-      for (auto* keys : {&out.finished, &out.abandoned})
-        for (auto& key : *keys) {
-          auto name = key.str();
-          if (auto it = st.live.find(name); it != st.live.end())
-            retire(self, it);
-          st.parked.erase(name);
-          st.dirty.erase(name);
-          st.in_flight.erase(name);
-          st.index.erase(key);
-        }
+      for (auto& key : keys) {
+        auto name = key.str();
+        if (auto it = st.live.find(name); it != st.live.end())
+          retire(self, it);
+        st.parked.erase(name);
+        st.stored.erase(name);
+        st.dirty.erase(name);
+        st.in_flight.erase(name);
+      }
       st.publish();
-      return out;
     },
-    [=](rewrite_atom) {
+    [=](rewrite_atom) -> lost_builds {
       auto& st = self->state;
       for (auto& [name, _] : st.live)
         st.dirty.try_emplace(name, st.cycle);
       for (auto& [name, _] : st.parked)
         st.dirty.try_emplace(name, st.cycle);
-      st.streaks_dirty = true;
-      std::vector<model::build_key> gone;
-      st.index.for_each([&](const model::build_summary& s) {
-        auto name = s.key.str();
-        if (!st.live.contains(name) && !st.parked.contains(name))
-          gone.push_back(s.key);
-      });
-      for (auto& key : gone)
-        st.index.erase(key);
+      lost_builds lost;
+      for (auto& name : st.stored)
+        if (auto key = model::parse_build_key(name))
+          lost.keys.push_back(std::move(*key));
+      st.stored.clear();
       support::log(support::log_level::error, "builds written back after the store lost its data",
-                   {{"written_back", st.live.size() + st.parked.size()}, {"lost", gone.size()}});
+                   {{"written_back", st.live.size() + st.parked.size()},
+                    {"lost", lost.keys.size()}});
       st.publish();
+      return lost;
     },
-    [=](retry_atom, const model::build_key& key) {
+    [=](load_atom, const model::build_key& key, std::optional<model::build>& saved) {
       auto& st = self->state;
       auto name = key.str();
-      auto waiting = st.awaiting_load.find(name);
-      if (waiting == st.awaiting_load.end())
-        return;
-      auto* target = wake(self, key, name);
-      if (!target) {
-        self->delayed_send(self, load_retry, retry_atom::value, key);
-        return;
-      }
+      auto waiting = st.loading.find(name);
+      if (waiting == st.loading.end())
+        return; // forgotten (expired) while it was read
       auto events = std::move(waiting->second);
-      st.awaiting_load.erase(waiting);
-      for (auto& e : events)
-        route(self, std::move(e));
+      st.loading.erase(waiting);
+      model::build initial;
+      if (saved)
+        initial = std::move(*saved);
+      else
+        initial.key = key; // written once, gone since (expired by another process)
+      auto& target = spawn_build(self, name, std::move(initial));
+      for (auto& w : events)
+        deliver(self, target, name, std::move(w));
+    },
+    [=](retry_atom, const model::build_key& key) {
+      if (self->state.loading.contains(key.str()))
+        start_load(self, key);
     },
   };
 }

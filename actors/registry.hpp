@@ -6,23 +6,24 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "actors/actors.hpp"
 #include "actors/build_actor.hpp"
-#include "model/index.hpp"
-#include "store/store.hpp"
 
 namespace bt::actors {
 
 /// Counts the registry publishes for metrics, readable from any thread.
 struct registry_stats {
   std::atomic<std::uint64_t> live{0};    ///< running build actors
-  std::atomic<std::uint64_t> tracked{0}; ///< builds in the index
+  std::atomic<std::uint64_t> tracked{0}; ///< builds in memory or in the store
   std::atomic<std::uint64_t> dirty{0};   ///< builds changed since the last snapshot
+  std::atomic<std::uint64_t> loading{0}; ///< builds whose stored state is being read
 };
 
 struct registry_state {
+  registry_state() = default; // not an aggregate (see gateway_state)
   static inline const char* name = "registry";
   /// A running build actor and how many events the registry sent it.
   struct live_build {
@@ -34,19 +35,26 @@ struct registry_state {
     model::build build;
     std::uint64_t generation = 0;
   };
-  std::shared_ptr<store::store> store;
-  streak_tracker_actor tracker;
-  notify_dispatcher_actor dispatcher; ///< may be invalid: no notifications then
+  /// An event waiting for its build's stored state, with its request's tally.
+  struct waiting_event {
+    model::envelope event;
+    tally_ptr tally;
+    caf::typed_response_promise<bool> replay; ///< answered once applied (replayed events)
+  };
+  build_loader_actor loader;
+  build_peers peers;
   build_settings settings;
   std::unordered_map<std::string, live_build> live;     ///< by build key
   std::unordered_map<std::string, parked_build> parked; ///< by build key
-  std::uint64_t generation = 0;                         ///< of the newest parked state
-  /// Events for builds whose stored state could not be read yet, in arrival order.
-  std::unordered_map<std::string, std::vector<model::envelope>> awaiting_load;
+  /// Builds with nothing in memory but a stored state: their next event loads it.
+  /// A build in none of live, parked and stored is new and starts empty.
+  std::unordered_set<std::string> stored;
+  std::uint64_t generation = 0; ///< of the newest parked state
+  /// Events for builds whose stored state is being read, in arrival order.
+  std::unordered_map<std::string, std::vector<waiting_event>> loading;
   std::uint64_t cycle = 1; ///< number of the next snapshot
   /// Builds changed since they were last written, with the cycle of their first change.
   std::unordered_map<std::string, std::uint64_t> dirty;
-  bool streaks_dirty = false; ///< a verdict was asked for since the streaks were taken
   /// A build in the snapshot being written: its first-change cycle, and its parked
   /// generation (0 when its actor is live).
   struct in_flight_build {
@@ -54,25 +62,24 @@ struct registry_state {
     std::uint64_t generation = 0;
   };
   std::unordered_map<std::string, in_flight_build> in_flight;
-  bool streaks_in_flight = false;
-  model::build_index index;
   std::shared_ptr<registry_stats> stats;
 
   /// Publishes the sizes after a change.
   void publish() {
     stats->live.store(live.size(), std::memory_order_relaxed);
-    stats->tracked.store(index.size(), std::memory_order_relaxed);
+    stats->tracked.store(live.size() + parked.size() + stored.size() + loading.size(),
+                         std::memory_order_relaxed);
     stats->dirty.store(dirty.size(), std::memory_order_relaxed);
+    stats->loading.store(loading.size(), std::memory_order_relaxed);
   }
 };
 
-/// Owns the build actors: one per build key, spawned on its first event (from its
-/// parked or stored state when it had stopped), stopped when finished and idle.
-/// Every event passes through it, so it knows which builds a snapshot must write.
+/// Routes every event to its build's actor: one per build key, spawned on its first
+/// event (from its parked state, or from its stored state read by the loader while
+/// other builds' events go on), stopped when idle. Every event passes through it, so
+/// it knows which builds a snapshot must write. It never touches the store itself.
 registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry_state> self,
-                                       std::shared_ptr<store::store> store,
-                                       streak_tracker_actor tracker,
-                                       notify_dispatcher_actor dispatcher,
+                                       build_loader_actor loader, build_peers peers,
                                        build_settings settings,
                                        std::shared_ptr<registry_stats> stats);
 

@@ -7,6 +7,8 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/build_loader.hpp"
+#include "actors/catalog.hpp"
 #include "actors/gateway.hpp"
 #include "actors/notify_dispatcher.hpp"
 #include "actors/registry.hpp"
@@ -40,6 +42,9 @@ struct service::impl {
   streak_tracker_actor tracker;
   // Its store calls block: a thread of its own. Invalid when no sink is configured.
   notify_dispatcher_actor dispatcher;
+  catalog_actor catalog;
+  // Its store calls block: a thread of its own.
+  build_loader_actor loader;
   registry_actor registry;
   gateway_actor gateway;
   snapshotter_actor snapshots;
@@ -49,7 +54,6 @@ struct service::impl {
       store{std::move(st)},
       settings{c.tracking.actor_idle_timeout,
                std::make_shared<const std::vector<std::string>>(c.tracking.branches),
-               !c.notifications.empty(),
                model::build_limits{static_cast<size_t>(c.tracking.max_jobs_per_build),
                                    static_cast<size_t>(c.tracking.max_attempts_per_job),
                                    static_cast<size_t>(c.tracking.max_statistics_per_build)}},
@@ -58,11 +62,14 @@ struct service::impl {
                    ? notify_dispatcher_actor{}
                    : system.spawn<caf::detached>(notify_dispatcher, store, c.notifications,
                                                  c.people, http_transport(), notify_stats)},
-      registry{system.spawn(actors::registry, store, tracker, dispatcher, settings, stats)},
-      gateway{system.spawn(actors::gateway, registry, tracker)},
+      catalog{system.spawn(actors::catalog)},
+      loader{system.spawn<caf::detached>(build_loader, store)},
+      registry{system.spawn(actors::registry, loader, build_peers{tracker, catalog, dispatcher},
+                            settings, stats)},
+      gateway{system.spawn(actors::gateway, registry, catalog, tracker)},
       // Its store calls block: a thread of its own, not a scheduler worker.
       snapshots{system.spawn<caf::detached>(
-        snapshotter, store, registry,
+        snapshotter, store, registry, tracker, catalog,
         snapshot_policy{c.store.snapshot_interval, c.store.retention, c.store.abandoned_after,
                         static_cast<std::size_t>(c.store.snapshot_max_builds)})} {
     auto& m = support::metrics();
@@ -83,7 +90,8 @@ struct service::impl {
   ~impl() {
     support::metrics().remove_gauges(this);
     for (auto h : {caf::actor_cast<caf::actor>(snapshots), caf::actor_cast<caf::actor>(gateway),
-                   caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(tracker),
+                   caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(loader),
+                   caf::actor_cast<caf::actor>(catalog), caf::actor_cast<caf::actor>(tracker),
                    caf::actor_cast<caf::actor>(dispatcher)})
       if (h)
         caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
@@ -107,50 +115,59 @@ std::optional<std::string> service::recover() {
   if (impl_->dispatcher && !st.notified(notified))
     return "the notification outbox could not be read";
   std::vector<model::build_summary> index;
+  std::vector<model::build_key> keys;
   std::vector<model::finished_effect> judge;
   std::vector<model::rollup_effect> roll_up;
   std::size_t noticed_again = 0;
+  const auto& tracked = *impl_->settings.tracked_branches;
   bool read = st.for_each([&](const model::build& b) {
     index.push_back(model::summarize(b));
+    keys.push_back(b.key);
     // A verdict, a roll-up or a notice may have been lost with the process that
-    // announced it; announcing again is idempotent. A current verdict shows it was
-    // not lost, a notice recorded for this revision likewise.
-    bool judged = b.streak && b.streak->revision == b.revision;
+    // announced it; announcing again is idempotent. A current verdict shows the
+    // verdict was not lost, a notice recorded for this revision likewise.
+    auto seen = notified.find(b.key.str());
+    auto noticed = seen == notified.end() ? std::uint64_t{0} : seen->second;
+    if (auto n = model::due_notice(b, noticed, tracked); n && impl_->dispatcher) {
+      caf::anon_send(impl_->dispatcher, std::move(*n));
+      ++noticed_again;
+    }
+    bool settled = model::settled(b, tracked);
     for (auto& effect : model::announcements(b)) {
-      if (auto* f = std::get_if<model::finished_effect>(&effect)) {
-        bool settled = judged || !model::streak_judges(*f, *impl_->settings.tracked_branches);
-        auto kind = model::notice_kind_of(b);
-        auto seen = notified.find(b.key.str());
-        bool recorded = seen != notified.end() && seen->second >= b.revision;
-        if (settled && kind && impl_->dispatcher && !recorded) {
-          caf::anon_send(impl_->dispatcher, model::notice{b, *kind});
-          ++noticed_again;
-        }
-        if (!judged && !settled)
-          judge.push_back(std::move(*f));
-      } else if (auto* r = std::get_if<model::rollup_effect>(&effect)) {
+      if (auto* f = std::get_if<model::finished_effect>(&effect); f && !settled)
+        judge.push_back(std::move(*f));
+      else if (auto* r = std::get_if<model::rollup_effect>(&effect))
         roll_up.push_back(std::move(*r));
-      }
     }
   });
   if (!read)
     return "the stored builds could not be read";
   auto builds = index.size();
-  caf::anon_send(impl_->registry, caf::put_atom::value, std::move(index));
+  caf::anon_send(impl_->catalog, caf::put_atom::value, std::move(index));
+  caf::anon_send(impl_->registry, caf::put_atom::value, std::move(keys));
   // Builds of one streak are judged in number order, as they finished; the store
-  // visits them in no particular order.
+  // visits them in no particular order. Each verdict is in before the journal tail
+  // is replayed, so the tracker sees them first.
   std::sort(judge.begin(), judge.end(), [](auto& a, auto& b) {
     return std::tie(a.key.source, a.key.pipeline, a.branch, a.number)
            < std::tie(b.key.source, b.key.pipeline, b.branch, b.number);
   });
-  // Sent from this thread before the journal tail: the tracker sees them first.
+  caf::scoped_actor self{impl_->system};
   for (auto& f : judge)
-    caf::anon_send(impl_->registry, std::move(f));
+    self->request(impl_->tracker, caf::infinite, f)
+      .receive(
+        [&](std::optional<model::streak_result> verdict) {
+          if (verdict)
+            route(model::envelope{f.key, "", support::wall_clock(), std::nullopt, *verdict});
+        },
+        [&](caf::error& err) {
+          support::log(support::log_level::error, "streak tracker failed",
+                       {{"build", f.key.str()}, {"reason", caf::to_string(err)}});
+        });
   for (auto& r : roll_up)
     route(model::envelope{r.parent, "", support::wall_clock(), std::nullopt, std::move(r.job)});
   // One event at a time, each answered once applied: effects then reach the
   // streak tracker in journal order, as they did when the events first came.
-  caf::scoped_actor self{impl_->system};
   auto replayed = st.replay([&](model::envelope e) {
     self->request(impl_->registry, caf::infinite, replay_atom::value, std::move(e))
       .receive([](bool) {},
@@ -169,6 +186,14 @@ std::optional<std::string> service::recover() {
 
 void service::route(model::envelope e) {
   caf::anon_send(impl_->registry, std::move(e));
+}
+
+void service::route(std::vector<model::envelope> events,
+                    std::function<void(std::size_t duplicates)> applied) {
+  auto tally = std::make_shared<ingest_tally>();
+  tally->done = std::move(applied);
+  for (auto& e : events)
+    caf::anon_send(impl_->registry, std::move(e), tally);
 }
 
 void service::get_build(const model::build_key& key, reply_fn reply) {

@@ -36,6 +36,11 @@ public:
   /// Hands an accepted (journaled) event to its build. Events sent from one thread
   /// reach their build in that order.
   void route(model::envelope e);
+  /// Hands a request's accepted events to their builds, in order; `applied` runs
+  /// once every one of them was applied (or dropped with a failed actor), with how
+  /// many were duplicates (changed nothing). It runs on an actor thread.
+  void route(std::vector<model::envelope> events,
+             std::function<void(std::size_t duplicates)> applied);
 
   /// One build as JSON (404 when unknown).
   void get_build(const model::build_key& key, reply_fn reply);

@@ -44,12 +44,13 @@ void schedule_next(self_ptr self) {
   self->delayed_send(self, self->state.policy.interval, tick_atom::value);
 }
 
-/// Removes expired builds from the registry, then from the store.
+/// Removes expired builds: the catalog picks them, the registry forgets them, then
+/// the store deletes them.
 void sweep(self_ptr self) {
   auto& st = self->state;
   st.next_sweep = self->home_system().clock().now() + st.policy.sweep_interval();
   expiry_rule rule{support::wall_clock(), st.policy.retention, st.policy.abandoned_after};
-  self->request(st.registry, caf::infinite, expire_atom::value, rule)
+  self->request(st.catalog, caf::infinite, expire_atom::value, rule)
     .then(
       [=](expired_builds& gone) {
         auto& m = metrics();
@@ -57,7 +58,10 @@ void sweep(self_ptr self) {
         m.expired_abandoned.inc(gone.abandoned.size());
         auto keys = std::move(gone.finished);
         keys.insert(keys.end(), gone.abandoned.begin(), gone.abandoned.end());
-        if (!keys.empty() && !self->state.store->erase(keys))
+        if (keys.empty())
+          return schedule_next(self);
+        self->send(self->state.registry, forget_atom::value, keys);
+        if (!self->state.store->erase(keys))
           support::log(support::log_level::error,
                        "expired builds stay stored; they expire again after a restart",
                        {{"count", keys.size()}});
@@ -96,6 +100,49 @@ void after_snapshot(self_ptr self) {
     schedule_next(self);
 }
 
+/// Tells the registry and the streak tracker how the snapshot went.
+void report(self_ptr self, bool written) {
+  self->send(self->state.registry, snapshot_atom::value, written);
+  self->send(self->state.tracker, snapshot_atom::value, written);
+}
+
+/// Writes a snapshot: the builds collected from the registry, the streaks if they
+/// changed, and the journal trimmed behind both.
+void write(self_ptr self, snapshot_batch& batch, const std::string& mark) {
+  auto& st = self->state;
+  st.marks[batch.cycle] = mark;
+  auto& snap = batch.state;
+  snap.journal_mark = trim_point(st, batch);
+  if (snap.builds.empty() && !snap.streaks && snap.journal_mark == st.last_trim)
+    return after_snapshot(self);
+  auto started = steady::now();
+  // While the store is down, do not even try: the registry keeps it all dirty.
+  bool written = st.store->ready() && st.store->write(snap);
+  auto& m = metrics();
+  if (written) {
+    st.last_trim = snap.journal_mark;
+    m.written.inc();
+    m.builds.inc(snap.builds.size());
+    m.seconds.observe(std::chrono::duration<double>(steady::now() - started).count());
+  } else {
+    m.failed.inc();
+  }
+  report(self, written);
+  after_snapshot(self);
+}
+
+/// The store lost its data since the last tick: the registry and the tracker mark
+/// everything they hold to be written again, and the catalog forgets builds that
+/// only the store held. Sent before this tick's requests, so they see it first.
+void write_back(self_ptr self) {
+  auto& st = self->state;
+  self->send(st.tracker, rewrite_atom::value);
+  self->request(st.registry, caf::infinite, rewrite_atom::value)
+    .then([=](lost_builds& lost) {
+      self->send(self->state.catalog, forget_atom::value, std::move(lost));
+    });
+}
+
 } // namespace
 
 std::chrono::milliseconds snapshot_policy::sweep_interval() const {
@@ -105,55 +152,48 @@ std::chrono::milliseconds snapshot_policy::sweep_interval() const {
 
 snapshotter_actor::behavior_type
 snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
-            std::shared_ptr<store::store> store, registry_actor registry, snapshot_policy policy) {
+            std::shared_ptr<store::store> store, registry_actor registry,
+            streak_tracker_actor tracker, catalog_actor catalog, snapshot_policy policy) {
   auto& st = self->state;
   st.store = std::move(store);
   st.registry = std::move(registry);
+  st.tracker = std::move(tracker);
+  st.catalog = std::move(catalog);
   st.policy = policy;
   st.data_epoch = st.store->data_epoch();
   st.next_sweep = self->home_system().clock().now() + policy.sweep_interval();
   schedule_next(self);
   return {
     [=](tick_atom) {
-      // The store lost its data since the last tick: write back everything first.
       if (auto epoch = self->state.store->data_epoch(); epoch != self->state.data_epoch) {
         self->state.data_epoch = epoch;
-        self->send(self->state.registry, rewrite_atom::value);
+        write_back(self);
       }
       // Read the mark first: every entry up to it has been routed to the registry,
-      // so the registry sees those events before this request.
+      // so the registry sees those events before this request. The streaks are
+      // asked for after the builds: verdicts asked for by the events in the builds
+      // reached the tracker before the builds' states were answered.
       auto mark = self->state.store->journal_mark();
+      auto failed = [=](caf::error& err) {
+        support::log(support::log_level::error, "snapshot could not be collected",
+                     {{"reason", caf::to_string(err)}});
+        report(self, false);
+        schedule_next(self);
+      };
       self->request(self->state.registry, caf::infinite, snapshot_atom::value,
                     self->state.policy.max_builds)
         .then(
-          [=](snapshot_batch& batch) {
-            auto& st = self->state;
-            st.marks[batch.cycle] = mark;
-            auto& snap = batch.state;
-            snap.journal_mark = trim_point(st, batch);
-            if (snap.builds.empty() && !snap.streaks && snap.journal_mark == st.last_trim)
-              return after_snapshot(self);
-            auto started = steady::now();
-            // While the store is down, do not even try: the registry keeps it all dirty.
-            bool written = st.store->ready() && st.store->write(snap);
-            auto& m = metrics();
-            if (written) {
-              st.last_trim = snap.journal_mark;
-              m.written.inc();
-              m.builds.inc(snap.builds.size());
-              m.seconds.observe(std::chrono::duration<double>(steady::now() - started).count());
-            } else {
-              m.failed.inc();
-            }
-            self->send(st.registry, snapshot_atom::value, written);
-            after_snapshot(self);
+          [=](snapshot_batch& taken) {
+            auto batch = std::make_shared<snapshot_batch>(std::move(taken));
+            self->request(self->state.tracker, caf::infinite, snapshot_atom::value)
+              .then(
+                [=](std::optional<model::streak_book>& streaks) {
+                  batch->state.streaks = std::move(streaks);
+                  write(self, *batch, mark);
+                },
+                failed);
           },
-          [=](caf::error& err) {
-            support::log(support::log_level::error, "snapshot could not be collected",
-                         {{"reason", caf::to_string(err)}});
-            self->send(self->state.registry, snapshot_atom::value, false);
-            schedule_next(self);
-          });
+          failed);
     },
   };
 }

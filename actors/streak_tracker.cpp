@@ -20,10 +20,24 @@ streak_tracker(streak_tracker_actor::stateful_pointer<streak_tracker_state> self
       auto verdict = st.book.record({f.key.source, f.key.pipeline, f.branch}, f.number,
                                     f.state == model::build_state::failed);
       verdict.revision = f.revision;
+      st.changed = true;
       return verdict;
     },
     [=](caf::get_atom) -> std::string { return model::to_text(model::to_json(self->state.book)); },
-    [=](snapshot_atom) -> model::streak_book { return self->state.book; },
+    [=](snapshot_atom) -> std::optional<model::streak_book> {
+      auto& st = self->state;
+      st.in_flight = st.changed;
+      st.changed = false;
+      if (!st.in_flight)
+        return std::nullopt;
+      return st.book;
+    },
+    [=](snapshot_atom, bool written) {
+      auto& st = self->state;
+      st.changed = st.changed || (st.in_flight && !written);
+      st.in_flight = false;
+    },
+    [=](rewrite_atom) { self->state.changed = true; },
     [=](caf::put_atom, model::streak_book& book) { self->state.book = std::move(book); },
   };
 }

@@ -5,11 +5,6 @@
 
 namespace bt::model {
 
-bool attempt::failed() const {
-  return (state == job_state::failed || state == job_state::timed_out) && !soft_failed
-         && exit_status.value_or(0) > 0;
-}
-
 const attempt* job::decisive() const {
   for (auto it = attempts.rbegin(); it != attempts.rend(); ++it)
     if (is_terminal(it->state))
@@ -19,7 +14,7 @@ const attempt* job::decisive() const {
 
 bool job::failed() const {
   auto* d = decisive();
-  return d && d->failed();
+  return d && d->fails;
 }
 
 bool job::fixed() const {
@@ -27,7 +22,7 @@ bool job::fixed() const {
   if (!d || d->state != job_state::passed)
     return false;
   return omitted_failure
-         || std::any_of(attempts.data(), d, [](const attempt& a) { return a.failed(); });
+         || std::any_of(attempts.data(), d, [](const attempt& a) { return a.fails; });
 }
 
 std::string_view to_string(build_state s) {
@@ -39,17 +34,27 @@ std::string_view to_string(build_state s) {
     case build_state::failed: return "failed";
     case build_state::canceled: return "canceled";
     case build_state::interrupted: return "interrupted";
+    case build_state::paused: return "paused";
+    case build_state::aborted: return "aborted";
   }
   return "unknown";
 }
 
 std::optional<build_state> parse_build_state(std::string_view s) {
-  for (auto st : {build_state::pending, build_state::running, build_state::waiting,
-                  build_state::passed, build_state::failed, build_state::canceled,
-                  build_state::interrupted})
-    if (to_string(st) == s)
-      return st;
+  for (int v = 0; v <= static_cast<int>(build_state::aborted); ++v)
+    if (to_string(static_cast<build_state>(v)) == s)
+      return static_cast<build_state>(v);
   return std::nullopt;
+}
+
+bool is_final(build_state s) {
+  switch (s) {
+    case build_state::pending:
+    case build_state::running:
+    case build_state::waiting:
+    case build_state::paused: return false;
+    default: return true;
+  }
 }
 
 std::vector<const job*> build::jobs_where(bool (job::*test)() const) const {
@@ -121,7 +126,7 @@ void trim_attempts(job& j, size_t max_attempts, applied& out) {
     auto victim = j.attempts.begin();
     if (&*victim == deciding)
       ++victim;
-    j.omitted_failure = j.omitted_failure || victim->failed();
+    j.omitted_failure = j.omitted_failure || victim->fails;
     ++j.omitted_attempts;
     j.attempts.erase(victim);
     out.trimmed = "attempts";
@@ -137,6 +142,7 @@ build_state decide(const build& b) {
   switch (*b.end) {
     case build_end::canceled: return build_state::canceled;
     case build_end::interrupted: return build_state::interrupted;
+    case build_end::failed: return build_state::failed;
     case build_end::completed: return build_state::passed;
   }
   return build_state::passed;
@@ -210,12 +216,12 @@ struct event_applier {
     auto& j = it->second;
     if (!e.name.empty())
       j.name = e.name;
-    const auto& r = e.report;
+    auto r = e.report; // a copy: an unnumbered attempt gets its number here
     auto at = std::find_if(j.attempts.begin(), j.attempts.end(),
                            [&](const attempt& a) { return a.id == r.id; });
     if (at != j.attempts.end()) {
       if (at->state == r.state && at->exit_status == r.exit_status
-          && at->soft_failed == r.soft_failed) {
+          && at->soft_failed == r.soft_failed && at->fails == r.fails) {
         out.duplicate = true;
         return;
       }
@@ -234,7 +240,10 @@ struct event_applier {
       merged.number = at->number;
       *at = std::move(merged);
     } else {
-      // Attempts stay ordered by retry number whatever order their events arrive in.
+      // Attempts stay ordered by retry number whatever order their events arrive in;
+      // an unnumbered one comes after every attempt known.
+      if (!e.numbered && !j.attempts.empty())
+        r.number = std::max(r.number, j.attempts.back().number + 1);
       auto pos = std::upper_bound(j.attempts.begin(), j.attempts.end(), r.number,
                                   [](std::int64_t n, const attempt& a) { return n < a.number; });
       j.attempts.insert(pos, r);
@@ -296,7 +305,7 @@ job_event rollup_job(const build& child) {
     case build_state::passed: r.state = job_state::passed; break;
     case build_state::failed:
       r.state = job_state::failed;
-      r.exit_status = 1; // counts as failed under the seed's rule
+      r.fails = true;
       break;
     default: r.state = job_state::canceled; break;
   }

@@ -32,8 +32,21 @@ struct job {
   bool operator==(const job&) const = default;
 };
 
-/// A build's state as SPEC §4 names it.
-enum class build_state { pending, running, waiting, passed, failed, canceled, interrupted };
+/// A build's state as SPEC §4 names it. `paused` and `aborted` come from build
+/// commands. New values go last: older documents stored them by number.
+enum class build_state {
+  pending,
+  running,
+  waiting,
+  passed,
+  failed,
+  canceled,
+  interrupted,
+  paused,
+  aborted,
+};
+/// Whether a build in state `s` has ended (passed, failed, canceled, interrupted, aborted).
+bool is_final(build_state s);
 std::string_view to_string(build_state s);
 std::optional<build_state> parse_build_state(std::string_view s);
 

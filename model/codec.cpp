@@ -56,8 +56,18 @@ build_info decode_info(const json& j) {
 
 /// The format documents are written in. Version 1 (no "v" field, written up to
 /// 2026-11) stored enumerations by number; version 2 stores them by name, so that a
-/// value added or reordered later never reads as another one.
-constexpr int format_version = 2;
+/// value added or reordered later never reads as another one. Version 3 stores
+/// whether an attempt fails (the source's decision) and whether a job event's attempt
+/// number orders it.
+constexpr int format_version = 3;
+
+/// Whether an attempt fails, for documents written before version 3: the rule the
+/// code that wrote them applied (the seed's, the only source then being Buildkite),
+/// so that a stored outcome does not change by being read again.
+bool legacy_fails(const attempt& a) {
+  return (a.state == job_state::failed || a.state == job_state::timed_out) && !a.soft_failed
+         && a.exit_status.value_or(0) > 0;
+}
 
 std::string_view name_of(job_state s) { return to_string(s); }
 std::string_view name_of(build_state s) { return to_string(s); }
@@ -67,6 +77,7 @@ std::string_view name_of(build_end e) {
     case build_end::completed: return "completed";
     case build_end::canceled: return "canceled";
     case build_end::interrupted: return "interrupted";
+    case build_end::failed: return "failed";
   }
   return "unknown";
 }
@@ -89,18 +100,27 @@ int version_of(const json& j) {
   return v;
 }
 
+/// The last value of each enumeration: names are looked up through it.
+template <class Enum> constexpr Enum last_value();
+template <> constexpr job_state last_value() { return job_state::blocked; }
+template <> constexpr build_state last_value() { return build_state::aborted; }
+template <> constexpr build_end last_value() { return build_end::failed; }
+template <> constexpr verdict last_value() { return verdict::fixed; }
+template <> constexpr build_event::phase_t last_value() { return build_event::finished; }
+
 /// An enumeration: by name from version 2 on, by number before. A name or number this
-/// code does not know is refused, never read as another value.
+/// code does not know is refused, never read as another value. `last_v1` is the last
+/// value version 1 could hold: numbers past it were never written.
 template <class Enum>
-Enum enum_of(const json& j, Enum last, int version, const char* what) {
+Enum enum_of(const json& j, Enum last_v1, int version, const char* what) {
   if (version < 2) {
     auto v = j.get<int>();
-    if (v < 0 || v > static_cast<int>(last))
+    if (v < 0 || v > static_cast<int>(last_v1))
       throw std::out_of_range{std::string{what} + " " + std::to_string(v) + " is out of range"};
     return static_cast<Enum>(v);
   }
   auto name = j.get<std::string>();
-  for (int v = 0; v <= static_cast<int>(last); ++v)
+  for (int v = 0; v <= static_cast<int>(last_value<Enum>()); ++v)
     if (name_of(static_cast<Enum>(v)) == name)
       return static_cast<Enum>(v);
   throw std::invalid_argument{"unknown " + std::string{what} + " '" + name + "'"};
@@ -118,6 +138,7 @@ attempt decode_attempt(const json& j, int version) {
   a.url = j.at("url").get<std::string>();
   a.started = opt_time(j.at("started"));
   a.finished = opt_time(j.at("finished"));
+  a.fails = version >= 3 ? j.at("fails").get<bool>() : legacy_fails(a);
   return a;
 }
 
@@ -134,7 +155,8 @@ event_body decode_body(const json& j, int version) {
                        j.at("source_state").get<std::string>()};
   if (type == "job")
     return job_event{j.at("group").get<std::string>(), j.at("name").get<std::string>(),
-                     decode_attempt(j.at("report"), version)};
+                     decode_attempt(j.at("report"), version),
+                     version >= 3 ? j.at("numbered").get<bool>() : true};
   if (type == "statistic")
     return statistic_event{j.at("key").get<std::string>(), j.at("value").get<double>()};
   if (type == "verdict")
@@ -243,6 +265,7 @@ public:
       .name("source_state").value(a.source_state).raw(",")
       .name("exit_status").value(a.exit_status).raw(",")
       .name("soft_failed").value(a.soft_failed).raw(",")
+      .name("fails").value(a.fails).raw(",")
       .name("url").value(a.url).raw(",")
       .name("started").value(a.started).raw(",")
       .name("finished").value(a.finished).raw("}");
@@ -259,6 +282,7 @@ public:
       .name("type").value("job").raw(",")
       .name("group").value(e.group).raw(",")
       .name("name").value(e.name).raw(",")
+      .name("numbered").value(e.numbered).raw(",")
       .name("report").value(e.report).raw("}");
   }
   writer& value(const statistic_event& e) {

@@ -49,8 +49,11 @@ struct build_info {
   bool operator==(const build_info&) const = default;
 };
 
-/// How a finished build ended, before its jobs are looked at.
-enum class build_end { completed, canceled, interrupted };
+/// How a finished build ended, before its jobs are looked at: `completed` leaves the
+/// outcome to the jobs; `failed` is the CI system's own word that the build failed
+/// (a native sender that reports no jobs). New values go last: older documents
+/// stored them by number.
+enum class build_end { completed, canceled, interrupted, failed };
 
 /// The build itself was scheduled, started or finished.
 struct build_event {
@@ -86,12 +89,14 @@ struct attempt {
   std::string source_state;
   std::optional<std::int64_t> exit_status;
   bool soft_failed = false;
+  /// Whether this attempt fails its job. The source decides, by its CI system's
+  /// rules (Buildkite's exit status, a native sender's word); the model never
+  /// second-guesses it.
+  bool fails = false;
   std::string url;
   std::optional<timestamp> started;
   std::optional<timestamp> finished;
 
-  /// The seed's rule: failed or timed out, not soft-failed, and a positive exit status.
-  bool failed() const;
   bool operator==(const attempt&) const = default;
 };
 
@@ -100,6 +105,9 @@ struct job_event {
   std::string group; ///< attempts of one job share it (step key, else name)
   std::string name;
   attempt report;
+  /// Whether `report.number` orders the attempt. When false, a new attempt comes
+  /// after every attempt already known (arrival order).
+  bool numbered = true;
   bool operator==(const job_event&) const = default;
 };
 

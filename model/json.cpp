@@ -15,7 +15,7 @@ nlohmann::json to_json(const attempt& a) {
                       {"state", to_string(a.state)},
                       {"source_state", a.source_state},
                       {"soft_failed", a.soft_failed},
-                      {"failed", a.failed()},
+                      {"failed", a.fails},
                       {"started_at", opt_time(a.started)},
                       {"finished_at", opt_time(a.finished)}};
   j["exit_status"] = a.exit_status ? nlohmann::json(*a.exit_status) : nlohmann::json(nullptr);

@@ -33,6 +33,26 @@ bool streak_judges(const finished_effect& f, const std::vector<std::string>& tra
   return judged && !f.personal && glob_any(tracked_branches, f.branch);
 }
 
+bool settled(const build& b, const std::vector<std::string>& tracked_branches) {
+  if (!b.is_finished())
+    return false;
+  if (b.streak && b.streak->revision == b.revision)
+    return true;
+  auto announced = finished_effect{b.key, b.info.branch, b.info.number.value_or(0), b.state,
+                                   b.info.personal, b.revision};
+  return !streak_judges(announced, tracked_branches);
+}
+
+std::optional<notice> due_notice(const build& b, std::uint64_t noticed,
+                                 const std::vector<std::string>& tracked_branches) {
+  if (b.revision <= noticed || !settled(b, tracked_branches))
+    return std::nullopt;
+  auto kind = notice_kind_of(b);
+  if (!kind)
+    return std::nullopt;
+  return notice{b, *kind};
+}
+
 std::optional<notice_kind> notice_kind_of(const build& b) {
   if (!b.is_finished())
     return std::nullopt;

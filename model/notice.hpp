@@ -26,6 +26,17 @@ struct notice {
 /// personal, on a tracked branch.
 bool streak_judges(const finished_effect& f, const std::vector<std::string>& tracked_branches);
 
+/// Whether a finished build's outcome at its current revision is settled enough to
+/// tell people about: the streak tracker's verdict for that revision is in, or no
+/// streak judges the build.
+bool settled(const build& b, const std::vector<std::string>& tracked_branches);
+
+/// The notice `b` owes, if any: its outcome is settled at a revision after
+/// `noticed` (the last revision a notice went out for) and is of a kind sinks hear
+/// about. This is the one rule for when a notice goes out, live and in recovery.
+std::optional<notice> due_notice(const build& b, std::uint64_t noticed,
+                                 const std::vector<std::string>& tracked_branches);
+
 /// The most specific kind a finished build is at its current revision: broken or
 /// still_failing when its verdict for this revision says so, else failed; fixed,
 /// else recovered (a job failed, then passed on retry), else passed. None for

@@ -206,6 +206,7 @@ checked<std::optional<model::job_event>> job_of(const fields& top) {
   r.exit_status = exit_status;
   BT_TRY(soft, job.boolean("soft_failed"));
   r.soft_failed = soft;
+  r.fails = buildkite_fails(r.state, r.exit_status, r.soft_failed);
   BT_TRY(url, job.string("web_url"));
   r.url = url;
   BT_TRY(started, job.time("started_at"));
@@ -282,6 +283,14 @@ std::optional<rejection> buildkite_authenticate(const config::buildkite_config& 
   }
   return unauthorized("missing_credentials",
                       "send X-Buildkite-Token or X-Buildkite-Signature", "X-Buildkite-Token");
+}
+
+bool buildkite_fails(model::job_state state, std::optional<std::int64_t> exit_status,
+                     bool soft_failed) {
+  if (soft_failed)
+    return false;
+  return state == job_state::timed_out
+         || (state == job_state::failed && exit_status.value_or(0) > 0);
 }
 
 std::string_view buildkite_event_label(std::string_view event) {

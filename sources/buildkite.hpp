@@ -41,6 +41,13 @@ checked<buildkite_delivery> buildkite_parse(std::string_view event_name, std::st
 /// that senders cannot grow the metrics without bound.
 std::string_view buildkite_event_label(std::string_view event);
 
+/// Buildkite's rule for whether a job attempt fails its build (SPEC §3.1): not soft
+/// failed, and either `failed` with an exit status above 0, or `timed_out` whatever
+/// the exit status (the seed let a timed-out job without one pass, while Buildkite
+/// failed the build).
+bool buildkite_fails(model::job_state state, std::optional<std::int64_t> exit_status,
+                     bool soft_failed);
+
 /// The header value Buildkite would send for `body` signed at `unix_seconds`.
 std::string buildkite_signature(std::string_view secret, long long unix_seconds,
                                 std::string_view body);

@@ -1,4 +1,5 @@
 #include "actors/build_actor.hpp"
+#include "sources/buildkite.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -9,7 +10,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// What a build actor told its registry.
+/// What a build actor told its peers.
 struct recorded {
   std::vector<model::envelope> routed;
   std::vector<model::finished_effect> finished;
@@ -23,24 +24,60 @@ actors::registry_actor::behavior_type recording_registry(actors::registry_actor:
                                                          std::shared_ptr<recorded> rec) {
   return {
     [=](model::envelope& e) { rec->routed.push_back(std::move(e)); },
+    [=](model::envelope& e, actors::tally_ptr&) { rec->routed.push_back(std::move(e)); },
     [=](actors::replay_atom, model::envelope&) { return true; },
     [=](caf::get_atom, const model::build_key&) -> caf::result<std::string> {
       return caf::make_error(actors::errc::not_found);
     },
-    [=](caf::get_atom, const model::build_query&) -> std::string { return "[]"; },
-    [=](caf::put_atom, const model::build_summary& s) { rec->summaries.push_back(s); },
-    [=](const model::finished_effect& f) { rec->finished.push_back(f); },
-    [=](model::notice& n) { rec->notices.push_back(std::move(n)); },
     [=](caf::idle_atom, model::build& b, std::uint64_t n) {
       rec->idle.push_back(n);
       rec->offered.push_back(std::move(b));
     },
-    [=](caf::put_atom, const std::vector<model::build_summary>&) {},
+    [=](caf::put_atom, const std::vector<model::build_key>&) {},
     [=](actors::snapshot_atom, std::size_t) { return actors::snapshot_batch{}; },
     [=](actors::snapshot_atom, bool) {},
-    [=](actors::expire_atom, const actors::expiry_rule&) -> actors::expired_builds { return {}; },
+    [=](actors::forget_atom, const std::vector<model::build_key>&) {},
+    [=](actors::rewrite_atom) { return actors::lost_builds{}; },
+    [=](actors::load_atom, const model::build_key&, std::optional<model::build>&) {},
     [=](actors::retry_atom, const model::build_key&) {},
+  };
+}
+
+/// A streak tracker that records what it is asked and judges nothing: the tests
+/// send verdicts by hand.
+actors::streak_tracker_actor::behavior_type recording_tracker(actors::streak_tracker_actor::pointer,
+                                                              std::shared_ptr<recorded> rec) {
+  return {
+    [=](const model::finished_effect& f) -> std::optional<model::streak_result> {
+      rec->finished.push_back(f);
+      return std::nullopt;
+    },
+    [=](caf::get_atom) { return std::string{"[]"}; },
+    [=](actors::snapshot_atom) { return std::optional<model::streak_book>{}; },
+    [=](actors::snapshot_atom, bool) {},
     [=](actors::rewrite_atom) {},
+    [=](caf::put_atom, model::streak_book&) {},
+  };
+}
+
+actors::catalog_actor::behavior_type recording_catalog(actors::catalog_actor::pointer,
+                                                       std::shared_ptr<recorded> rec) {
+  return {
+    [=](caf::put_atom, const model::build_summary& s) { rec->summaries.push_back(s); },
+    [=](caf::put_atom, const std::vector<model::build_summary>&) {},
+    [=](caf::get_atom, const model::build_query&) { return std::string{"[]"}; },
+    [=](actors::expire_atom, const actors::expiry_rule&) { return actors::expired_builds{}; },
+    [=](actors::forget_atom, const actors::lost_builds&) {},
+  };
+}
+
+actors::notify_dispatcher_actor::behavior_type
+recording_dispatcher(actors::notify_dispatcher_actor::pointer, std::shared_ptr<recorded> rec) {
+  return {
+    [=](model::notice& n) { rec->notices.push_back(std::move(n)); },
+    [=](actors::delivery_report&) {},
+    [=](actors::retry_atom, std::string&, std::uint64_t) {},
+    [=](actors::tick_atom) {},
   };
 }
 
@@ -53,6 +90,7 @@ model::envelope job(std::string id, model::job_state state, std::int64_t exit) {
   j.name = "test";
   j.report.state = state;
   j.report.exit_status = exit;
+  j.report.fails = sources::buildkite_fails(state, exit, false);
   model::build_info info;
   info.number = 9;
   info.branch = "main";
@@ -68,15 +106,17 @@ model::envelope finished() {
 struct build_actor_test : test::actor_fixture {
   std::shared_ptr<recorded> rec = std::make_shared<recorded>();
   actors::registry_actor registry = sys->spawn(recording_registry, rec);
+  actors::build_peers peers{sys->spawn(recording_tracker, rec), sys->spawn(recording_catalog, rec),
+                            sys->spawn(recording_dispatcher, rec)};
   actors::build_actor build = sys->spawn(
-    actors::build_actor_impl, model::build{}, registry,
+    actors::build_actor_impl, model::build{}, registry, peers,
     actors::build_settings{30s, std::make_shared<const std::vector<std::string>>(
                                   std::vector<std::string>{"main"})});
 };
 
 } // namespace
 
-TEST_F(build_actor_test, applies_events_and_hands_effects_to_the_registry) {
+TEST_F(build_actor_test, applies_events_and_hands_effects_to_its_peers) {
   caf::anon_send(build, job("a", model::job_state::failed, 1));
   caf::anon_send(build, finished());
   run();
@@ -161,8 +201,8 @@ TEST_F(build_actor_test, a_build_no_streak_judges_gives_notice_when_it_finishes)
 
 TEST_F(build_actor_test, without_sinks_no_notice_is_made) {
   auto quiet = sys->spawn(actors::build_actor_impl, model::build{}, registry,
-                          actors::build_settings{30s, std::make_shared<const std::vector<std::string>>(),
-                                                 false});
+                          actors::build_peers{peers.tracker, peers.catalog, {}},
+                          actors::build_settings{30s, std::make_shared<const std::vector<std::string>>()});
   caf::anon_send(quiet, job("a", model::job_state::failed, 1));
   caf::anon_send(quiet, finished());
   run();

@@ -116,7 +116,23 @@ TEST(buildkite_parse, retry_and_soft_fail_fixtures) {
   auto soft = parse_ok("job.finished", fixture("buildkite/job.finished.soft-failed.json"));
   auto& s = std::get<model::job_event>(soft.envelopes[0].body);
   EXPECT_TRUE(s.report.soft_failed);
+  EXPECT_FALSE(s.report.fails);
   EXPECT_EQ(s.group, "lint");
+}
+
+// Buildkite's outcome rule lives here, not in the model (SPEC §3.1).
+TEST(buildkite_parse, the_source_decides_whether_an_attempt_fails) {
+  using model::job_state;
+  EXPECT_TRUE(sources::buildkite_fails(job_state::failed, 1, false));
+  EXPECT_FALSE(sources::buildkite_fails(job_state::failed, 0, false));
+  EXPECT_FALSE(sources::buildkite_fails(job_state::failed, std::nullopt, false));
+  EXPECT_FALSE(sources::buildkite_fails(job_state::failed, 1, true));
+  EXPECT_TRUE(sources::buildkite_fails(job_state::timed_out, std::nullopt, false));
+  EXPECT_TRUE(sources::buildkite_fails(job_state::timed_out, 0, false));
+  EXPECT_FALSE(sources::buildkite_fails(job_state::timed_out, 3, true));
+  EXPECT_FALSE(sources::buildkite_fails(job_state::broken, 1, false));
+  auto d = parse_ok("job.finished", fixture("buildkite/job.finished.json"));
+  EXPECT_TRUE(std::get<model::job_event>(d.envelopes[0].body).report.fails);
 }
 
 TEST(buildkite_parse, build_finished_fixture) {

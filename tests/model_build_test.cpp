@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "model/build.hpp"
+#include "sources/buildkite.hpp"
 
 using namespace bt::model;
 using namespace std::chrono_literals;
@@ -23,6 +24,8 @@ envelope job_env(std::string id, std::string group, std::int64_t attempt, job_st
   j.report.state = state;
   j.report.exit_status = exit;
   j.report.soft_failed = soft;
+  // The model takes the source's word; these tests speak as Buildkite does.
+  j.report.fails = bt::sources::buildkite_fails(state, exit, soft);
   return envelope{key, "", at(0), std::nullopt, j};
 }
 
@@ -307,4 +310,63 @@ TEST_F(fixture, a_verdict_for_an_older_outcome_never_replaces_a_newer_one) {
   auto stale = feed(envelope{key, "", at(0), std::nullopt, streak_result{verdict::passed, 0, 1}});
   EXPECT_FALSE(stale.changed);
   EXPECT_EQ(b.streak, (streak_result{verdict::broken, 1, 2}));
+}
+
+// The model takes each source's word for an attempt's outcome (SPEC §3.3): a native
+// `failed` without an exit status fails; Buildkite's exit-status rule is Buildkite's.
+TEST_F(fixture, an_attempt_the_source_says_fails_fails_without_an_exit_status) {
+  auto e = job_env("n1", "deploy", 0, job_state::failed);
+  std::get<job_event>(e.body).report.fails = true;
+  feed(e);
+  feed(finished_env());
+  EXPECT_EQ(b.state, build_state::failed);
+  EXPECT_EQ(b.failed_jobs().size(), 1u);
+}
+
+// SPEC §3.1: a timed-out Buildkite job fails whatever its exit status (the seed let
+// one without an exit status pass).
+TEST_F(fixture, a_timed_out_job_without_an_exit_status_fails_the_build) {
+  feed(job_env("t1", "e2e", 0, job_state::timed_out));
+  feed(finished_env());
+  EXPECT_EQ(b.state, build_state::failed);
+}
+
+TEST_F(fixture, a_build_its_ci_says_failed_fails_without_failing_jobs) {
+  feed(job_env("a", "unit", 0, job_state::passed, 0));
+  feed(finished_env(build_end::failed, "failed"));
+  EXPECT_EQ(b.state, build_state::failed);
+  EXPECT_TRUE(b.failed_jobs().empty());
+}
+
+// Attempts without a number come in arrival order, after every attempt known; a
+// report for a known attempt keeps its place.
+TEST_F(fixture, unnumbered_attempts_are_ordered_by_arrival) {
+  auto attempt = [&](std::string id, job_state state) {
+    auto e = job_env(std::move(id), "flaky", 0, state);
+    auto& j = std::get<job_event>(e.body);
+    j.numbered = false;
+    j.report.fails = state == job_state::failed;
+    return e;
+  };
+  feed(attempt("x", job_state::running));
+  feed(attempt("x", job_state::failed));
+  feed(attempt("y", job_state::running));
+  feed(attempt("z", job_state::scheduled));
+  feed(attempt("y", job_state::passed));
+  auto& j = b.jobs.at("flaky");
+  ASSERT_EQ(j.attempts.size(), 3u);
+  EXPECT_EQ(j.attempts[0].id, "x");
+  EXPECT_EQ(j.attempts[1].id, "y");
+  EXPECT_EQ(j.attempts[2].id, "z");
+  EXPECT_EQ(j.attempts[2].number, 2);
+  EXPECT_TRUE(j.fixed()); // y decided it: z has not finished
+}
+
+TEST(build_state, new_states_have_names_and_count_as_ended_or_not) {
+  EXPECT_EQ(parse_build_state("paused"), build_state::paused);
+  EXPECT_EQ(parse_build_state("aborted"), build_state::aborted);
+  EXPECT_FALSE(is_final(build_state::paused));
+  EXPECT_TRUE(is_final(build_state::aborted));
+  EXPECT_FALSE(is_final(build_state::waiting));
+  EXPECT_TRUE(is_final(build_state::interrupted));
 }

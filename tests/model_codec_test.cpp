@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/codec.hpp"
+#include "sources/buildkite.hpp"
 #include "tests/fixtures.hpp"
 
 using namespace bt::model;
@@ -23,7 +24,7 @@ envelope job(int t, std::string id, std::string group, std::int64_t number, job_
   j.group = group;
   j.name = "step " + group;
   j.report = {id, number, state, std::string{to_string(state)}, exit, false,
-              "https://ci/" + id, at(t), is_terminal(state) ? std::optional{at(t + 1)}
+              bt::sources::buildkite_fails(state, exit, false), "https://ci/" + id, at(t), is_terminal(state) ? std::optional{at(t + 1)}
                                                             : std::nullopt};
   build_info info;
   info.number = 42;
@@ -187,29 +188,37 @@ TEST(codec, invalid_utf8_is_replaced_not_written) {
 }
 
 // Stored data evolves: documents carry their format version and store enumerations by
-// name; what the previous release wrote (version 1, enumerations by number, kept in
-// tests/fixtures/stored/v1 as written by it) still loads and means the same.
+// name; what earlier releases wrote (version 1, enumerations by number; version 2,
+// without the sources' outcome; kept in tests/fixtures/stored/v1 and v2 as written
+// by them) still loads and means the same.
 TEST(codec, documents_carry_their_version_and_enumerations_by_name) {
   auto b = run(storm());
   auto doc = json::parse(codec::encode(b));
-  EXPECT_EQ(doc["v"], 2);
+  EXPECT_EQ(doc["v"], 3);
   EXPECT_EQ(doc["state"], "failed");
   EXPECT_EQ(doc["end"], "completed");
   EXPECT_EQ(doc["jobs"][0]["attempts"][0]["state"], "timed_out");
   EXPECT_EQ(doc["streak"][0], "broken");
   auto first = json::parse(codec::encode(storm()[0]));
-  EXPECT_EQ(first["v"], 2);
+  EXPECT_EQ(first["v"], 3);
   EXPECT_EQ(first["body"]["phase"], "scheduled");
   streak_book book{4};
   book.record({"buildkite", "web", "main"}, 1, true);
   auto streaks = json::parse(codec::encode(book));
-  EXPECT_EQ(streaks["v"], 2);
+  EXPECT_EQ(streaks["v"], 3);
   EXPECT_EQ(streaks["streaks"][0]["builds"][0][2][0], "broken");
 }
 
-TEST(codec, documents_of_the_previous_release_still_load) {
+class earlier_release : public ::testing::TestWithParam<const char*> {
+protected:
+  std::string sample(const char* name) {
+    return bt::test::fixture(std::string{"stored/"} + GetParam() + "/" + name);
+  }
+};
+
+TEST_P(earlier_release, documents_still_load_and_behave) {
   auto events = storm();
-  std::istringstream journal{bt::test::fixture("stored/v1/journal.ndjson")};
+  std::istringstream journal{sample("journal.ndjson")};
   std::string line;
   size_t i = 0;
   for (; std::getline(journal, line); ++i) {
@@ -219,7 +228,7 @@ TEST(codec, documents_of_the_previous_release_still_load) {
     EXPECT_EQ(*e, events[i]) << line;
   }
   EXPECT_EQ(i, events.size());
-  auto b = codec::decode_build(json::parse(bt::test::fixture("stored/v1/build.json")));
+  auto b = codec::decode_build(json::parse(sample("build.json")));
   ASSERT_TRUE(b);
   EXPECT_EQ(*b, run(storm()));
   // ...and behaves: the late passing retry of a stored failed build fixes it.
@@ -232,10 +241,27 @@ TEST(codec, documents_of_the_previous_release_still_load) {
   std::get<job_event>(late.body).group = "e2e";
   EXPECT_TRUE(apply(*b, late, at(20)).changed);
   EXPECT_EQ(b->state, build_state::passed);
-  auto streaks = codec::decode_streaks(json::parse(bt::test::fixture("stored/v1/streaks.json")));
+  auto streaks = codec::decode_streaks(json::parse(sample("streaks.json")));
   ASSERT_TRUE(streaks);
   EXPECT_EQ(streaks->record({"buildkite", "web", "main"}, 4, true),
             (streak_result{verdict::still_failing, 3}));
+}
+
+INSTANTIATE_TEST_SUITE_P(codec, earlier_release, ::testing::Values("v1", "v2"));
+
+// Before version 3 the model applied Buildkite's rule itself; an attempt read from
+// such a document keeps the outcome that rule gave it, even where Buildkite's rule
+// has changed since (a timed-out job without an exit status now fails).
+TEST(codec, attempts_of_earlier_formats_keep_the_outcome_they_were_stored_with) {
+  auto doc = json::parse(bt::test::fixture("stored/v2/build.json"));
+  auto& attempt = doc["jobs"][0]["attempts"][0];
+  ASSERT_EQ(attempt["state"], "timed_out");
+  attempt["exit_status"] = nullptr;
+  auto b = codec::decode_build(doc);
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(b->jobs.at("e2e").attempts[0].fails);
+  attempt["exit_status"] = 3;
+  EXPECT_TRUE(codec::decode_build(doc)->jobs.at("e2e").attempts[0].fails);
 }
 
 TEST(codec, unknown_names_and_future_versions_are_refused_with_the_reason) {
@@ -250,12 +276,12 @@ TEST(codec, unknown_names_and_future_versions_are_refused_with_the_reason) {
   EXPECT_FALSE(codec::decode_build(unknown_job, &why));
   EXPECT_NE(why.find("unknown job state 'levitating'"), std::string::npos) << why;
   auto numbered = doc;
-  numbered["state"] = 4; // a version 2 document never stores a number
+  numbered["state"] = 4; // a version 2 or later document never stores a number
   EXPECT_FALSE(codec::decode_build(numbered, &why));
   auto future = doc;
-  future["v"] = 3;
+  future["v"] = 4;
   EXPECT_FALSE(codec::decode_build(future, &why));
-  EXPECT_NE(why.find("format version 3"), std::string::npos) << why;
+  EXPECT_NE(why.find("format version 4"), std::string::npos) << why;
   auto event = json::parse(codec::encode(storm()[7]));
   event["body"]["end"] = "vanished";
   EXPECT_FALSE(codec::decode_envelope(event, &why));

@@ -35,6 +35,7 @@ model::build finished_build(int failed, model::build_state state = model::build_
     model::attempt a;
     a.state = model::job_state::failed;
     a.exit_status = 1;
+    a.fails = true;
     a.url = "https://buildkite.com/acme/app/builds/42#" + j.group;
     j.attempts.push_back(a);
     b.jobs[j.group] = j;
@@ -231,6 +232,7 @@ TEST(notice_kinds, say_what_the_streak_and_retries_add) {
   model::attempt first, second;
   first.state = model::job_state::failed;
   first.exit_status = 1;
+  first.fails = true;
   second.number = 1;
   second.state = model::job_state::passed;
   retried.attempts = {first, second};
@@ -250,13 +252,17 @@ TEST(notice_kinds, say_what_the_streak_and_retries_add) {
 // An outbox entry written by the previous release (no "v", the build in format 1) is
 // still delivered after an upgrade; one from a newer release is refused, not misread.
 TEST(outbox_entry, entries_of_the_previous_release_still_load) {
-  auto text = bt::test::fixture("stored/v1/outbox-entry.json");
-  auto e = notify::decode_outbox_entry(text);
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->sink, "hook");
-  EXPECT_EQ(e->attempts, 2u);
-  EXPECT_EQ(e->notice.kind, model::notice_kind::broken);
-  EXPECT_EQ(e->notice.subject.state, model::build_state::failed);
+  std::optional<notify::outbox_entry> e;
+  for (auto* release : {"v1", "v2"}) {
+    e = notify::decode_outbox_entry(bt::test::fixture(std::string{"stored/"} + release
+                                                      + "/outbox-entry.json"));
+    ASSERT_TRUE(e) << release;
+    EXPECT_EQ(e->sink, "hook");
+    EXPECT_EQ(e->attempts, 2u);
+    EXPECT_EQ(e->notice.kind, model::notice_kind::broken);
+    EXPECT_EQ(e->notice.subject.state, model::build_state::failed);
+    EXPECT_EQ(e->notice.subject.failed_jobs().size(), 1u) << release;
+  }
   auto newer = nlohmann::json::parse(notify::encode(*e));
   EXPECT_EQ(newer["v"], 2);
   newer["v"] = 3;

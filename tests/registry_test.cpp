@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sources/buildkite.hpp"
 #include "support/clock.hpp"
 #include "tests/registry_fixture.hpp"
 
@@ -19,6 +20,7 @@ model::envelope job(const model::build_key& key, std::int64_t number, std::strin
   j.group = "test";
   j.report.state = state;
   j.report.exit_status = exit;
+  j.report.fails = sources::buildkite_fails(state, exit, false);
   model::build_info info;
   info.number = number;
   info.branch = "main";
@@ -31,17 +33,6 @@ model::envelope finished(const model::build_key& key) {
 }
 
 struct registry_test : test::registry_fixture {
-  /// Takes a snapshot, writes it to the store and tells the registry, as the
-  /// snapshot supervisor does.
-  store::snapshot snapshot(bool written = true, std::size_t limit = 1000) {
-    auto batch = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, limit);
-    if (written)
-      store->write(batch.state);
-    caf::anon_send(registry, actors::snapshot_atom::value, written);
-    run();
-    return batch.state;
-  }
-
   static std::set<std::string> keys(const store::snapshot& s) {
     std::set<std::string> out;
     for (auto& b : s.builds)
@@ -138,17 +129,17 @@ TEST_F(registry_test, lists_builds_by_filter) {
   caf::anon_send(registry, job(api9, 9, "b", model::job_state::running, 0));
   run();
   auto all = nlohmann::json::parse(
-    ask<std::string>(registry, caf::get_atom::value, model::build_query{}));
+    ask<std::string>(catalog, caf::get_atom::value, model::build_query{}));
   EXPECT_EQ(all.size(), 2u);
   model::build_query failed;
   failed.state = model::build_state::failed;
-  auto only = nlohmann::json::parse(ask<std::string>(registry, caf::get_atom::value, failed));
+  auto only = nlohmann::json::parse(ask<std::string>(catalog, caf::get_atom::value, failed));
   ASSERT_EQ(only.size(), 1u);
   EXPECT_EQ(only[0]["key"], "buildkite/web/9");
   model::build_query api;
   api.pipeline = "api";
   api.limit = 1;
-  auto one = nlohmann::json::parse(ask<std::string>(registry, caf::get_atom::value, api));
+  auto one = nlohmann::json::parse(ask<std::string>(catalog, caf::get_atom::value, api));
   ASSERT_EQ(one.size(), 1u);
   EXPECT_EQ(one[0]["state"], "running");
 }
@@ -220,15 +211,13 @@ TEST_F(registry_test, expiry_drops_old_finished_and_abandoned_builds_only) {
   run();
   // An hour on: the finished build is past a 30 min retention; the unfinished ones
   // are not past a 2 h limit.
-  auto gone = ask<actors::expired_builds>(
-    registry, actors::expire_atom::value, actors::expiry_rule{now + 1h, 30min, 2h});
+  auto gone = expire(actors::expiry_rule{now + 1h, 30min, 2h});
   ASSERT_EQ(gone.finished.size(), 1u);
   EXPECT_EQ(gone.finished[0], web9);
   EXPECT_TRUE(gone.abandoned.empty());
   EXPECT_EQ(stats->tracked.load(), 2u);
   EXPECT_EQ(ask_error(registry, caf::get_atom::value, web9), actors::errc::not_found);
-  gone = ask<actors::expired_builds>(
-    registry, actors::expire_atom::value, actors::expiry_rule{now + 3h, 30min, 2h});
+  gone = expire(actors::expiry_rule{now + 3h, 30min, 2h});
   EXPECT_EQ(gone.abandoned.size(), 2u);
   EXPECT_EQ(stats->tracked.load(), 0u);
   EXPECT_EQ(stats->live.load(), 0u);
@@ -254,4 +243,108 @@ TEST_F(registry_test, a_snapshot_takes_the_longest_waiting_builds_first_and_says
   auto rest = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{5});
   EXPECT_EQ(rest.state.builds.size(), 2u);
   EXPECT_FALSE(rest.oldest_waiting);
+}
+
+namespace {
+
+/// Loads the test holds back: a store read that takes as long as the test wants.
+struct held_loads {
+  std::shared_ptr<store::memory_store> store;
+  std::vector<std::pair<model::build_key,
+                        caf::typed_response_promise<std::optional<model::build>>>> pending;
+};
+
+/// A loader whose reads complete only when the test says so: `(ok, i, true)` answers
+/// read `i` from the store, `(ok, i, false)` fails it.
+using slow_loader_actor
+  = actors::build_loader_actor::extend<caf::reacts_to<caf::ok_atom, std::size_t, bool>>;
+
+slow_loader_actor::behavior_type slow_loader(slow_loader_actor::pointer self,
+                                             std::shared_ptr<held_loads> held) {
+  return {
+    [=](actors::load_atom, const model::build_key& key)
+      -> caf::result<std::optional<model::build>> {
+      auto rp = self->make_response_promise<std::optional<model::build>>();
+      held->pending.emplace_back(key, rp);
+      return rp;
+    },
+    [=](caf::get_atom, const model::build_key&) -> caf::result<std::string> {
+      return caf::make_error(actors::errc::not_found);
+    },
+    [=](caf::ok_atom, std::size_t i, bool succeed) {
+      auto& [key, rp] = held->pending.at(i);
+      bool failed = false;
+      if (succeed)
+        rp.deliver(held->store->load(key, failed));
+      else
+        rp.deliver(caf::make_error(actors::errc::store_unavailable));
+    },
+  };
+}
+
+/// A registry whose loader reads only when the test says so, over a store that
+/// holds web9 (one failed job) and nothing of it in memory.
+struct slow_store_test : registry_test {
+  std::shared_ptr<held_loads> held = std::make_shared<held_loads>(held_loads{store, {}});
+  slow_loader_actor loader = sys->spawn(slow_loader, held);
+  actors::registry_actor routing
+    = spawn_registry(caf::actor_cast<actors::build_loader_actor>(loader));
+
+  slow_store_test() {
+    model::build saved;
+    auto first = job(web9, 9, "a", model::job_state::failed, 1);
+    model::apply(saved, first, first.received);
+    store->write(store::snapshot{{saved}, std::nullopt, ""});
+    caf::anon_send(routing, caf::put_atom::value, std::vector<model::build_key>{web9});
+  }
+
+  ~slow_store_test() {
+    caf::anon_send_exit(routing, caf::exit_reason::user_shutdown);
+    run();
+  }
+};
+
+} // namespace
+
+// Issue 10: a build that must come from the store is read by the loader, on its own
+// thread in buildtrackd; meanwhile the registry goes on routing every other build's
+// events, and the slow build's events wait, in order, for its state.
+TEST_F(slow_store_test, a_slow_store_read_of_one_build_holds_up_no_other_build) {
+  caf::anon_send(routing, job(web9, 9, "a2", model::job_state::passed, 0));
+  caf::anon_send(routing, finished(web9));
+  caf::anon_send(routing, job(api9, 9, "b", model::job_state::failed, 1));
+  caf::anon_send(routing, finished(api9));
+  run();
+  ASSERT_EQ(held->pending.size(), 1u);
+  EXPECT_EQ(held->pending[0].first, web9);
+  EXPECT_EQ(stats->loading.load(), 1u);
+  // api9 was routed, applied and judged while web9's read is still out.
+  auto api = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, api9));
+  EXPECT_EQ(api["state"], "failed");
+  EXPECT_EQ(api["streak"]["verdict"], "broken");
+  // The read completes: web9 starts from its stored state, then takes its two
+  // waiting events in the order they came.
+  caf::anon_send(loader, caf::ok_atom::value, std::size_t{0}, true);
+  run();
+  EXPECT_EQ(stats->loading.load(), 0u);
+  auto web = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, web9));
+  EXPECT_EQ(web["state"], "passed");
+  EXPECT_EQ(web["fixed_jobs"][0], "test");
+  EXPECT_EQ(web["jobs"][0]["attempts"].size(), 2u);
+}
+
+// A read that fails is tried again; the build's events wait for it, nothing is lost.
+TEST_F(slow_store_test, a_failed_store_read_is_retried_and_its_events_wait) {
+  caf::anon_send(routing, job(web9, 9, "a2", model::job_state::passed, 0));
+  run();
+  ASSERT_EQ(held->pending.size(), 1u);
+  caf::anon_send(loader, caf::ok_atom::value, std::size_t{0}, false);
+  run();
+  EXPECT_EQ(stats->loading.load(), 1u);
+  advance(250ms); // the retry
+  ASSERT_EQ(held->pending.size(), 2u);
+  caf::anon_send(loader, caf::ok_atom::value, std::size_t{1}, true);
+  run();
+  auto web = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, web9));
+  EXPECT_EQ(web["jobs"][0]["attempts"].size(), 2u);
 }

@@ -14,6 +14,7 @@ model::envelope job(const model::build_key& key, model::job_state state, model::
   j.group = "test";
   j.report.state = state;
   j.report.exit_status = state == model::job_state::failed ? 1 : 0;
+  j.report.fails = state == model::job_state::failed;
   model::build_info info;
   info.number = std::stoi(key.id);
   info.branch = "main";
@@ -28,7 +29,7 @@ model::envelope finished(const model::build_key& key, model::timestamp at) {
 struct snapshotter_test : test::registry_fixture {
   // Not detached here: the test scheduler runs it deterministically.
   actors::snapshotter_actor snapshots = sys->spawn(
-    actors::snapshotter, store, registry, actors::snapshot_policy{200ms, 1h, 2h});
+    actors::snapshotter, store, registry, tracker, catalog, actors::snapshot_policy{200ms, 1h, 2h});
 
   ~snapshotter_test() {
     caf::anon_send_exit(snapshots, caf::exit_reason::user_shutdown);
