@@ -376,6 +376,9 @@ config parse(const std::string& text) {
                                {{"token", string_into(c.buildkite.token)},
                                 {"signature_secret", string_into(c.buildkite.signature_secret)},
                                 {"replay_window", duration_into(c.buildkite.replay_window, 1s, 24h)}});
+                        }},
+                       {"native", [&](auto& p2, auto& n2) {
+                          walk(p2, n2, {{"token", string_into(c.native.token)}});
                         }}});
          }},
         {"tracking", [&](auto& p, auto& n) {

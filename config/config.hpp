@@ -50,6 +50,11 @@ struct buildkite_config {
   duration replay_window = std::chrono::minutes{5};
 };
 
+/// `sources.native.*`: the native event API, `POST /api/v1/events`.
+struct native_config {
+  std::string token; ///< `Authorization: Bearer <token>`; empty: the API refuses every call
+};
+
 /// `tracking.*`
 struct tracking_config {
   std::vector<std::string> branches{"main", "master"};
@@ -112,6 +117,7 @@ struct config {
   server_config server;
   store_config store;
   buildkite_config buildkite;
+  native_config native;
   tracking_config tracking;
   actors_config actors;
   std::vector<sink_config> notifications;

@@ -8,7 +8,7 @@
 
 #include <boost/beast/http.hpp>
 
-#include "sources/buildkite.hpp"
+#include "sources/source.hpp"
 #include "support/clock.hpp"
 #include "support/crypto.hpp"
 #include <nlohmann/json.hpp>
@@ -40,22 +40,6 @@ std::string_view header(const request& req, std::string_view name) {
     return {};
   auto v = it->value();
   return {v.data(), v.size()};
-}
-
-/// Whether a Content-Type value names `type` (lower case): RFC 9110 §8.3.1, the type
-/// and subtype are case-insensitive, parameters follow a ';', white space may
-/// surround them.
-bool is_media_type(std::string_view value, std::string_view type) {
-  auto essence = value.substr(0, value.find(';'));
-  auto blank = [](char c) { return c == ' ' || c == '\t'; };
-  while (!essence.empty() && blank(essence.front()))
-    essence.remove_prefix(1);
-  while (!essence.empty() && blank(essence.back()))
-    essence.remove_suffix(1);
-  return essence.size() == type.size()
-         && std::equal(essence.begin(), essence.end(), type.begin(), [](char a, char b) {
-              return std::tolower(static_cast<unsigned char>(a)) == b;
-            });
 }
 
 /// Percent-decodes a URL component ('+' is a space in query strings).
@@ -95,6 +79,12 @@ void count_event(const std::string& source, const std::string& type, const char*
 
 api::api(const config::config& cfg, actors::service& svc, store::store& st)
   : cfg_{cfg}, service_{svc}, store_{st} {
+  for (auto& source : sources::make_sources(cfg)) {
+    auto& latency = support::metrics().get_histogram(
+      "buildtrack_ack_latency_seconds", "Time from request read to 202 Accepted.",
+      "source=\"" + std::string{source->name()} + "\"");
+    inputs_.push_back({std::move(source), &latency});
+  }
 }
 
 bool api::admin_allowed(const request& req) const {
@@ -143,11 +133,12 @@ void api::handle(request&& req, responder respond) {
   if (!serving)
     return send_rejection(respond, error(503, "starting",
                                          "recovering from the store; retry later"));
-  if (path == "/webhooks/buildkite") {
-    if (method != http::verb::post)
-      return wrong_method("POST");
-    return buildkite(req, respond);
-  }
+  for (auto& input : inputs_)
+    if (path == input.source->path()) {
+      if (method != http::verb::post)
+        return wrong_method("POST");
+      return ingest(input, req, respond);
+    }
   if (path == "/api/v1/streaks") {
     if (method != http::verb::get)
       return wrong_method("GET");
@@ -174,61 +165,65 @@ void api::handle(request&& req, responder respond) {
   send_rejection(respond, error(404, "not_found", "no such endpoint"));
 }
 
-void api::buildkite(request& req, responder& respond) {
+void api::ingest(const input& input, request& req, responder& respond) {
   auto started = clock_type::now();
-  sources::buildkite_headers headers{header(req, "X-Buildkite-Event"),
-                                     header(req, "X-Buildkite-Token"),
-                                     header(req, "X-Buildkite-Signature")};
-  auto now = support::wall_clock();
+  auto& source = *input.source;
+  auto name = std::string{source.name()};
+  sources::inbound in{[&req](std::string_view h) { return header(req, h); }, req.body(),
+                      support::wall_clock()};
   // Credentials before anything else about the request: an unauthenticated client
   // learns nothing from the answer but that.
-  if (auto denied = sources::buildkite_authenticate(cfg_.buildkite, headers, req.body(), now)) {
-    count_event("buildkite", "", "unauthorized");
-    support::log(support::log_level::warn, "buildkite delivery refused",
-                 {{"code", denied->code}, {"field", denied->field}});
+  if (auto denied = source.authenticate(in)) {
+    count_event(name, "", "unauthorized");
+    support::log(support::log_level::warn, "delivery refused",
+                 {{"source", name}, {"code", denied->code}, {"field", denied->field}});
     return send_rejection(respond, *denied);
   }
-  auto content_type = header(req, "Content-Type");
-  if (!content_type.empty() && !is_media_type(content_type, "application/json")) {
-    count_event("buildkite", "", "rejected");
-    return send_rejection(respond, error(415, "unsupported_media_type",
-                                         "send application/json", "Content-Type"));
-  }
-  auto parsed = sources::buildkite_parse(headers.event, req.body(), now);
+  auto parsed = source.parse(in);
   if (auto* r = std::get_if<sources::rejection>(&parsed)) {
-    count_event("buildkite", std::string{sources::buildkite_event_label(headers.event)},
-                "rejected");
-    support::log(support::log_level::warn, "buildkite delivery rejected",
-                 {{"event", headers.event}, {"code", r->code}, {"field", r->field},
-                  {"message", r->message}});
+    auto label = source.label(in);
+    count_event(name, label, "rejected");
+    support::log(support::log_level::warn, "delivery rejected",
+                 {{"source", name}, {"event", label}, {"code", r->code}, {"field", r->field},
+                  {"line", r->line}, {"message", r->message}});
     return send_rejection(respond, *r);
   }
-  auto& delivery = std::get<sources::buildkite_delivery>(parsed);
-  auto event = std::string{sources::buildkite_event_label(delivery.event)};
-  if (delivery.kind != sources::buildkite_delivery::events) {
-    bool ping = delivery.kind == sources::buildkite_delivery::ping;
-    count_event("buildkite", event, ping ? "ping" : "ignored");
+  auto& delivery = std::get<sources::delivery>(parsed);
+  if (delivery.kind != sources::delivery::events) {
+    bool ping = delivery.kind == sources::delivery::ping;
+    count_event(name, delivery.label, ping ? "ping" : "ignored");
     return respond(json_response(200, ping ? R"({"status":"pong"})" : R"({"status":"ignored"})"));
   }
   auto count = delivery.envelopes.size();
   // Shared, not moved into the callback: append reads them while the callback is
   // being built, and argument evaluation order is unspecified.
   auto events = std::make_shared<std::vector<model::envelope>>(std::move(delivery.envelopes));
-  // Acknowledge only what the journal holds; route in the same order.
-  store_.append(*events, [this, respond, event, count, started, events](bool durable) mutable {
+  auto* latency = input.latency;
+  bool tally = source.reports_duplicates();
+  // Acknowledge only what the journal holds (one write for the whole request); route
+  // in the same order.
+  store_.append(*events, [this, respond, name, label = std::move(delivery.label), count, started,
+                          events, tally, latency](bool durable) mutable {
     if (!durable) {
-      count_event("buildkite", event, "unavailable");
+      count_event(name, label, "unavailable");
       return send_rejection(respond, error(503, "store_unavailable",
                                            "the journal is unavailable; retry later"));
     }
-    for (auto& e : *events)
-      service_.route(std::move(e));
-    count_event("buildkite", event, "accepted");
-    static auto& latency = support::metrics().get_histogram(
-      "buildtrack_ack_latency_seconds", "Time from request read to 202 Accepted.",
-      "source=\"buildkite\"");
-    latency.observe(std::chrono::duration<double>(clock_type::now() - started).count());
-    respond(json_response(202, R"({"accepted":)" + std::to_string(count) + "}"));
+    count_event(name, label, "accepted");
+    auto answer = [respond, started, latency](std::string body) mutable {
+      latency->observe(std::chrono::duration<double>(clock_type::now() - started).count());
+      respond(json_response(202, std::move(body)));
+    };
+    if (!tally) {
+      for (auto& e : *events)
+        service_.route(std::move(e));
+      return answer(R"({"accepted":)" + std::to_string(count) + "}");
+    }
+    // Answered once every event was applied, to say which were duplicates.
+    service_.route(std::move(*events), [answer, count](std::size_t duplicates) mutable {
+      answer(R"({"accepted":)" + std::to_string(count) + R"(,"duplicates":)"
+             + std::to_string(duplicates) + "}");
+    });
   });
 }
 

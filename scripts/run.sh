@@ -7,11 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh release
-if [ -z "${BUILDKITE_TOKEN:-}" ]; then
-  BUILDKITE_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  export BUILDKITE_TOKEN
-  echo "BUILDKITE_TOKEN was not set; using $BUILDKITE_TOKEN for this run" >&2
-fi
+# Each source's secret: when not set, a random one for this run, printed once.
+for var in BUILDKITE_TOKEN BUILDTRACK_NATIVE_TOKEN; do
+  if [ -z "${!var:-}" ]; then
+    printf -v "$var" '%s' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    export "${var?}"
+    echo "$var was not set; using ${!var} for this run" >&2
+  fi
+done
 export BUILDTRACK_REDIS_URL=${BUILDTRACK_REDIS_URL:-redis://127.0.0.1:6379/0}
 if ! redis-cli -u "$BUILDTRACK_REDIS_URL" ping >/dev/null 2>&1; then
   hostport=${BUILDTRACK_REDIS_URL#redis://}; hostport=${hostport##*@}; hostport=${hostport%%/*}

@@ -18,76 +18,6 @@ rejection unauthorized(std::string code, std::string message, std::string field)
   return {401, std::move(code), std::move(message), std::move(field)};
 }
 
-rejection invalid(std::string field, std::string message) {
-  return {422, "invalid_field", std::move(message), std::move(field)};
-}
-
-/// Typed access to optional payload fields; a present field of the wrong type
-/// is an error naming its path.
-struct fields {
-  object obj;
-  std::string path;
-
-  std::optional<element> get(std::string_view name) const {
-    element e;
-    if (obj[name].get(e) != simdjson::SUCCESS || e.is_null())
-      return std::nullopt;
-    return e;
-  }
-  std::string at(std::string_view name) const {
-    return path.empty() ? std::string{name} : path + "." + std::string{name};
-  }
-
-  checked<std::string> string(std::string_view name) const {
-    auto v = get(name);
-    if (!v)
-      return std::string{};
-    if (!v->is_string())
-      return invalid(at(name), "expected a string");
-    return std::string{v->get_string().value_unsafe()};
-  }
-  checked<std::optional<std::int64_t>> integer(std::string_view name) const {
-    auto v = get(name);
-    if (!v)
-      return std::optional<std::int64_t>{};
-    if (!v->is_int64())
-      return invalid(at(name), "expected an integer");
-    return std::optional<std::int64_t>{v->get_int64().value_unsafe()};
-  }
-  checked<bool> boolean(std::string_view name) const {
-    auto v = get(name);
-    if (!v)
-      return false;
-    if (!v->is_bool())
-      return invalid(at(name), "expected true or false");
-    return v->get_bool().value_unsafe();
-  }
-  checked<std::optional<model::timestamp>> time(std::string_view name) const {
-    auto v = get(name);
-    if (!v)
-      return std::optional<model::timestamp>{};
-    if (v->is_string())
-      if (auto t = model::parse_time(v->get_string().value_unsafe()))
-        return std::optional<model::timestamp>{*t};
-    return invalid(at(name), "expected a time like '2024-05-10 12:34:56 UTC' or RFC 3339");
-  }
-  checked<std::optional<object>> child(std::string_view name, bool required) const {
-    auto v = get(name);
-    if (!v && !required)
-      return std::optional<object>{};
-    if (!v || !v->is_object())
-      return invalid(at(name), required ? "required object is missing" : "expected an object");
-    return std::optional<object>{v->get_object().value_unsafe()};
-  }
-};
-
-/// Unwraps a checked value or returns its rejection from the enclosing function.
-#define BT_TRY(var, expr)                                                                      \
-  auto var##_checked = (expr);                                                                 \
-  if (auto* r = std::get_if<rejection>(&var##_checked))                                        \
-    return *r;                                                                                 \
-  auto var = std::move(std::get<0>(var##_checked))
-
 checked<model::person> person_of(const fields& parent, std::string_view key) {
   BT_TRY(p, parent.child(key, false));
   if (!p)
@@ -299,6 +229,51 @@ std::string_view buildkite_event_label(std::string_view event) {
   if (event.starts_with("agent."))
     return "agent";
   return event.empty() ? "" : "unsupported";
+}
+
+namespace {
+
+class buildkite_source final : public source {
+public:
+  explicit buildkite_source(const config::buildkite_config& cfg) : cfg_{cfg} {}
+  std::string_view name() const override { return "buildkite"; }
+  std::string_view path() const override { return "/webhooks/buildkite"; }
+
+  std::optional<rejection> authenticate(const inbound& in) const override {
+    return buildkite_authenticate(cfg_, headers(in), in.body, in.now);
+  }
+
+  std::string label(const inbound& in) const override {
+    return std::string{buildkite_event_label(in.header("X-Buildkite-Event"))};
+  }
+
+  checked<delivery> parse(const inbound& in) const override {
+    auto content_type = in.header("Content-Type");
+    if (!content_type.empty() && !is_media_type(content_type, "application/json"))
+      return rejection{415, "unsupported_media_type", "send application/json", "Content-Type"};
+    auto parsed = buildkite_parse(in.header("X-Buildkite-Event"), in.body, in.now);
+    if (auto* r = std::get_if<rejection>(&parsed))
+      return *r;
+    auto& d = std::get<buildkite_delivery>(parsed);
+    auto kind = d.kind == buildkite_delivery::ping      ? delivery::ping
+                : d.kind == buildkite_delivery::ignored ? delivery::ignored
+                                                        : delivery::events;
+    return delivery{kind, std::string{buildkite_event_label(d.event)}, std::move(d.envelopes)};
+  }
+
+private:
+  static buildkite_headers headers(const inbound& in) {
+    return {in.header("X-Buildkite-Event"), in.header("X-Buildkite-Token"),
+            in.header("X-Buildkite-Signature")};
+  }
+
+  const config::buildkite_config& cfg_;
+};
+
+} // namespace
+
+std::unique_ptr<source> make_buildkite_source(const config::buildkite_config& cfg) {
+  return std::make_unique<buildkite_source>(cfg);
 }
 
 std::string buildkite_signature(std::string_view secret, long long unix_seconds,

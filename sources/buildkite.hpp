@@ -7,6 +7,7 @@
 #include "config/config.hpp"
 #include "model/event.hpp"
 #include "sources/rejection.hpp"
+#include "sources/source.hpp"
 
 namespace bt::sources {
 
@@ -47,6 +48,9 @@ std::string_view buildkite_event_label(std::string_view event);
 /// failed the build).
 bool buildkite_fails(model::job_state state, std::optional<std::int64_t> exit_status,
                      bool soft_failed);
+
+/// The Buildkite webhook, `POST /webhooks/buildkite` (SPEC §3.1). `cfg` must outlive it.
+std::unique_ptr<source> make_buildkite_source(const config::buildkite_config& cfg);
 
 /// The header value Buildkite would send for `body` signed at `unix_seconds`.
 std::string buildkite_signature(std::string_view secret, long long unix_seconds,

@@ -2,10 +2,93 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <string_view>
 #include <vector>
 
 namespace bt::sources {
+
+rejection invalid(std::string field, std::string message) {
+  return {422, "invalid_field", std::move(message), std::move(field)};
+}
+
+std::optional<simdjson::dom::element> fields::get(std::string_view name) const {
+  simdjson::dom::element e;
+  if (obj[name].get(e) != simdjson::SUCCESS || e.is_null())
+    return std::nullopt;
+  return e;
+}
+
+std::string fields::at(std::string_view name) const {
+  return path.empty() ? std::string{name} : path + "." + std::string{name};
+}
+
+checked<std::string> fields::string(std::string_view name) const {
+  auto v = get(name);
+  if (!v)
+    return std::string{};
+  if (!v->is_string())
+    return invalid(at(name), "expected a string");
+  return std::string{v->get_string().value_unsafe()};
+}
+
+checked<std::optional<std::int64_t>> fields::integer(std::string_view name) const {
+  auto v = get(name);
+  if (!v)
+    return std::optional<std::int64_t>{};
+  if (!v->is_int64())
+    return invalid(at(name), "expected an integer");
+  return std::optional<std::int64_t>{v->get_int64().value_unsafe()};
+}
+
+checked<std::optional<double>> fields::number(std::string_view name) const {
+  auto v = get(name);
+  if (!v)
+    return std::optional<double>{};
+  if (!v->is_number())
+    return invalid(at(name), "expected a number");
+  auto d = v->get_double().value_unsafe();
+  if (!std::isfinite(d))
+    return invalid(at(name), "expected a finite number");
+  return std::optional<double>{d};
+}
+
+checked<bool> fields::boolean(std::string_view name) const {
+  auto v = get(name);
+  if (!v)
+    return false;
+  if (!v->is_bool())
+    return invalid(at(name), "expected true or false");
+  return v->get_bool().value_unsafe();
+}
+
+checked<std::optional<model::timestamp>> fields::time(std::string_view name) const {
+  auto v = get(name);
+  if (!v)
+    return std::optional<model::timestamp>{};
+  if (v->is_string())
+    if (auto t = model::parse_time(v->get_string().value_unsafe()))
+      return std::optional<model::timestamp>{*t};
+  return invalid(at(name), "expected a time like '2024-05-10 12:34:56 UTC' or RFC 3339");
+}
+
+checked<std::optional<simdjson::dom::object>> fields::child(std::string_view name,
+                                                             bool required) const {
+  auto v = get(name);
+  if (!v && !required)
+    return std::optional<simdjson::dom::object>{};
+  if (!v || !v->is_object())
+    return invalid(at(name), required ? "required object is missing" : "expected an object");
+  return std::optional<simdjson::dom::object>{v->get_object().value_unsafe()};
+}
+
+std::optional<rejection> fields::only(std::initializer_list<std::string_view> known) const {
+  for (auto field : obj)
+    if (std::find(known.begin(), known.end(), field.key) == known.end())
+      return invalid(at(field.key), "unknown field");
+  return std::nullopt;
+}
+
 namespace {
 
 using simdjson::dom::element;

@@ -1,11 +1,48 @@
 #pragma once
 
+#include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <simdjson.h>
 
+#include "model/time.hpp"
+#include "sources/rejection.hpp"
+
 namespace bt::sources {
+
+/// 422 `invalid_field`: valid JSON, but `field` is not what the source expects.
+rejection invalid(std::string field, std::string message);
+
+/// Typed access to the optional fields of one payload object; a present field of
+/// the wrong type is a rejection naming its path. `null` counts as absent.
+struct fields {
+  simdjson::dom::object obj;
+  std::string path; ///< of `obj` in the payload, "" for the top level
+
+  std::optional<simdjson::dom::element> get(std::string_view name) const;
+  /// `path.name`
+  std::string at(std::string_view name) const;
+  checked<std::string> string(std::string_view name) const;
+  checked<std::optional<std::int64_t>> integer(std::string_view name) const;
+  checked<std::optional<double>> number(std::string_view name) const;
+  checked<bool> boolean(std::string_view name) const;
+  /// A time as '2024-05-10 12:34:56 UTC' or RFC 3339.
+  checked<std::optional<model::timestamp>> time(std::string_view name) const;
+  checked<std::optional<simdjson::dom::object>> child(std::string_view name, bool required) const;
+  /// The first key not in `known`, as a rejection: a misspelt field is an error, not
+  /// silently ignored.
+  std::optional<rejection> only(std::initializer_list<std::string_view> known) const;
+};
+
+/// Unwraps a checked value or returns its rejection from the enclosing function.
+#define BT_TRY(var, expr)                                                                      \
+  auto var##_checked = (expr);                                                                 \
+  if (auto* r = std::get_if<rejection>(&var##_checked))                                        \
+    return *r;                                                                                 \
+  auto var = std::move(std::get<0>(var##_checked))
 
 /// The path of the first key that appears twice in one object of `doc` (`build.env.CI`,
 /// `jobs[2].name`), or nothing. JSON parsers disagree on which of two equal keys wins

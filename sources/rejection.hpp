@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <variant>
 
@@ -11,8 +12,9 @@ struct rejection {
   std::string code;
   std::string message;
   std::string field; ///< the offending field or header, when there is one
+  std::size_t line = 0; ///< the offending line of an NDJSON batch (from 1), 0 for none
 
-  /// `{"error":{"code","message","field"}}`
+  /// `{"error":{"code","message","field","line"}}`
   std::string body() const;
 };
 

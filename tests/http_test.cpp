@@ -10,6 +10,7 @@
 #include "net/server.hpp"
 #include "sources/buildkite.hpp"
 #include "store/memory_store.hpp"
+#include "tests/api_fixture.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/http_client.hpp"
 
@@ -22,39 +23,18 @@ namespace {
 
 const std::string token = "test-token-0123456789";
 
-struct http_test : ::testing::Test {
-  config::config cfg = [] {
-    config::config c;
-    c.server.listen = "127.0.0.1:0";
-    c.server.read_timeout = 500ms;
-    c.buildkite.token = token;
-    return c;
-  }();
-  std::shared_ptr<store::memory_store> store = std::make_shared<store::memory_store>();
-  std::unique_ptr<actors::service> service;
-  std::unique_ptr<net::api> api;
-  std::unique_ptr<net::server> server;
-  unsigned short port = 0;
-
-  void start() {
-    service = std::make_unique<actors::service>(cfg, store);
-    api = std::make_unique<net::api>(cfg, *service, *store);
-    server = std::make_unique<net::server>(cfg.server, *api);
-    port = server->start();
-  }
-
-  void SetUp() override { start(); }
-
-  void TearDown() override {
-    server->stop();
-    service.reset();
-  }
+struct http_test : test::api_fixture {
+  http_test()
+    : api_fixture{[] {
+        config::config c;
+        c.server.read_timeout = 500ms;
+        c.buildkite.token = token;
+        return c;
+      }()} {}
 
   std::map<std::string, std::string> hook(const std::string& event) {
     return {{"X-Buildkite-Event", event}, {"X-Buildkite-Token", token}};
   }
-
-  test::http_client client() { return test::http_client{port}; }
 
   static json with_job(std::string file, std::function<void(json&)> edit) {
     auto doc = json::parse(fixture(file));
