@@ -163,8 +163,8 @@ using catalog_actor = caf::typed_actor<
 using registry_actor = caf::typed_actor<
   // Route one event to its build's actor, spawning or waking it.
   caf::reacts_to<model::envelope>,
-  // Route one event of a request whose answer counts what its events did.
-  caf::reacts_to<model::envelope, tally_ptr>,
+  // Route the events of one request, in order; its answer counts what they did.
+  caf::reacts_to<std::vector<model::envelope>, tally_ptr>,
   // Recovery: route one journaled event; answers once applied, so that effects reach
   // the streak tracker in journal order however fast the journal is replayed.
   caf::replies_to<replay_atom, model::envelope>::with<bool>,
@@ -235,6 +235,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::http_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::notice)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::delivery_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::tally_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::model::envelope>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::lost_builds)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::build>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::streak_book>)

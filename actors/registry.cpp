@@ -67,9 +67,13 @@ void deliver(self_ptr self, registry_state::live_build& target, const std::strin
 /// build, into the queue of events that wait for its stored state.
 void route(self_ptr self, waiting_event w) {
   auto& st = self->state;
-  auto name = w.event.key.str();
-  if (auto it = st.live.find(name); it != st.live.end())
-    return deliver(self, it->second, name, std::move(w));
+  auto& k = w.event.key;
+  // Most events go to a live actor: look it up without building a new string.
+  st.scratch.clear();
+  st.scratch.append(k.source).append(1, '/').append(k.pipeline).append(1, '/').append(k.id);
+  if (auto it = st.live.find(st.scratch); it != st.live.end())
+    return deliver(self, it->second, it->first, std::move(w));
+  auto name = st.scratch;
   // Events wait behind a read in progress, so the build still sees them in order.
   if (auto waiting = st.loading.find(name); waiting != st.loading.end())
     return waiting->second.push_back(std::move(w));
@@ -188,8 +192,9 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
   });
   return {
     [=](model::envelope& e) { route(self, {std::move(e), nullptr, {}}); },
-    [=](model::envelope& e, tally_ptr& tally) {
-      route(self, {std::move(e), std::move(tally), {}});
+    [=](std::vector<model::envelope>& events, tally_ptr& tally) {
+      for (auto& e : events)
+        route(self, {std::move(e), tally, {}});
     },
     [=](replay_atom, model::envelope& e) -> caf::result<bool> {
       auto rp = self->make_response_promise<bool>();

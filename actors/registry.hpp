@@ -63,6 +63,7 @@ struct registry_state {
   };
   std::unordered_map<std::string, in_flight_build> in_flight;
   std::shared_ptr<registry_stats> stats;
+  std::string scratch; ///< the key of the event being routed, reused to spare allocations
 
   /// Publishes the sizes after a change.
   void publish() {

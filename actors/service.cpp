@@ -192,8 +192,7 @@ void service::route(std::vector<model::envelope> events,
                     std::function<void(std::size_t duplicates)> applied) {
   auto tally = std::make_shared<ingest_tally>();
   tally->done = std::move(applied);
-  for (auto& e : events)
-    caf::anon_send(impl_->registry, std::move(e), tally);
+  caf::anon_send(impl_->registry, std::move(events), std::move(tally));
 }
 
 void service::get_build(const model::build_key& key, reply_fn reply) {

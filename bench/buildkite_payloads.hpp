@@ -1,7 +1,7 @@
 #pragma once
 
-// Realistic Buildkite webhook bodies and requests, shared by the storm bench and
-// the crash test. Shapes follow tests/fixtures.
+// Realistic Buildkite webhook bodies and requests, and native event requests, shared
+// by the storm bench and the crash test. Shapes follow tests/fixtures.
 
 #include <sstream>
 #include <string>
@@ -65,6 +65,17 @@ inline std::string http_request(const std::string& event, const std::string& bod
   out << "POST /webhooks/buildkite HTTP/1.1\r\nHost: 127.0.0.1\r\n"
       << "Content-Type: application/json\r\nX-Buildkite-Event: " << event
       << "\r\nX-Buildkite-Token: " << token << "\r\nContent-Length: " << body.size()
+      << "\r\n\r\n"
+      << body;
+  return out.str();
+}
+
+/// A complete HTTP/1.1 request posting native events: one JSON event, or NDJSON.
+inline std::string native_request(const std::string& body, bool ndjson) {
+  std::ostringstream out;
+  out << "POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+      << (ndjson ? "application/x-ndjson" : "application/json")
+      << "\r\nAuthorization: Bearer " << token << "\r\nContent-Length: " << body.size()
       << "\r\n\r\n"
       << body;
   return out.str();

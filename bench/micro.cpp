@@ -6,7 +6,9 @@
 #include <sstream>
 
 #include "model/build.hpp"
+#include "model/codec.hpp"
 #include "sources/buildkite.hpp"
+#include "sources/native.hpp"
 
 namespace {
 
@@ -54,6 +56,34 @@ void model_apply_job_events(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * jobs);
 }
 BENCHMARK(model_apply_job_events)->Arg(10)->Arg(100);
+
+/// A batch of `n` native job.finished events, one per line, as the storm sends them.
+std::string native_batch(int n) {
+  std::string body;
+  for (int i = 0; i < n; ++i)
+    body += R"({"type":"job.finished","build":{"pipeline":"bench-3","id":")" + std::to_string(i)
+            + R"(","number":)" + std::to_string(i)
+            + R"(,"branch":"main","commit":"8faa67ad6d0fda3ccf884c90acfd061d37e8558d","url":"https://ci.example.com/bench-3/)"
+            + std::to_string(i) + R"("},"job":{"id":"bench-3-)" + std::to_string(i)
+            + R"(-4-0","name":"step 4","attempt":0,"state":"passed","exit_status":0}})" + "\n";
+  return body;
+}
+
+void native_parse_batch_of_100(benchmark::State& state) {
+  auto body = native_batch(100);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(bt::sources::native_parse("application/x-ndjson", body, now));
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(native_parse_batch_of_100);
+
+void journal_encode_native_event(benchmark::State& state) {
+  auto events = std::get<0>(bt::sources::native_parse("application/x-ndjson", native_batch(1), now));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(bt::model::codec::encode(events[0]));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(journal_encode_native_event);
 
 } // namespace
 

@@ -63,56 +63,129 @@ struct options {
   bool restart = false; ///< after the storm, restart buildtrackd and time it until it serves
   bool notify = false;  ///< a webhook sink to a receiver in this process
   int notify_concurrency = 8;
+  std::string source = "buildkite"; ///< or "native": the native event API
+  int batch = 1; ///< native events per request (NDJSON when more than one)
 };
 
 struct workload {
   std::vector<std::string> requests; ///< complete HTTP requests, shuffled
+  std::size_t events = 0;            ///< events in all requests
   std::map<std::string, std::string> expected; ///< build path -> final state
-  /// build.finished request -> build key (pointers into `requests`)
-  std::unordered_map<const std::string*, std::string> finish_of;
+  /// request holding build.finished events -> their build keys (pointers into `requests`)
+  std::unordered_map<const std::string*, std::vector<std::string>> finish_of;
 };
+
+/// One build's life as a storm sends it: every event, and whether the build fails.
+/// `job(step, attempt, finished, fails)` and `edge(finished, failed)` make the events.
+template <class Job, class Edge>
+bool build_life(std::mt19937& rng, int jobs, Job&& job, Edge&& edge) {
+  std::uniform_real_distribution<double> chance{0, 1};
+  bool build_failed = false;
+  edge(false, false);
+  for (int j = 0; j < jobs; ++j) {
+    bool retried = chance(rng) < 0.1;
+    bool first_fails = retried || chance(rng) < 0.01;
+    bool last_fails = retried ? chance(rng) < 0.3 : first_fails;
+    int attempts = retried ? 2 : 1;
+    for (int a = 0; a < attempts; ++a) {
+      bool fails = a + 1 == attempts ? last_fails : first_fails;
+      for (bool done : {false, true}) {
+        job(j, a, done, fails);
+        if (done && chance(rng) < 0.02)
+          job(j, a, done, fails); // duplicate delivery
+      }
+    }
+    build_failed = build_failed || last_fails;
+  }
+  edge(true, build_failed);
+  return build_failed;
+}
 
 /// When each build.finished was accepted (202), by build key.
 using ack_times = std::map<std::string, steady::time_point>;
 
-workload generate(const options& o) {
+/// Buildkite deliveries, one event per request.
+workload generate_buildkite(const options& o) {
   std::mt19937 rng{o.seed};
-  std::uniform_real_distribution<double> chance{0, 1};
   workload w;
   std::map<std::string, std::string> finished_key;
   for (int b = 1; b <= o.builds; ++b) {
     auto pipeline = "bench-" + std::to_string(b % 8);
-    bool build_failed = false;
-    auto running = payloads::build_delivery("build.running", pipeline, b, "running");
-    w.requests.push_back(payloads::http_request("build.running", running.dump()));
-    for (int j = 0; j < o.jobs; ++j) {
-      bool retried = chance(rng) < 0.1;
-      bool first_fails = retried || chance(rng) < 0.01;
-      bool last_fails = retried ? chance(rng) < 0.3 : first_fails;
-      int attempts = retried ? 2 : 1;
-      for (int a = 0; a < attempts; ++a) {
-        bool fails = a + 1 == attempts ? last_fails : first_fails;
-        for (bool done : {false, true}) {
-          auto doc = payloads::job_delivery(pipeline, b, j, a, done, fails);
-          auto req = payloads::http_request(doc["event"], doc.dump());
-          w.requests.push_back(req);
-          if (done && chance(rng) < 0.02)
-            w.requests.push_back(req); // duplicate delivery
-        }
-      }
-      build_failed = build_failed || last_fails;
-    }
-    auto state = build_failed ? "failed" : "passed";
-    auto finished = payloads::build_delivery("build.finished", pipeline, b, state);
-    w.requests.push_back(payloads::http_request("build.finished", finished.dump()));
-    finished_key[w.requests.back()] = "buildkite/" + pipeline + "/" + std::to_string(b);
-    w.expected["/api/v1/builds/buildkite/" + pipeline + "/" + std::to_string(b)] = state;
+    auto add = [&](const json& doc) {
+      w.requests.push_back(payloads::http_request(doc["event"], doc.dump()));
+    };
+    bool failed = build_life(
+      rng, o.jobs,
+      [&](int step, int attempt, bool done, bool fails) {
+        add(payloads::job_delivery(pipeline, b, step, attempt, done, fails));
+      },
+      [&](bool finished, bool failed) {
+        if (!finished)
+          return add(payloads::build_delivery("build.running", pipeline, b, "running"));
+        add(payloads::build_delivery("build.finished", pipeline, b, failed ? "failed" : "passed"));
+        finished_key[w.requests.back()] = "buildkite/" + pipeline + "/" + std::to_string(b);
+      });
+    w.expected["/api/v1/builds/buildkite/" + pipeline + "/" + std::to_string(b)] =
+      failed ? "failed" : "passed";
   }
   // Deliver everything out of order: late jobs, build.finished first, and so on.
   std::shuffle(w.requests.begin(), w.requests.end(), rng);
+  w.events = w.requests.size();
   for (auto& r : w.requests)
     if (auto f = finished_key.find(r); f != finished_key.end())
-      w.finish_of.emplace(&r, f->second);
+      w.finish_of[&r].push_back(f->second);
+  return w;
+}
+
+/// Native events of the same storm, out of order, `o.batch` to a request.
+workload generate_native(const options& o) {
+  std::mt19937 rng{o.seed};
+  workload w;
+  std::vector<json> events;
+  for (int b = 1; b <= o.builds; ++b) {
+    auto pipeline = "bench-" + std::to_string(b % 8);
+    json build = {{"pipeline", pipeline}, {"id", std::to_string(b)}, {"number", b},
+                  {"branch", "main"}, {"commit", "8faa67ad6d0fda3ccf884c90acfd061d37e8558d"},
+                  {"url", "https://ci.example.com/" + pipeline + "/" + std::to_string(b)}};
+    bool failed = build_life(
+      rng, o.jobs,
+      [&](int step, int attempt, bool done, bool fails) {
+        auto id = pipeline + "-" + std::to_string(b) + "-" + std::to_string(step) + "-"
+                  + std::to_string(attempt);
+        json job = {{"id", id}, {"name", "step " + std::to_string(step)}, {"attempt", attempt},
+                    {"state", done ? (fails ? "failed" : "passed") : "running"}};
+        if (done)
+          job["exit_status"] = fails ? 1 : 0;
+        events.push_back({{"type", done ? "job.finished" : "job.started"}, {"build", build},
+                          {"job", job}});
+      },
+      [&](bool finished, bool) {
+        events.push_back({{"type", finished ? "build.finished" : "build.started"},
+                          {"build", build}});
+      });
+    w.expected["/api/v1/builds/native/" + pipeline + "/" + std::to_string(b)] =
+      failed ? "failed" : "passed";
+  }
+  std::shuffle(events.begin(), events.end(), rng);
+  w.events = events.size();
+  std::vector<std::vector<std::string>> finished;
+  for (std::size_t i = 0; i < events.size(); i += static_cast<std::size_t>(o.batch)) {
+    std::string body;
+    std::vector<std::string> keys;
+    auto end = std::min(events.size(), i + static_cast<std::size_t>(o.batch));
+    for (auto k = i; k < end; ++k) {
+      body += events[k].dump();
+      body += '\n';
+      if (events[k]["type"] == "build.finished")
+        keys.push_back("native/" + events[k]["build"]["pipeline"].get<std::string>() + "/"
+                       + events[k]["build"]["id"].get<std::string>());
+    }
+    w.requests.push_back(payloads::native_request(body, o.batch > 1));
+    finished.push_back(std::move(keys));
+  }
+  for (std::size_t i = 0; i < w.requests.size(); ++i)
+    if (!finished[i].empty())
+      w.finish_of.emplace(&w.requests[i], std::move(finished[i]));
   return w;
 }
 
@@ -158,7 +231,8 @@ private:
     if (parser_->get().result_int() != 202)
       ++errors_;
     else if (auto f = w_.finish_of.find(reqs_[i_]); f != w_.finish_of.end())
-      acks_.try_emplace(f->second, steady::now());
+      for (auto& key : f->second)
+        acks_.try_emplace(key, steady::now());
     ++i_;
     next();
   }
@@ -178,9 +252,11 @@ private:
 struct run_result {
   double seconds = 0;
   std::size_t requests = 0;
+  std::size_t events = 0;
   std::size_t errors = 0;
   double p50 = 0, p99 = 0, max = 0;
   double rate() const { return static_cast<double>(requests) / seconds; }
+  double event_rate() const { return static_cast<double>(events) / seconds; }
 };
 
 run_result storm(const workload& w, unsigned short port, int connections, ack_times& acks) {
@@ -199,6 +275,7 @@ run_result storm(const workload& w, unsigned short port, int connections, ack_ti
   run_result r;
   r.seconds = std::chrono::duration<double>(steady::now() - t0).count();
   r.requests = latencies.size();
+  r.events = w.events;
   r.errors = errors;
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double q) {
@@ -396,10 +473,10 @@ std::size_t verify(const workload& w, unsigned short port,
 }
 
 void print(const char* name, const run_result& r) {
-  std::printf("%-12s %9zu req %8.2f s %10.0f req/s  p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  "
-              "non-202 %zu\n",
-              name, r.requests, r.seconds, r.rate(), r.p50 * 1e3, r.p99 * 1e3, r.max * 1e3,
-              r.errors);
+  std::printf("%-12s %9zu req %8.2f s %10.0f req/s %10.0f events/s  p50 %6.2f ms  p99 %6.2f ms  "
+              "max %7.2f ms  non-202 %zu\n",
+              name, r.requests, r.seconds, r.rate(), r.event_rate(), r.p50 * 1e3, r.p99 * 1e3,
+              r.max * 1e3, r.errors);
 }
 
 } // namespace
@@ -425,15 +502,22 @@ int main(int argc, char** argv) {
     else if (k == "--restart") o.restart = v == "1" || v == "yes";
     else if (k == "--notify") o.notify = v == "1" || v == "yes";
     else if (k == "--notify-concurrency") o.notify_concurrency = std::stoi(v);
+    else if (k == "--source") o.source = v;
+    else if (k == "--batch") o.batch = std::stoi(v);
     else {
       std::cerr << "unknown option " << k << '\n';
       return 2;
     }
   }
-  auto w = generate(o);
-  std::printf("storm: %d builds x %d jobs = %zu Buildkite deliveries (shuffled, 2%% "
+  if ((o.source != "buildkite" && o.source != "native") || o.batch < 1
+      || (o.source == "buildkite" && o.batch != 1)) {
+    std::cerr << "--source buildkite, or --source native [--batch N]\n";
+    return 2;
+  }
+  auto w = o.source == "native" ? generate_native(o) : generate_buildkite(o);
+  std::printf("storm: %d builds x %d jobs = %zu %s events in %zu requests (shuffled, 2%% "
               "duplicates, ~10%% retried jobs) over %d keep-alive connections\n",
-              o.builds, o.jobs, w.requests.size(), o.connections);
+              o.builds, o.jobs, w.events, o.source.c_str(), w.requests.size(), o.connections);
 
   // The floor first: a bare Beast server doing no work.
   auto bare_port = free_port();
@@ -467,7 +551,7 @@ int main(int argc, char** argv) {
         << "\nstore:\n  kind: " << o.store << "\n  redis:\n    url: redis://127.0.0.1:"
         << redis_port << "/0\n  snapshot_interval: " << o.snapshot_interval
         << "\n  snapshot_max_builds: " << o.snapshot_max_builds
-        << "\nsources:\n  buildkite:\n    token: " << token
+        << "\nsources:\n  buildkite:\n    token: " << token << "\n  native:\n    token: " << token
         << "\ntracking:\n  actor_idle_timeout: " << o.idle_timeout
         << "\nactors:\n  threads: " << o.actor_threads
         << "\n  policy: " << o.policy << "\nlog:\n  level: error\n";

@@ -173,6 +173,9 @@ struct event_applier {
   timestamp now;
   const build_limits& limits;
   applied& out;
+  /// Set when a job event changed whether its job fails or was fixed: the only way
+  /// an event other than the build's own changes the outcome view's job lists.
+  bool job_outcome_changed = false;
 
   void operator()(const build_event& e) {
     switch (e.phase) {
@@ -216,29 +219,33 @@ struct event_applier {
     auto& j = it->second;
     if (!e.name.empty())
       j.name = e.name;
-    auto r = e.report; // a copy: an unnumbered attempt gets its number here
+    bool failed_before = j.failed(), fixed_before = j.fixed(); // false for a new job
+    const auto& in = e.report;
+    auto state = in.state;
     auto at = std::find_if(j.attempts.begin(), j.attempts.end(),
-                           [&](const attempt& a) { return a.id == r.id; });
+                           [&](const attempt& a) { return a.id == in.id; });
     if (at != j.attempts.end()) {
-      if (at->state == r.state && at->exit_status == r.exit_status
-          && at->soft_failed == r.soft_failed && at->fails == r.fails) {
+      if (at->state == in.state && at->exit_status == in.exit_status
+          && at->soft_failed == in.soft_failed && at->fails == in.fails) {
         out.duplicate = true;
         return;
       }
-      if (is_terminal(at->state) && !is_terminal(r.state)) {
+      if (is_terminal(at->state) && !is_terminal(in.state)) {
         out.ignored = "job attempt already finished";
         return;
       }
+    }
+    auto r = in; // a copy: an unnumbered attempt gets its number here
+    if (at != j.attempts.end()) {
       // A later report may leave out what an earlier one said.
-      auto merged = r;
-      if (merged.url.empty())
-        merged.url = at->url;
-      if (!merged.started)
-        merged.started = at->started;
-      if (!merged.finished)
-        merged.finished = at->finished;
-      merged.number = at->number;
-      *at = std::move(merged);
+      if (r.url.empty())
+        r.url = std::move(at->url);
+      if (!r.started)
+        r.started = at->started;
+      if (!r.finished)
+        r.finished = at->finished;
+      r.number = at->number;
+      *at = std::move(r);
     } else {
       // Attempts stay ordered by retry number whatever order their events arrive in;
       // an unnumbered one comes after every attempt known.
@@ -246,12 +253,13 @@ struct event_applier {
         r.number = std::max(r.number, j.attempts.back().number + 1);
       auto pos = std::upper_bound(j.attempts.begin(), j.attempts.end(), r.number,
                                   [](std::int64_t n, const attempt& a) { return n < a.number; });
-      j.attempts.insert(pos, r);
+      j.attempts.insert(pos, std::move(r));
       trim_attempts(j, limits.max_attempts, out);
     }
+    job_outcome_changed = j.failed() != failed_before || j.fixed() != fixed_before;
     if (new_job)
       trim_jobs(b, e.group, limits.max_jobs, out); // `j` may be gone after this
-    if (!b.is_finished() && b.state == build_state::pending && r.state != job_state::scheduled) {
+    if (!b.is_finished() && b.state == build_state::pending && state != job_state::scheduled) {
       b.state = build_state::running;
       if (!b.started)
         b.started = now;
@@ -323,14 +331,22 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
       return out;
     }
   }
-  auto before = view(b);
+  // Whether the outcome changed: computed in full only when an event may let a job
+  // go (a new job at the limit); otherwise only the build's state and the one job
+  // an event touches can change it, which is much cheaper to see.
+  auto* job_ev = std::get_if<job_event>(&e.body);
+  bool may_trim = job_ev && b.jobs.size() >= limits.max_jobs && !b.jobs.contains(job_ev->group);
+  auto before = may_trim ? view(b) : std::nullopt;
+  bool finished_before = b.is_finished();
+  auto state_before = b.state;
   if (b.key.id.empty())
     b.key = e.key;
   if (e.info)
     merge(b.info, *e.info);
   if (!b.created)
     b.created = now;
-  std::visit(event_applier{b, now, limits, out}, e.body);
+  event_applier applier{b, now, limits, out};
+  std::visit(applier, e.body);
   if (!out.changed)
     return out;
   if (!e.delivery.empty()) {
@@ -341,8 +357,12 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
   }
   b.updated = now;
   b.state = decide(b);
-  auto after = view(b);
-  if (after && after != before) {
+  bool outcome_changed = false;
+  if (b.is_finished())
+    outcome_changed = may_trim ? view(b) != before
+                               : !finished_before || b.state != state_before
+                                   || applier.job_outcome_changed;
+  if (outcome_changed) {
     ++b.revision;
     out.effects = announcements(b);
   }

@@ -17,17 +17,16 @@ namespace {
 using steady = std::chrono::steady_clock;
 using nlohmann::json;
 
-/// True when a reply is what a successful XADD (or an EXEC of XADDs) returns.
-bool journaled(const redis_reply& r, bool transaction) {
-  if (!transaction)
-    return r.kind == redis_reply::string;
-  if (r.kind != redis_reply::array || r.elements.empty())
-    return false;
-  for (auto& e : r.elements)
-    if (e.kind != redis_reply::string)
-      return false;
-  return true;
+/// True when a reply is what a successful XADD returns.
+bool journaled(const redis_reply& r) {
+  return r.kind == redis_reply::string;
 }
+
+/// The field of a journal entry holding one event ("e"), or several, one encoded
+/// event per line ("b"): one append is one entry, so a batch is written and trimmed
+/// whole, and Redis does the work of one XADD for it.
+constexpr const char* one_event = "e";
+constexpr const char* several_events = "b";
 
 } // namespace
 
@@ -54,9 +53,12 @@ void redis_store::append(const std::vector<model::envelope>& events,
   if (events.empty())
     return done(true); // nothing to journal
   pending p;
-  p.encoded.reserve(events.size());
-  for (auto& e : events)
-    p.encoded.push_back(model::codec::encode(e));
+  p.several = events.size() > 1;
+  for (auto& e : events) {
+    if (!p.encoded.empty())
+      p.encoded += '\n'; // encoded documents hold no raw line break
+    p.encoded += model::codec::encode(e);
+  }
   p.done = std::move(done);
   {
     std::lock_guard guard{queue_mutex_};
@@ -161,23 +163,15 @@ void redis_store::write_loop() {
 
 void redis_store::commit(std::deque<pending>& batch) {
   std::vector<redis_command> cmds;
-  std::vector<size_t> deciding; // index of the reply that decides each append
   auto stream = journal_key();
+  cmds.reserve(batch.size());
   for (auto& p : batch) {
-    bool transaction = p.encoded.size() > 1;
-    if (transaction)
-      cmds.push_back({"MULTI"});
-    for (auto& doc : p.encoded) {
-      // Built by hand: a braced list would copy the document.
-      redis_command xadd;
-      xadd.reserve(5);
-      xadd.insert(xadd.end(), {"XADD", stream, "*", "e"});
-      xadd.push_back(std::move(doc));
-      cmds.push_back(std::move(xadd));
-    }
-    if (transaction)
-      cmds.push_back({"EXEC"});
-    deciding.push_back(cmds.size() - 1);
+    // Built by hand: a braced list would copy the document.
+    redis_command xadd;
+    xadd.reserve(5);
+    xadd.insert(xadd.end(), {"XADD", stream, "*", p.several ? several_events : one_event});
+    xadd.push_back(std::move(p.encoded));
+    cmds.push_back(std::move(xadd));
   }
   // A connection that went stale (Redis restarted since it was last used) is tried
   // once more on a fresh one. Should Redis have applied the first send after all,
@@ -195,14 +189,13 @@ void redis_store::commit(std::deque<pending>& batch) {
   auto& replies = std::get<0>(result);
   std::string last_id;
   for (size_t i = 0; i < batch.size(); ++i) {
-    auto& r = replies[deciding[i]];
-    bool transaction = batch[i].encoded.size() > 1;
-    bool ok = journaled(r, transaction);
+    auto& r = replies[i];
+    bool ok = journaled(r);
     if (!ok)
       support::log(support::log_level::error, "redis refused a journal append",
                    {{"reason", r.text}});
     else
-      last_id = transaction ? r.elements.back().text : r.text;
+      last_id = r.text;
     batch[i].done(ok);
   }
   // Only now has every entry up to last_id been handed on.
@@ -524,17 +517,28 @@ std::optional<journal_page> redis_store::read_journal(const std::string& after,
     }
     page.last_id = entry.elements[0].text;
     auto& fields = entry.elements[1].elements;
-    std::string why = "not one field";
-    auto e = fields.size() == 2
-               ? model::codec::decode_envelope(json::parse(fields[1].text, nullptr, false), &why)
-               : std::nullopt;
-    if (!e) {
+    // Every event of the entry, or none: an append was written whole.
+    std::string why = "not one field named e or b";
+    std::vector<model::envelope> events;
+    bool whole = fields.size() == 2
+                 && (fields[0].text == one_event || fields[0].text == several_events);
+    std::string_view rest = whole ? std::string_view{fields[1].text} : std::string_view{};
+    while (whole && !rest.empty()) {
+      auto line = rest.substr(0, rest.find('\n'));
+      rest.remove_prefix(std::min(rest.size(), line.size() + 1));
+      auto e = model::codec::decode_envelope(json::parse(line, nullptr, false), &why);
+      whole = e.has_value();
+      if (e)
+        events.push_back(std::move(*e));
+    }
+    if (!whole || events.empty()) {
       ++page.corrupt;
       support::log(support::log_level::error, "a journal entry does not decode; skipped",
                    {{"entry", page.last_id}, {"reason", why}});
       continue;
     }
-    page.entries.push_back({page.last_id, std::move(*e)});
+    for (auto& e : events)
+      page.entries.push_back({page.last_id, std::move(e)});
   }
   return page;
 }

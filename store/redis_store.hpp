@@ -86,7 +86,9 @@ public:
 
 private:
   struct pending {
-    std::vector<std::string> encoded; ///< one journal document per event (moved out by commit)
+    /// The append's journal documents, one per line (moved out by commit).
+    std::string encoded;
+    bool several = false; ///< more than one event: a batch entry
     std::function<void(bool)> done;
   };
 

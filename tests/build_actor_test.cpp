@@ -24,7 +24,10 @@ actors::registry_actor::behavior_type recording_registry(actors::registry_actor:
                                                          std::shared_ptr<recorded> rec) {
   return {
     [=](model::envelope& e) { rec->routed.push_back(std::move(e)); },
-    [=](model::envelope& e, actors::tally_ptr&) { rec->routed.push_back(std::move(e)); },
+    [=](std::vector<model::envelope>& events, actors::tally_ptr&) {
+      for (auto& e : events)
+        rec->routed.push_back(std::move(e));
+    },
     [=](actors::replay_atom, model::envelope&) { return true; },
     [=](caf::get_atom, const model::build_key&) -> caf::result<std::string> {
       return caf::make_error(actors::errc::not_found);
