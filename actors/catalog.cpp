@@ -7,12 +7,26 @@
 
 namespace bt::actors {
 
-catalog_actor::behavior_type catalog(catalog_actor::stateful_pointer<catalog_state> self) {
+namespace {
+
+void publish(catalog_state& st) {
+  st.listed->store(st.index.size(), std::memory_order_relaxed);
+}
+
+} // namespace
+
+catalog_actor::behavior_type catalog(catalog_actor::stateful_pointer<catalog_state> self,
+                                     std::shared_ptr<std::atomic<std::uint64_t>> listed) {
+  self->state.listed = std::move(listed);
   return {
-    [=](caf::put_atom, const model::build_summary& s) { self->state.index.upsert(s); },
+    [=](caf::put_atom, const model::build_summary& s) {
+      self->state.index.upsert(s);
+      publish(self->state);
+    },
     [=](caf::put_atom, const std::vector<model::build_summary>& all) {
       for (auto& s : all)
         self->state.index.upsert(s);
+      publish(self->state);
     },
     [=](caf::get_atom, const model::build_query& q) -> std::string {
       auto out = nlohmann::json::array();
@@ -35,11 +49,13 @@ catalog_actor::behavior_type catalog(catalog_actor::stateful_pointer<catalog_sta
       for (auto* keys : {&out.finished, &out.abandoned})
         for (auto& key : *keys)
           index.erase(key);
+      publish(self->state);
       return out;
     },
     [=](forget_atom, const lost_builds& lost) {
       for (auto& key : lost.keys)
         self->state.index.erase(key);
+      publish(self->state);
     },
   };
 }

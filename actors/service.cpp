@@ -36,6 +36,8 @@ struct service::impl {
   caf::actor_system_config cfg;
   caf::actor_system system;
   std::shared_ptr<registry_stats> stats = std::make_shared<registry_stats>();
+  std::shared_ptr<std::atomic<std::uint64_t>> listed
+    = std::make_shared<std::atomic<std::uint64_t>>(0);
   std::shared_ptr<store::store> store;
   std::shared_ptr<dispatcher_stats> notify_stats = std::make_shared<dispatcher_stats>();
   build_settings settings;
@@ -62,7 +64,9 @@ struct service::impl {
                    ? notify_dispatcher_actor{}
                    : system.spawn<caf::detached>(notify_dispatcher, store, c.notifications,
                                                  c.people, http_transport(), notify_stats)},
-      catalog{system.spawn(actors::catalog)},
+      // Spawned with an argument: CAF 0.17 dereferences a null argument tuple when a
+      // function-based actor takes none (UBSan reports it).
+      catalog{system.spawn(actors::catalog, listed)},
       loader{system.spawn<caf::detached>(build_loader, store)},
       registry{system.spawn(actors::registry, loader, build_peers{tracker, catalog, dispatcher},
                             settings, stats)},
@@ -77,6 +81,8 @@ struct service::impl {
                 [s = stats] { return static_cast<double>(s->live.load()); });
     m.set_gauge("buildtrack_builds_tracked", "Builds known to the registry.", this,
                 [s = stats] { return static_cast<double>(s->tracked.load()); });
+    m.set_gauge("buildtrack_builds_listed", "Builds in the listing index (GET /api/v1/builds).",
+                this, [l = listed] { return static_cast<double>(l->load()); });
     m.set_gauge("buildtrack_builds_dirty", "Builds changed since the last snapshot.", this,
                 [s = stats] { return static_cast<double>(s->dirty.load()); });
     for (auto& sink : c.notifications)

@@ -21,7 +21,9 @@ struct registry_fixture : actor_fixture {
   std::shared_ptr<actors::registry_stats> stats = std::make_shared<actors::registry_stats>();
   actors::streak_tracker_actor tracker = sys->spawn(actors::streak_tracker,
                                                     std::vector<std::string>{"main"});
-  actors::catalog_actor catalog = sys->spawn(actors::catalog);
+  std::shared_ptr<std::atomic<std::uint64_t>> listed
+    = std::make_shared<std::atomic<std::uint64_t>>(0);
+  actors::catalog_actor catalog = sys->spawn(actors::catalog, listed);
   actors::build_loader_actor loader = sys->spawn(actors::build_loader, store);
   actors::registry_actor registry = spawn_registry(loader);
 
