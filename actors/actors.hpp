@@ -152,9 +152,10 @@ using catalog_actor = caf::typed_actor<
   caf::reacts_to<caf::put_atom, std::vector<model::build_summary>>,
   // Builds matching a query, as a JSON array of summaries.
   caf::replies_to<caf::get_atom, model::build_query>::with<std::string>,
-  // Picks and forgets the builds past their age limit; the caller has the registry
-  // and the store forget them too.
+  // Picks the builds past their age limit; they stay listed until forgotten.
   caf::replies_to<expire_atom, expiry_rule>::with<expired_builds>,
+  // Forgets expired builds (those the registry let go).
+  caf::reacts_to<forget_atom, expired_builds>,
   // Forgets builds the store lost.
   caf::reacts_to<forget_atom, lost_builds>>;
 
@@ -179,8 +180,10 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<snapshot_atom, std::size_t>::with<snapshot_batch>,
   // The last snapshot was written (true) or must be taken again (false).
   caf::reacts_to<snapshot_atom, bool>,
-  // Expired builds: stop their actors and forget them.
-  caf::reacts_to<forget_atom, std::vector<model::build_key>>,
+  // Expired builds: forgets them, stopping their actors, and answers which it forgot.
+  // A build with an event in flight or a read in progress is kept: it was active after
+  // the catalog picked it.
+  caf::replies_to<forget_atom, expired_builds>::with<expired_builds>,
   // The store lost what was written to it: mark every build held in memory to be
   // written again; answers the builds whose only state was in the store (gone now).
   caf::replies_to<rewrite_atom>::with<lost_builds>,

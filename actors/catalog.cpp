@@ -35,9 +35,8 @@ catalog_actor::behavior_type catalog(catalog_actor::stateful_pointer<catalog_sta
       return model::to_text(out);
     },
     [=](expire_atom, const expiry_rule& rule) -> expired_builds {
-      auto& index = self->state.index;
       expired_builds out;
-      index.for_each([&](const model::build_summary& s) {
+      self->state.index.for_each([&](const model::build_summary& s) {
         if (!s.updated)
           return;
         auto age = rule.now - *s.updated;
@@ -46,11 +45,13 @@ catalog_actor::behavior_type catalog(catalog_actor::stateful_pointer<catalog_sta
           return;
         (finished ? out.finished : out.abandoned).push_back(s.key);
       });
-      for (auto* keys : {&out.finished, &out.abandoned})
-        for (auto& key : *keys)
-          index.erase(key);
-      publish(self->state);
       return out;
+    },
+    [=](forget_atom, const expired_builds& gone) {
+      for (auto* keys : {&gone.finished, &gone.abandoned})
+        for (auto& key : *keys)
+          self->state.index.erase(key);
+      publish(self->state);
     },
     [=](forget_atom, const lost_builds& lost) {
       for (auto& key : lost.keys)

@@ -255,18 +255,25 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       st.in_flight.clear();
       st.publish();
     },
-    [=](forget_atom, const std::vector<model::build_key>& keys) {
+    [=](forget_atom, const expired_builds& picked) -> expired_builds {
       auto& st = self->state;
-      for (auto& key : keys) {
-        auto name = key.str();
-        if (auto it = st.live.find(name); it != st.live.end())
-          retire(self, it);
-        st.parked.erase(name);
-        st.stored.erase(name);
-        st.dirty.erase(name);
-        st.in_flight.erase(name);
-      }
+      expired_builds forgotten;
+      for (auto [from, to] : {std::pair{&picked.finished, &forgotten.finished},
+                              std::pair{&picked.abandoned, &forgotten.abandoned}})
+        for (auto& key : *from) {
+          auto name = key.str();
+          // A live actor got an event (or awaits a verdict) since its last summary;
+          // a read in progress has events waiting: the build is not idle after all.
+          if (st.live.contains(name) || st.loading.contains(name))
+            continue;
+          st.parked.erase(name);
+          st.stored.erase(name);
+          st.dirty.erase(name);
+          st.in_flight.erase(name);
+          to->push_back(key);
+        }
       st.publish();
+      return forgotten;
     },
     [=](rewrite_atom) -> lost_builds {
       auto& st = self->state;

@@ -44,34 +44,41 @@ void schedule_next(self_ptr self) {
   self->delayed_send(self, self->state.policy.interval, tick_atom::value);
 }
 
-/// Removes expired builds: the catalog picks them, the registry forgets them, then
-/// the store deletes them.
+/// Removes expired builds: the catalog picks them, the registry forgets those that
+/// stayed idle (a build with an event since the pick is kept), then the catalog and
+/// the store forget what the registry did.
 void sweep(self_ptr self) {
   auto& st = self->state;
   st.next_sweep = self->home_system().clock().now() + st.policy.sweep_interval();
   expiry_rule rule{support::wall_clock(), st.policy.retention, st.policy.abandoned_after};
+  auto failed = [=](caf::error& err) {
+    support::log(support::log_level::error, "expiry sweep failed",
+                 {{"reason", caf::to_string(err)}});
+    schedule_next(self);
+  };
   self->request(st.catalog, caf::infinite, expire_atom::value, rule)
     .then(
-      [=](expired_builds& gone) {
-        auto& m = metrics();
-        m.expired_finished.inc(gone.finished.size());
-        m.expired_abandoned.inc(gone.abandoned.size());
-        auto keys = std::move(gone.finished);
-        keys.insert(keys.end(), gone.abandoned.begin(), gone.abandoned.end());
-        if (keys.empty())
+      [=](expired_builds& picked) {
+        if (picked.finished.empty() && picked.abandoned.empty())
           return schedule_next(self);
-        self->send(self->state.registry, forget_atom::value, keys);
-        if (!self->state.store->erase(keys))
-          support::log(support::log_level::error,
-                       "expired builds stay stored; they expire again after a restart",
-                       {{"count", keys.size()}});
-        schedule_next(self);
+        self->request(self->state.registry, caf::infinite, forget_atom::value, picked)
+          .then(
+            [=](expired_builds& gone) {
+              auto& m = metrics();
+              m.expired_finished.inc(gone.finished.size());
+              m.expired_abandoned.inc(gone.abandoned.size());
+              self->send(self->state.catalog, forget_atom::value, gone);
+              auto keys = std::move(gone.finished);
+              keys.insert(keys.end(), gone.abandoned.begin(), gone.abandoned.end());
+              if (!keys.empty() && !self->state.store->erase(keys))
+                support::log(support::log_level::error,
+                             "expired builds stay stored; they expire again after a restart",
+                             {{"count", keys.size()}});
+              schedule_next(self);
+            },
+            failed);
       },
-      [=](caf::error& err) {
-        support::log(support::log_level::error, "expiry sweep failed",
-                     {{"reason", caf::to_string(err)}});
-        schedule_next(self);
-      });
+      failed);
 }
 
 /// How far the journal may be trimmed once `batch` is written: up to this

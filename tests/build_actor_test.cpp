@@ -39,7 +39,7 @@ actors::registry_actor::behavior_type recording_registry(actors::registry_actor:
     [=](caf::put_atom, const std::vector<model::build_key>&) {},
     [=](actors::snapshot_atom, std::size_t) { return actors::snapshot_batch{}; },
     [=](actors::snapshot_atom, bool) {},
-    [=](actors::forget_atom, const std::vector<model::build_key>&) {},
+    [=](actors::forget_atom, const actors::expired_builds& e) { return e; },
     [=](actors::rewrite_atom) { return actors::lost_builds{}; },
     [=](actors::load_atom, const model::build_key&, std::optional<model::build>&) {},
     [=](actors::retry_atom, const model::build_key&) {},
@@ -70,6 +70,7 @@ actors::catalog_actor::behavior_type recording_catalog(actors::catalog_actor::po
     [=](caf::put_atom, const std::vector<model::build_summary>&) {},
     [=](caf::get_atom, const model::build_query&) { return std::string{"[]"}; },
     [=](actors::expire_atom, const actors::expiry_rule&) { return actors::expired_builds{}; },
+    [=](actors::forget_atom, const actors::expired_builds&) {},
     [=](actors::forget_atom, const actors::lost_builds&) {},
   };
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,12 +54,14 @@ struct registry_fixture : actor_fixture {
   }
 
   /// Expires builds as the snapshot supervisor does: the catalog picks them, the
-  /// registry forgets them.
-  actors::expired_builds expire(const actors::expiry_rule& rule) {
-    auto gone = ask<actors::expired_builds>(catalog, actors::expire_atom::value, rule);
-    auto keys = gone.finished;
-    keys.insert(keys.end(), gone.abandoned.begin(), gone.abandoned.end());
-    caf::anon_send(registry, actors::forget_atom::value, keys);
+  /// registry forgets those still idle, the catalog forgets what the registry did.
+  /// `between` runs after the pick, before the registry is told.
+  actors::expired_builds expire(const actors::expiry_rule& rule,
+                                const std::function<void()>& between = [] {}) {
+    auto picked = ask<actors::expired_builds>(catalog, actors::expire_atom::value, rule);
+    between();
+    auto gone = ask<actors::expired_builds>(registry, actors::forget_atom::value, picked);
+    caf::anon_send(catalog, actors::forget_atom::value, gone);
     run();
     return gone;
   }

@@ -209,6 +209,9 @@ TEST_F(registry_test, expiry_drops_old_finished_and_abandoned_builds_only) {
   caf::anon_send(registry, at(job(api9, 9, "b", model::job_state::running, 0)));
   caf::anon_send(registry, at(job(web10, 10, "c", model::job_state::running, 0)));
   run();
+  advance(31s); // an hour on, every actor has long stopped (the verdict re-arms web9's)
+  advance(31s);
+  ASSERT_EQ(stats->live.load(), 0u);
   // An hour on: the finished build is past a 30 min retention; the unfinished ones
   // are not past a 2 h limit.
   auto gone = expire(actors::expiry_rule{now + 1h, 30min, 2h});
@@ -223,6 +226,30 @@ TEST_F(registry_test, expiry_drops_old_finished_and_abandoned_builds_only) {
   EXPECT_EQ(stats->live.load(), 0u);
   // Nothing expired is left for a snapshot to write back.
   EXPECT_TRUE(snapshot().builds.empty());
+}
+
+// The catalog picks from summaries, which may lag an event by up to a second: a build
+// that got an event after the pick is active, not expired, and keeps everything.
+TEST_F(registry_test, a_build_with_an_event_after_the_expiry_pick_is_kept) {
+  auto now = support::wall_clock();
+  auto at = [&](model::envelope e) {
+    e.received = now;
+    return e;
+  };
+  caf::anon_send(registry, at(job(api9, 9, "b", model::job_state::running, 0)));
+  run();
+  advance(31s);
+  ASSERT_EQ(stats->live.load(), 0u);
+  auto gone = expire(actors::expiry_rule{now + 3h, 30min, 2h}, [&] {
+    caf::anon_send(registry, at(job(api9, 9, "b", model::job_state::passed, 0)));
+    run();
+  });
+  EXPECT_TRUE(gone.abandoned.empty());
+  EXPECT_EQ(get(api9)["jobs"][0]["attempts"][0]["state"], "passed");
+  auto listed = nlohmann::json::parse(
+    ask<std::string>(catalog, caf::get_atom::value, model::build_query{}));
+  EXPECT_EQ(listed.size(), 1u);
+  EXPECT_EQ(keys(snapshot()), (std::set<std::string>{"buildkite/api/9"}));
 }
 
 TEST_F(registry_test, a_snapshot_takes_the_longest_waiting_builds_first_and_says_who_waits) {
