@@ -62,21 +62,32 @@ void deliver(self_ptr self, registry_state::live_build& target, const std::strin
   }
 }
 
+/// The key of a build's pipeline: `source/pipeline`.
+std::string pipeline_of(const model::build_key& k) {
+  return k.source + "/" + k.pipeline;
+}
+
 /// Routes one event: to the build's live actor; to a new actor started from its
 /// parked state, or empty when the build is new; or, when only the store holds the
-/// build, into the queue of events that wait for its stored state.
+/// build, behind a read of its stored state. While a read is out, the pipeline's
+/// later events wait behind it in arrival order.
 void route(self_ptr self, waiting_event w) {
   auto& st = self->state;
   auto& k = w.event.key;
   // Most events go to a live actor: look it up without building a new string.
   st.scratch.clear();
   st.scratch.append(k.source).append(1, '/').append(k.pipeline).append(1, '/').append(k.id);
-  if (auto it = st.live.find(st.scratch); it != st.live.end())
-    return deliver(self, it->second, it->first, std::move(w));
+  bool holding = !st.held.empty();
+  if (!holding)
+    if (auto it = st.live.find(st.scratch); it != st.live.end())
+      return deliver(self, it->second, it->first, std::move(w));
   auto name = st.scratch;
-  // Events wait behind a read in progress, so the build still sees them in order.
-  if (auto waiting = st.loading.find(name); waiting != st.loading.end())
-    return waiting->second.push_back(std::move(w));
+  auto pipeline = pipeline_of(k);
+  if (holding)
+    if (auto held = st.held.find(pipeline); held != st.held.end())
+      return held->second.events.push_back(std::move(w));
+  if (auto it = st.live.find(name); it != st.live.end())
+    return deliver(self, it->second, it->first, std::move(w));
   if (auto parked = st.parked.find(name); parked != st.parked.end()) {
     auto initial = std::move(parked->second.build);
     st.parked.erase(parked);
@@ -84,11 +95,15 @@ void route(self_ptr self, waiting_event w) {
   }
   if (st.stored.erase(name) == 0) {
     model::build fresh;
-    fresh.key = w.event.key;
+    fresh.key = k;
     return deliver(self, spawn_build(self, name, std::move(fresh)), name, std::move(w));
   }
-  auto key = w.event.key;
-  st.loading[name].push_back(std::move(w));
+  auto key = k;
+  st.loading.emplace(name, pipeline);
+  auto& held = st.held[pipeline];
+  if (held.events.empty())
+    held.since = st.cycle;
+  held.events.push_back(std::move(w));
   st.publish();
   start_load(self, key);
 }
@@ -119,6 +134,11 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit) {
                               ->first;
     waiting.resize(limit);
   }
+  // Events held behind a read are journaled but in no build yet: the journal after
+  // the snapshot before they came must stay.
+  for (auto& [_, held] : st.held)
+    if (!batch->oldest_waiting || held.since < *batch->oldest_waiting)
+      batch->oldest_waiting = held.since;
   std::vector<build_actor> ask;
   st.in_flight.clear();
   for (auto& [cycle, name] : waiting) {
@@ -295,19 +315,27 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
     [=](load_atom, const model::build_key& key, std::optional<model::build>& saved) {
       auto& st = self->state;
       auto name = key.str();
-      auto waiting = st.loading.find(name);
-      if (waiting == st.loading.end())
-        return; // forgotten (expired) while it was read
-      auto events = std::move(waiting->second);
-      st.loading.erase(waiting);
+      auto loading = st.loading.find(name);
+      if (loading == st.loading.end())
+        return;
+      auto pipeline = std::move(loading->second);
+      st.loading.erase(loading);
       model::build initial;
       if (saved)
         initial = std::move(*saved);
       else
         initial.key = key; // written once, gone since (expired by another process)
-      auto& target = spawn_build(self, name, std::move(initial));
+      spawn_build(self, name, std::move(initial));
+      // The pipeline's events go on in the order they came, until one of them needs
+      // another read (route() holds the rest behind it again).
+      auto held = st.held.find(pipeline);
+      if (held == st.held.end())
+        return st.publish();
+      auto events = std::move(held->second.events);
+      st.held.erase(held);
       for (auto& w : events)
-        deliver(self, target, name, std::move(w));
+        route(self, std::move(w));
+      st.publish();
     },
     [=](retry_atom, const model::build_key& key) {
       if (self->state.loading.contains(key.str()))

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -50,8 +51,19 @@ struct registry_state {
   /// A build in none of live, parked and stored is new and starts empty.
   std::unordered_set<std::string> stored;
   std::uint64_t generation = 0; ///< of the newest parked state
-  /// Events for builds whose stored state is being read, in arrival order.
-  std::unordered_map<std::string, std::vector<waiting_event>> loading;
+  /// Builds whose stored state is being read, by key, with their pipeline's key.
+  std::unordered_map<std::string, std::string> loading;
+  /// Events of pipelines (`source/pipeline`) in which a build's stored state is being
+  /// read, in arrival order. A pipeline's events wait behind such a read, all of
+  /// them: streak verdicts depend on the order in which a pipeline's builds finish,
+  /// and that order must stay the journal's. Other pipelines go on.
+  /// The journal behind a held event must stay until the event is applied and
+  /// written: `since` is the snapshot cycle in which the first of them arrived.
+  struct held_events {
+    std::deque<waiting_event> events;
+    std::uint64_t since = 0;
+  };
+  std::unordered_map<std::string, held_events> held;
   std::uint64_t cycle = 1; ///< number of the next snapshot
   /// Builds changed since they were last written, with the cycle of their first change.
   std::unordered_map<std::string, std::uint64_t> dirty;
@@ -77,8 +89,8 @@ struct registry_state {
 
 /// Routes every event to its build's actor: one per build key, spawned on its first
 /// event (from its parked state, or from its stored state read by the loader while
-/// other builds' events go on), stopped when idle. Every event passes through it, so
-/// it knows which builds a snapshot must write. It never touches the store itself.
+/// other pipelines' events go on), stopped when idle. Every event passes through it,
+/// so it knows which builds a snapshot must write. It never touches the store itself.
 registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry_state> self,
                                        build_loader_actor loader, build_peers peers,
                                        build_settings settings,

@@ -375,3 +375,27 @@ TEST_F(slow_store_test, a_failed_store_read_is_retried_and_its_events_wait) {
   auto web = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, web9));
   EXPECT_EQ(web["jobs"][0]["attempts"].size(), 2u);
 }
+
+// Streak verdicts depend on the order in which a pipeline's builds finish. While one
+// build of a pipeline is read from the store, the pipeline's later events wait behind
+// it, so that web9 is judged before web10 as the journal says; and the journal behind
+// the waiting events is kept until they are in a build.
+TEST_F(slow_store_test, a_pipelines_events_wait_behind_a_read_in_journal_order) {
+  caf::anon_send(routing, finished(web9)); // web9 is only in the store: a read
+  caf::anon_send(routing, job(web10, 10, "c", model::job_state::failed, 1));
+  caf::anon_send(routing, finished(web10));
+  run();
+  ASSERT_EQ(held->pending.size(), 1u);
+  EXPECT_EQ(ask_error(routing, caf::get_atom::value, web10), actors::errc::not_found);
+  auto batch = ask<actors::snapshot_batch>(routing, actors::snapshot_atom::value, size_t{10});
+  ASSERT_TRUE(batch.oldest_waiting);
+  EXPECT_EQ(*batch.oldest_waiting, batch.cycle); // the held events came in this cycle
+  caf::anon_send(routing, actors::snapshot_atom::value, true);
+  caf::anon_send(loader, caf::ok_atom::value, std::size_t{0}, true);
+  run();
+  auto web = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, web9));
+  auto later = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, web10));
+  EXPECT_EQ(web["streak"]["verdict"], "broken");
+  EXPECT_EQ(later["streak"]["verdict"], "still_failing");
+  EXPECT_EQ(later["streak"]["failures"], 2);
+}
