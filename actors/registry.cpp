@@ -1,6 +1,7 @@
 #include "actors/registry.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,10 @@ namespace {
 
 using self_ptr = registry_actor::stateful_pointer<registry_state>;
 using waiting_event = registry_state::waiting_event;
+
+/// Sent to a build actor to have it check for idleness again later: it differs from
+/// any count of events the actor has seen.
+constexpr std::uint64_t recheck_idle = std::numeric_limits<std::uint64_t>::max();
 
 /// How long to wait before reading a build's stored state again after a failure.
 constexpr auto load_retry = std::chrono::milliseconds{200};
@@ -247,6 +252,12 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       // More events are on their way to the actor: it stays and re-arms.
       if (it == st.live.end() || it->second.routed != seen)
         return;
+      // Its pipeline's events wait behind a read: it stays, so that they do not find
+      // it gone to the store and need a read each; it checks again later.
+      if (st.held.contains(pipeline_of(last.key))) {
+        self->send(it->second.handle, caf::idle_atom::value, recheck_idle);
+        return;
+      }
       retire(self, it);
       st.parked[name] = registry_state::parked_build{std::move(last), ++st.generation};
       // Changed since its last snapshot or not, the parked state is what must be written.
@@ -257,10 +268,16 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
     [=](snapshot_atom, bool written) {
       auto& st = self->state;
       if (written) {
-        // Parked states written are in the store now, unless parked again since.
+        // Parked states written are in the store now, unless parked again since. One
+        // whose pipeline's events wait behind a read stays parked (and is written
+        // again later), so that those events find it without a read of their own.
         for (auto& [name, b] : st.in_flight)
           if (auto p = st.parked.find(name);
               b.generation != 0 && p != st.parked.end() && p->second.generation == b.generation) {
+            if (st.held.contains(pipeline_of(p->second.build.key))) {
+              st.dirty.try_emplace(name, b.cycle);
+              continue;
+            }
             st.parked.erase(p);
             st.stored.insert(name);
           }

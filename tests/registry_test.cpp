@@ -399,3 +399,26 @@ TEST_F(slow_store_test, a_pipelines_events_wait_behind_a_read_in_journal_order) 
   EXPECT_EQ(later["streak"]["verdict"], "still_failing");
   EXPECT_EQ(later["streak"]["failures"], 2);
 }
+
+// While a pipeline's events wait behind a read, its other builds do not leave memory:
+// an idle actor stays (and checks again later), a parked state is kept after it was
+// written. Otherwise each waiting event could need a read of its own, and under short
+// idle timeouts the pipeline would crawl from read to read.
+TEST_F(slow_store_test, a_held_pipelines_builds_stay_in_memory_until_it_moves_on) {
+  caf::anon_send(routing, job(web10, 10, "c", model::job_state::running, 0));
+  run();
+  caf::anon_send(routing, finished(web9)); // a read: the web pipeline is held
+  run();
+  ASSERT_EQ(held->pending.size(), 1u);
+  advance(31s); // web10 is idle, but stays
+  EXPECT_EQ(stats->live.load(), 1u);
+  caf::anon_send(routing, finished(web10)); // waits behind web9's read
+  caf::anon_send(loader, caf::ok_atom::value, std::size_t{0}, true);
+  run();
+  EXPECT_EQ(held->pending.size(), 1u); // web10 needed no read of its own
+  auto later = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, web10));
+  EXPECT_EQ(later["state"], "passed");
+  advance(31s);
+  advance(31s);
+  EXPECT_EQ(stats->live.load(), 0u); // and once the pipeline moves on, idle actors stop
+}
