@@ -79,14 +79,11 @@ bool apply_event(self_ptr self, const model::envelope& e) {
         self->send(st.peers.dispatcher, std::move(*n));
     }
     // Every change moves `updated`; tell the catalog about those at most once a
-    // second, and about everything else at once. Compared in place: most events
-    // change nothing a listing shows.
+    // second, and about everything else at once.
     auto& b = st.build;
     bool recent = b.updated && st.summary.updated
                   && *b.updated - *st.summary.updated < std::chrono::seconds{1};
-    bool same = st.summary.state == b.state && st.summary.number == b.info.number
-                && st.summary.branch == b.info.branch;
-    if (!recent || !same) {
+    if (!recent || !model::summarizes(st.summary, b)) {
       st.summary = model::summarize(b);
       self->send(st.peers.catalog, caf::put_atom::value, st.summary);
     }

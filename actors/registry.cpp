@@ -79,20 +79,15 @@ std::string pipeline_of(const model::build_key& k) {
 void route(self_ptr self, waiting_event w) {
   auto& st = self->state;
   auto& k = w.event.key;
+  if (!st.held.empty())
+    if (auto held = st.held.find(pipeline_of(k)); held != st.held.end())
+      return held->second.events.push_back(std::move(w));
   // Most events go to a live actor: look it up without building a new string.
   st.scratch.clear();
   st.scratch.append(k.source).append(1, '/').append(k.pipeline).append(1, '/').append(k.id);
-  bool holding = !st.held.empty();
-  if (!holding)
-    if (auto it = st.live.find(st.scratch); it != st.live.end())
-      return deliver(self, it->second, it->first, std::move(w));
-  auto name = st.scratch;
-  auto pipeline = pipeline_of(k);
-  if (holding)
-    if (auto held = st.held.find(pipeline); held != st.held.end())
-      return held->second.events.push_back(std::move(w));
-  if (auto it = st.live.find(name); it != st.live.end())
+  if (auto it = st.live.find(st.scratch); it != st.live.end())
     return deliver(self, it->second, it->first, std::move(w));
+  auto name = st.scratch;
   if (auto parked = st.parked.find(name); parked != st.parked.end()) {
     auto initial = std::move(parked->second.build);
     st.parked.erase(parked);
@@ -104,6 +99,7 @@ void route(self_ptr self, waiting_event w) {
     return deliver(self, spawn_build(self, name, std::move(fresh)), name, std::move(w));
   }
   auto key = k;
+  auto pipeline = pipeline_of(key);
   st.loading.emplace(name, pipeline);
   auto& held = st.held[pipeline];
   if (held.events.empty())

@@ -22,9 +22,11 @@ struct build_summary {
 
 build_summary summarize(const build& b);
 
-/// Equal in everything a listing filters on, whatever their update times.
-inline bool same_but_time(const build_summary& a, const build_summary& b) {
-  return a.key == b.key && a.branch == b.branch && a.number == b.number && a.state == b.state;
+/// Whether `s` still shows `b` in everything a listing filters on, whatever their
+/// update times. Compared in place: a build actor asks after every change.
+inline bool summarizes(const build_summary& s, const build& b) {
+  return s.key == b.key && s.branch == b.info.branch && s.number == b.info.number
+         && s.state == b.state;
 }
 
 /// `GET /api/v1/builds?pipeline=&branch=&state=&limit=`

@@ -10,8 +10,6 @@
 namespace bt::sources {
 namespace {
 
-using simdjson::dom::element;
-using simdjson::dom::object;
 using model::job_state;
 
 rejection unauthorized(std::string code, std::string message, std::string field) {
@@ -285,16 +283,7 @@ std::string buildkite_signature(std::string_view secret, long long unix_seconds,
 
 checked<buildkite_delivery> buildkite_parse(std::string_view event_name, std::string_view body,
                                             model::timestamp now) {
-  // One parser per thread: it keeps its buffers between deliveries.
-  thread_local simdjson::dom::parser parser;
-  element doc;
-  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS)
-    return rejection{400, "malformed_json", "body is not valid JSON", ""};
-  if (!doc.is_object())
-    return rejection{400, "malformed_json", "body must be a JSON object", ""};
-  if (auto dup = duplicate_key(doc))
-    return rejection{400, "duplicate_key", "a key appears twice in one object", *dup};
-  fields top{doc.get_object().value_unsafe(), ""};
+  BT_TRY(top, parse_object(body, "body"));
   buildkite_delivery out;
   out.event = std::string{event_name};
   if (out.event.empty()) {

@@ -12,7 +12,6 @@
 namespace bt::sources {
 namespace {
 
-using simdjson::dom::element;
 using model::job_state;
 
 /// The event types this API takes, and what each needs.
@@ -200,16 +199,7 @@ checked<model::statistic_event> statistic_of(const fields& top) {
 
 /// One event from one JSON text.
 checked<model::envelope> event_of(std::string_view text, model::timestamp now) {
-  // One parser per thread: it keeps its buffers between requests.
-  thread_local simdjson::dom::parser parser;
-  element doc;
-  if (parser.parse(text.data(), text.size()).get(doc) != simdjson::SUCCESS)
-    return rejection{400, "malformed_json", "not valid JSON", ""};
-  if (!doc.is_object())
-    return rejection{400, "malformed_json", "an event is a JSON object", ""};
-  if (auto dup = duplicate_key(doc))
-    return rejection{400, "duplicate_key", "a key appears twice in one object", *dup};
-  fields top{doc.get_object().value_unsafe(), ""};
+  BT_TRY(top, parse_object(text, "an event"));
   if (auto r = top.only({"type", "delivery", "time", "build", "job", "statistic"}))
     return *r;
   BT_TRY(type_name, top.string("type"));

@@ -82,6 +82,18 @@ checked<std::optional<simdjson::dom::object>> fields::child(std::string_view nam
   return std::optional<simdjson::dom::object>{v->get_object().value_unsafe()};
 }
 
+checked<fields> parse_object(std::string_view text, std::string_view what) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(text.data(), text.size()).get(doc) != simdjson::SUCCESS)
+    return rejection{400, "malformed_json", std::string{what} + " is not valid JSON", ""};
+  if (!doc.is_object())
+    return rejection{400, "malformed_json", std::string{what} + " must be a JSON object", ""};
+  if (auto dup = duplicate_key(doc))
+    return rejection{400, "duplicate_key", "a key appears twice in one object", *dup};
+  return fields{doc.get_object().value_unsafe(), ""};
+}
+
 std::optional<rejection> fields::only(std::initializer_list<std::string_view> known) const {
   for (auto field : obj)
     if (std::find(known.begin(), known.end(), field.key) == known.end())

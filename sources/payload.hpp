@@ -37,6 +37,12 @@ struct fields {
   std::optional<rejection> only(std::initializer_list<std::string_view> known) const;
 };
 
+/// Parses `text` as one JSON object with the calling thread's parser (which keeps its
+/// buffers between calls): its fields, valid until the thread parses again. 400
+/// `malformed_json` when it is not a JSON object (`what` names it in the message),
+/// `duplicate_key` when one object holds a key twice.
+checked<fields> parse_object(std::string_view text, std::string_view what);
+
 /// Unwraps a checked value or returns its rejection from the enclosing function.
 #define BT_TRY(var, expr)                                                                      \
   auto var##_checked = (expr);                                                                 \
