@@ -12,14 +12,28 @@ const attempt* job::decisive() const {
   return nullptr;
 }
 
+const target_wait* job::current_wait() const {
+  auto* d = decisive();
+  return d && wait && wait->attempt == d->id ? &*wait : nullptr;
+}
+
 bool job::failed() const {
   auto* d = decisive();
-  return d && d->fails;
+  if (!d)
+    return false;
+  if (auto* w = current_wait(); w && w->end)
+    return *w->end != wait_end::pass;
+  return d->fails;
+}
+
+bool job::waiting() const {
+  auto* w = current_wait();
+  return w && !w->end;
 }
 
 bool job::fixed() const {
   auto* d = decisive();
-  if (!d || d->state != job_state::passed)
+  if (!d || d->state != job_state::passed || failed())
     return false;
   return omitted_failure
          || std::any_of(attempts.data(), d, [](const attempt& a) { return a.fails; });
@@ -44,6 +58,38 @@ std::optional<build_state> parse_build_state(std::string_view s) {
   for (int v = 0; v <= static_cast<int>(build_state::aborted); ++v)
     if (to_string(static_cast<build_state>(v)) == s)
       return static_cast<build_state>(v);
+  return std::nullopt;
+}
+
+std::string_view to_string(wait_end e) {
+  switch (e) {
+    case wait_end::pass: return "pass";
+    case wait_end::fail: return "fail";
+    case wait_end::timed_out: return "timed_out";
+  }
+  return "unknown";
+}
+
+std::optional<wait_end> parse_wait_end(std::string_view s) {
+  for (auto e : {wait_end::pass, wait_end::fail, wait_end::timed_out})
+    if (to_string(e) == s)
+      return e;
+  return std::nullopt;
+}
+
+std::string_view to_string(message_status s) {
+  switch (s) {
+    case message_status::pending: return "pending";
+    case message_status::consumed: return "consumed";
+    case message_status::ignored: return "ignored";
+  }
+  return "unknown";
+}
+
+std::optional<message_status> parse_message_status(std::string_view s) {
+  for (auto m : {message_status::pending, message_status::consumed, message_status::ignored})
+    if (to_string(m) == s)
+      return m;
   return std::nullopt;
 }
 
@@ -133,18 +179,37 @@ void trim_attempts(job& j, size_t max_attempts, applied& out) {
   }
 }
 
+/// The build's state from its jobs, targets and end. A command's hold (paused,
+/// aborted) stays until another command lifts it. A build with targets that wait
+/// for messages fails as soon as one of its jobs fails (fail fast, as Harbormaster);
+/// other builds are decided when they end, so that a retry can still pass them.
 build_state decide(const build& b) {
-  if (!b.is_finished())
+  if (b.state == build_state::aborted || b.state == build_state::paused)
     return b.state;
-  for (auto& [_, j] : b.jobs)
-    if (j.failed())
+  bool fails = false, targets = false, waiting = false;
+  for (auto& [_, j] : b.jobs) {
+    fails = fails || j.failed();
+    targets = targets || j.current_wait();
+    waiting = waiting || j.waiting();
+  }
+  if (!b.end) {
+    if (fails && targets)
       return build_state::failed;
+    // Failed fast: stays failed until the build's end says more.
+    if (is_final(b.state))
+      return b.state;
+    return b.state == build_state::pending ? build_state::pending : build_state::running;
+  }
+  if (fails)
+    return build_state::failed;
   switch (*b.end) {
     case build_end::canceled: return build_state::canceled;
     case build_end::interrupted: return build_state::interrupted;
     case build_end::failed: return build_state::failed;
-    case build_end::completed: return build_state::passed;
+    case build_end::completed: break;
   }
+  if (waiting)
+    return is_final(b.state) ? b.state : build_state::waiting;
   return build_state::passed;
 }
 
@@ -180,13 +245,13 @@ struct event_applier {
   void operator()(const build_event& e) {
     switch (e.phase) {
       case build_event::scheduled:
-        if (!b.is_finished() && b.state == build_state::pending && b.source_state != e.source_state) {
+        if (!b.end && !b.is_finished() && b.state == build_state::pending && b.source_state != e.source_state) {
           b.source_state = e.source_state;
           out.changed = true;
         }
         break;
       case build_event::started:
-        if (b.is_finished()) {
+        if (b.end || b.is_finished()) {
           out.ignored = "build already finished";
           return;
         }
@@ -199,7 +264,7 @@ struct event_applier {
         }
         break;
       case build_event::finished:
-        if (b.is_finished() && *b.end == e.end && b.source_state == e.source_state) {
+        if (b.end && *b.end == e.end && b.source_state == e.source_state) {
           out.duplicate = true;
           return;
         }
@@ -256,6 +321,13 @@ struct event_applier {
       j.attempts.insert(pos, std::move(r));
       trim_attempts(j, limits.max_attempts, out);
     }
+    // A passed attempt that waits makes the job a target waiting for its message.
+    if (auto* d = j.decisive(); d && d->waits && d->state == job_state::passed
+                                && (!j.wait || j.wait->attempt != d->id)) {
+      j.wait = target_wait{d->id, now, std::nullopt, std::nullopt, 0};
+      if (d->wait_timeout_ms > 0)
+        j.wait->deadline = now + std::chrono::milliseconds{d->wait_timeout_ms};
+    }
     job_outcome_changed = j.failed() != failed_before || j.fixed() != fixed_before;
     if (new_job)
       trim_jobs(b, e.group, limits.max_jobs, out); // `j` may be gone after this
@@ -281,6 +353,133 @@ struct event_applier {
     }
     b.statistics[e.key] = e.value;
     out.changed = true;
+  }
+
+  void operator()(const target_message& m) {
+    message_record r;
+    r.number = b.messages.empty() ? 1 : b.messages.back().number + 1;
+    r.received = now;
+    r.message = m;
+    if (!r.message.generation)
+      r.message.generation = b.generation;
+    // Work carries partial results: kept with the message, nothing to consume.
+    if (m.kind == message_kind::work && *r.message.generation == b.generation)
+      r.status = message_status::consumed;
+    b.messages.push_back(std::move(r));
+    out.changed = true;
+  }
+
+  void operator()(const build_command& c) {
+    auto refuse = [&](std::string why) {
+      out.ignored = std::move(why) + " (the build is " + std::string{to_string(b.state)} + ")";
+    };
+    switch (c.kind) {
+      case command_kind::pause:
+        if (b.is_finished())
+          return refuse("a settled build cannot be paused");
+        if (b.state == build_state::paused)
+          return refuse("already paused");
+        b.state = build_state::paused;
+        break;
+      case command_kind::resume:
+        if (b.state != build_state::paused)
+          return refuse("only a paused build can be resumed");
+        b.state = build_state::running; // decided again below
+        break;
+      case command_kind::abort:
+        if (b.is_finished())
+          return refuse("a settled build cannot be aborted");
+        b.state = build_state::aborted;
+        b.finished = now;
+        break;
+      case command_kind::restart:
+        if (b.is_finished())
+          return refuse("a settled build cannot be restarted");
+        ++b.generation;
+        b.jobs.clear();
+        b.end.reset();
+        b.finished.reset();
+        b.state = build_state::running;
+        break;
+    }
+    out.changed = true;
+  }
+
+  void operator()(const deadline_passed&) {
+    // What is due is looked at after every event; this one only brings the time.
+    out.changed = due_deadlines();
+    if (!out.changed)
+      out.ignored = "nothing was due";
+  }
+
+  /// Ends the waits whose deadline has passed at `now`. Returns whether one ended.
+  bool due_deadlines() {
+    if (b.is_finished() || b.state == build_state::paused)
+      return false;
+    bool any = false;
+    for (auto& [_, j] : b.jobs)
+      if (j.waiting() && j.wait->deadline && *j.wait->deadline <= now) {
+        j.wait->end = wait_end::timed_out;
+        job_outcome_changed = any = true;
+      }
+    return any;
+  }
+
+  /// Lets waiting targets consume their messages, oldest first (the first pass or
+  /// fail wins), then ends the waits that are due. Nothing is consumed while the
+  /// build is paused or settled: a paused build consumes on resume, an aborted one
+  /// never. Returns whether a wait ended.
+  bool consume_messages() {
+    if (b.is_finished() || b.state == build_state::paused)
+      return false;
+    bool changed = false;
+    for (auto& [group, j] : b.jobs) {
+      if (!j.waiting())
+        continue;
+      // A message that came after the wait's deadline finds it timed out, whenever
+      // the timer's own event arrives.
+      auto& deadline = j.wait->deadline;
+      for (auto& m : b.messages)
+        if (m.status == message_status::pending && m.message.target == group
+            && *m.message.generation == b.generation && m.message.kind != message_kind::work
+            && (!deadline || m.received <= *deadline)) {
+          m.status = message_status::consumed;
+          j.wait->end = m.message.kind == message_kind::pass ? wait_end::pass : wait_end::fail;
+          j.wait->message = m.number;
+          job_outcome_changed = changed = true;
+          break;
+        }
+    }
+    return due_deadlines() || changed;
+  }
+
+  const target_wait* wait_of(const std::string& target) const {
+    auto it = b.jobs.find(target);
+    return it == b.jobs.end() ? nullptr : it->second.current_wait();
+  }
+
+  /// Says why each message that can no longer be consumed will not be.
+  void mark_unconsumable() {
+    for (auto& m : b.messages) {
+      if (m.status != message_status::pending)
+        continue;
+      auto ignore = [&](std::string why) {
+        m.status = message_status::ignored;
+        m.note = std::move(why);
+      };
+      auto gen = *m.message.generation;
+      if (gen < b.generation) {
+        ignore("for generation " + std::to_string(gen) + "; the build restarted since");
+      } else if (gen > b.generation) {
+        ignore("for generation " + std::to_string(gen) + ", which the build never started");
+      } else if (auto* w = wait_of(m.message.target); w && w->end) {
+        ignore("the target's wait already ended (" + std::string{to_string(*w->end)} + ")");
+      } else if (b.state == build_state::aborted) {
+        ignore("the build was aborted");
+      } else if (b.is_finished()) {
+        ignore("the build is " + std::string{to_string(b.state)});
+      }
+    }
   }
 
   void operator()(const streak_result& r) {
@@ -345,8 +544,14 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
     merge(b.info, *e.info);
   if (!b.created)
     b.created = now;
+  auto deadline_before = next_deadline(b);
   event_applier applier{b, now, limits, out};
   std::visit(applier, e.body);
+  // Messages and deadlines may settle targets after any event: a target that starts
+  // waiting finds the message that came first; a resumed build consumes what came
+  // while it was paused; an event after a deadline finds it passed.
+  if (out.changed)
+    applier.consume_messages();
   if (!out.changed)
     return out;
   if (!e.delivery.empty()) {
@@ -357,6 +562,7 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
   }
   b.updated = now;
   b.state = decide(b);
+  applier.mark_unconsumable();
   bool outcome_changed = false;
   if (b.is_finished())
     outcome_changed = may_trim ? view(b) != before
@@ -366,7 +572,19 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
     ++b.revision;
     out.effects = announcements(b);
   }
+  if (auto due = next_deadline(b); due != deadline_before)
+    out.effects.emplace_back(deadline_effect{b.key, due});
   return out;
+}
+
+std::optional<timestamp> next_deadline(const build& b) {
+  if (b.is_finished() || b.state == build_state::paused)
+    return std::nullopt;
+  std::optional<timestamp> first;
+  for (auto& [_, j] : b.jobs)
+    if (j.waiting() && j.wait->deadline && (!first || *j.wait->deadline < *first))
+      first = j.wait->deadline;
+  return first;
 }
 
 std::vector<effect> announcements(const build& b) {

@@ -11,6 +11,23 @@
 
 namespace bt::model {
 
+/// How a target's wait for a message ended. New values go last.
+enum class wait_end { pass, fail, timed_out };
+std::string_view to_string(wait_end e);
+std::optional<wait_end> parse_wait_end(std::string_view s);
+
+/// A target's wait for a message: it began when the attempt `attempt` passed with
+/// `waits`, and holds the job open until a pass or fail message ends it (or its
+/// deadline passes).
+struct target_wait {
+  std::string attempt; ///< id of the attempt that waits; a later attempt starts over
+  timestamp since{};
+  std::optional<timestamp> deadline; ///< none: waits for ever
+  std::optional<wait_end> end;       ///< none while it waits
+  std::uint64_t message = 0;         ///< the consumed message's number, when one ended it
+  bool operator==(const target_wait&) const = default;
+};
+
 /// A unit of work inside a build with its attempts, oldest first.
 struct job {
   std::string group;
@@ -20,13 +37,18 @@ struct job {
   /// failed (so that a job whose latest attempt passed still reads as fixed).
   std::int64_t omitted_attempts = 0;
   bool omitted_failure = false;
+  std::optional<target_wait> wait; ///< set once the job waited for a message
 
   const attempt& latest() const { return attempts.back(); }
   /// The latest attempt that finished: it decides the job. A retry that is only
   /// scheduled or running decides nothing yet. Null when no attempt finished.
   const attempt* decisive() const;
-  /// The decisive attempt failed.
+  /// The decisive attempt failed, or the message it waited for (or its deadline) failed it.
   bool failed() const;
+  /// The decisive attempt passed and waits for a message that has not come yet.
+  bool waiting() const;
+  /// The wait of the decisive attempt, if it waits (ended or not).
+  const target_wait* current_wait() const;
   /// The decisive attempt passed after an earlier one failed.
   bool fixed() const;
   bool operator==(const job&) const = default;
@@ -60,13 +82,23 @@ struct finished_effect {
   std::uint64_t revision = 0;
 };
 
+/// Effect: the build's next deadline moved (none: it has no deadline any more). The
+/// build actor registers it with the timeout supervisor under `deadline_name`.
+struct deadline_effect {
+  build_key key;
+  std::optional<timestamp> due;
+};
+
+/// The name a build's target deadlines are registered under.
+inline constexpr std::string_view target_deadline = "targets";
+
 /// Effect: a triggered child build's outcome rolls up into its parent as a job.
 struct rollup_effect {
   build_key parent;
   job_event job;
 };
 
-using effect = std::variant<finished_effect, rollup_effect>;
+using effect = std::variant<finished_effect, rollup_effect, deadline_effect>;
 
 /// Bounds that keep one build's memory finite whatever a sender does. At a bound the
 /// model lets go of what does not decide the outcome and counts it, so an accepted
@@ -80,6 +112,21 @@ struct build_limits {
   size_t max_attempts = 64;
   size_t max_statistics = 1024;
   static constexpr size_t recent_deliveries = 32;
+};
+
+/// Where a target message stands. New values go last.
+enum class message_status { pending, consumed, ignored };
+std::string_view to_string(message_status s);
+std::optional<message_status> parse_message_status(std::string_view s);
+
+/// A target message as the build keeps it, in arrival order.
+struct message_record {
+  std::uint64_t number = 0; ///< arrival order within the build, from 1
+  timestamp received{};
+  target_message message; ///< its generation always set
+  message_status status = message_status::pending;
+  std::string note; ///< why it was ignored
+  bool operator==(const message_record&) const = default;
 };
 
 /// Everything known about one build.
@@ -100,8 +147,13 @@ struct build {
   std::optional<streak_result> streak;
   std::int64_t omitted_jobs = 0;       ///< jobs let go at build_limits::max_jobs
   std::int64_t omitted_statistics = 0; ///< statistics not kept at build_limits::max_statistics
+  /// Starts at 1; a restart starts the next, and the targets start over.
+  std::uint64_t generation = 1;
+  std::vector<message_record> messages; ///< every target message, in arrival order
 
-  bool is_finished() const { return end.has_value(); }
+  /// The outcome is settled (passed, failed, canceled, interrupted, aborted). A
+  /// build whose own work ended may still wait for messages.
+  bool is_finished() const { return is_final(state); }
   std::vector<const job*> failed_jobs() const { return jobs_where(&job::failed); }
   std::vector<const job*> fixed_jobs() const { return jobs_where(&job::fixed); }
   std::vector<const job*> jobs_where(bool (job::*test)() const) const;
@@ -127,5 +179,9 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
 /// runs). apply() emits them when the outcome changes; recovery emits them again for
 /// builds whose announcements may not have been acted on, since each is idempotent.
 std::vector<effect> announcements(const build& b);
+
+/// The earliest deadline among the build's waiting targets; none while it is paused
+/// or settled.
+std::optional<timestamp> next_deadline(const build& b);
 
 } // namespace bt::model

@@ -58,8 +58,10 @@ build_info decode_info(const json& j) {
 /// 2026-11) stored enumerations by number; version 2 stores them by name, so that a
 /// value added or reordered later never reads as another one. Version 3 stores
 /// whether an attempt fails (the source's decision) and whether a job event's attempt
-/// number orders it.
-constexpr int format_version = 3;
+/// number orders it. Version 4 adds targets that wait (an attempt's `waits` and
+/// `wait_timeout_ms`, a job's `wait`), a build's `generation` and `messages`, and
+/// the message, command and deadline events.
+constexpr int format_version = 4;
 
 /// Whether an attempt fails, for documents written before version 3: the rule the
 /// code that wrote them applied (the seed's, the only source then being Buildkite),
@@ -72,6 +74,10 @@ bool legacy_fails(const attempt& a) {
 std::string_view name_of(job_state s) { return to_string(s); }
 std::string_view name_of(build_state s) { return to_string(s); }
 std::string_view name_of(verdict v) { return to_string(v); }
+std::string_view name_of(message_kind k) { return to_string(k); }
+std::string_view name_of(command_kind k) { return to_string(k); }
+std::string_view name_of(wait_end e) { return to_string(e); }
+std::string_view name_of(message_status s) { return to_string(s); }
 std::string_view name_of(build_end e) {
   switch (e) {
     case build_end::completed: return "completed";
@@ -107,6 +113,10 @@ template <> constexpr build_state last_value() { return build_state::aborted; }
 template <> constexpr build_end last_value() { return build_end::failed; }
 template <> constexpr verdict last_value() { return verdict::fixed; }
 template <> constexpr build_event::phase_t last_value() { return build_event::finished; }
+template <> constexpr message_kind last_value() { return message_kind::work; }
+template <> constexpr command_kind last_value() { return command_kind::restart; }
+template <> constexpr wait_end last_value() { return wait_end::timed_out; }
+template <> constexpr message_status last_value() { return message_status::ignored; }
 
 /// An enumeration: by name from version 2 on, by number before. A name or number this
 /// code does not know is refused, never read as another value. `last_v1` is the last
@@ -126,6 +136,38 @@ Enum enum_of(const json& j, Enum last_v1, int version, const char* what) {
   throw std::invalid_argument{"unknown " + std::string{what} + " '" + name + "'"};
 }
 
+std::string text(const json& j, const char* name) {
+  return j.at(name).get<std::string>();
+}
+
+template <class T>
+std::optional<T> optional_of(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null())
+    return std::nullopt;
+  return it->get<T>();
+}
+
+/// An enumeration that exists from version 4 on: always by name.
+template <class Enum>
+Enum enum_v4(const json& j, const char* what) {
+  return enum_of(j, last_value<Enum>(), 4, what);
+}
+
+target_message decode_message(const json& j) {
+  target_message m;
+  m.target = text(j, "target");
+  m.kind = enum_v4<message_kind>(j.at("kind"), "message kind");
+  m.generation = optional_of<std::uint64_t>(j, "generation");
+  for (auto& u : j.at("unit"))
+    m.unit.push_back({text(u, "name"), text(u, "result"), optional_of<double>(u, "duration"),
+                      text(u, "namespace"), text(u, "path"), text(u, "details")});
+  for (auto& l : j.at("lint"))
+    m.lint.push_back({text(l, "name"), text(l, "code"), text(l, "severity"), text(l, "path"),
+                      optional_of<std::int64_t>(l, "line"), text(l, "description")});
+  return m;
+}
+
 attempt decode_attempt(const json& j, int version) {
   attempt a;
   a.id = j.at("id").get<std::string>();
@@ -139,6 +181,10 @@ attempt decode_attempt(const json& j, int version) {
   a.started = opt_time(j.at("started"));
   a.finished = opt_time(j.at("finished"));
   a.fails = version >= 3 ? j.at("fails").get<bool>() : legacy_fails(a);
+  if (version >= 4) {
+    a.waits = j.at("waits").get<bool>();
+    a.wait_timeout_ms = j.at("wait_timeout_ms").get<std::int64_t>();
+  }
   return a;
 }
 
@@ -161,6 +207,12 @@ event_body decode_body(const json& j, int version) {
     return statistic_event{j.at("key").get<std::string>(), j.at("value").get<double>()};
   if (type == "verdict")
     return decode_result(j.at("result"), version);
+  if (version >= 4 && type == "message")
+    return decode_message(j.at("message"));
+  if (version >= 4 && type == "command")
+    return build_command{enum_v4<command_kind>(j.at("kind"), "command")};
+  if (version >= 4 && type == "deadline")
+    return deadline_passed{text(j, "name")};
   throw std::invalid_argument{"unknown event type '" + type + "'"};
 }
 
@@ -268,7 +320,55 @@ public:
       .name("fails").value(a.fails).raw(",")
       .name("url").value(a.url).raw(",")
       .name("started").value(a.started).raw(",")
-      .name("finished").value(a.finished).raw("}");
+      .name("finished").value(a.finished).raw(",")
+      .name("waits").value(a.waits).raw(",")
+      .name("wait_timeout_ms").value(a.wait_timeout_ms).raw("}");
+  }
+  writer& value(const unit_result& u) {
+    return raw("{")
+      .name("name").value(u.name).raw(",")
+      .name("result").value(u.result).raw(",")
+      .name("duration").value(u.duration).raw(",")
+      .name("namespace").value(u.ns).raw(",")
+      .name("path").value(u.path).raw(",")
+      .name("details").value(u.details).raw("}");
+  }
+  writer& value(const lint_result& l) {
+    return raw("{")
+      .name("name").value(l.name).raw(",")
+      .name("code").value(l.code).raw(",")
+      .name("severity").value(l.severity).raw(",")
+      .name("path").value(l.path).raw(",")
+      .name("line").value(l.line).raw(",")
+      .name("description").value(l.description).raw("}");
+  }
+  writer& value(const target_message& m) {
+    raw("{")
+      .name("target").value(m.target).raw(",")
+      .name("kind").value(name_of(m.kind)).raw(",")
+      .name("generation").value(m.generation).raw(",")
+      .name("unit");
+    list(m.unit, [](writer& w, auto& u) { w.value(u); });
+    raw(",").name("lint");
+    list(m.lint, [](writer& w, auto& l) { w.value(l); });
+    return raw("}");
+  }
+  writer& value(const target_wait& t) {
+    raw("{")
+      .name("attempt").value(t.attempt).raw(",")
+      .name("since").value(t.since).raw(",")
+      .name("deadline").value(t.deadline).raw(",")
+      .name("end");
+    t.end ? value(name_of(*t.end)) : raw("null");
+    return raw(",").name("message").value(t.message).raw("}");
+  }
+  writer& value(const message_record& r) {
+    return raw("{")
+      .name("number").value(r.number).raw(",")
+      .name("received").value(r.received).raw(",")
+      .name("status").value(name_of(r.status)).raw(",")
+      .name("note").value(r.note).raw(",")
+      .name("message").value(r.message).raw("}");
   }
   writer& value(const build_event& e) {
     return raw("{")
@@ -290,6 +390,15 @@ public:
       .name("type").value("statistic").raw(",")
       .name("key").value(e.key).raw(",")
       .name("value").value(e.value).raw("}");
+  }
+  writer& value(const build_command& c) {
+    return raw("{").name("type").value("command").raw(",").name("kind").value(name_of(c.kind)).raw("}");
+  }
+  writer& value(const deadline_passed& d) {
+    return raw("{").name("type").value("deadline").raw(",").name("name").value(d.name).raw("}");
+  }
+  writer& event(const target_message& m) {
+    return raw("{").name("type").value("message").raw(",").name("message").value(m).raw("}");
   }
   writer& verdict(const streak_result& r) {
     return raw("{").name("type").value("verdict").raw(",").name("result").value(r).raw("}");
@@ -348,8 +457,11 @@ std::string encode(const envelope& e) {
   e.info ? w.value(*e.info) : w.raw("null");
   w.raw(",").name("body");
   std::visit([&](auto& body) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(body)>, streak_result>)
+    using body_t = std::decay_t<decltype(body)>;
+    if constexpr (std::is_same_v<body_t, streak_result>)
       w.verdict(body);
+    else if constexpr (std::is_same_v<body_t, target_message>)
+      w.event(body);
     else
       w.value(body);
   }, e.body);
@@ -375,6 +487,8 @@ std::string encode(const build& b) {
     if (j.omitted_attempts != 0)
       w.name("omitted_attempts").value(j.omitted_attempts).raw(",")
         .name("omitted_failure").value(j.omitted_failure).raw(",");
+    if (j.wait)
+      w.name("wait").value(*j.wait).raw(",");
     w.name("attempts").list(j.attempts, [](writer& w, auto& a) { w.value(a); }).raw("}");
   });
   w.raw(",").name("statistics").raw("{");
@@ -396,7 +510,9 @@ std::string encode(const build& b) {
   if (b.omitted_jobs != 0 || b.omitted_statistics != 0)
     w.name("omitted_jobs").value(b.omitted_jobs).raw(",")
       .name("omitted_statistics").value(b.omitted_statistics).raw(",");
-  w.name("streak").value(b.streak).raw("}");
+  w.name("generation").value(b.generation).raw(",").name("messages");
+  w.list(b.messages, [](writer& w, auto& m) { w.value(m); });
+  w.raw(",").name("streak").value(b.streak).raw("}");
   return std::move(w.out);
 }
 
@@ -453,6 +569,16 @@ std::optional<build> decode_build(const json& j, std::string* error) {
         jb.attempts.push_back(decode_attempt(a, version));
       jb.omitted_attempts = jj.value("omitted_attempts", std::int64_t{0});
       jb.omitted_failure = jj.value("omitted_failure", false);
+      if (auto w = jj.find("wait"); w != jj.end()) {
+        target_wait t;
+        t.attempt = text(*w, "attempt");
+        t.since = at(w->at("since").get<std::int64_t>());
+        t.deadline = opt_time(w->at("deadline"));
+        if (!w->at("end").is_null())
+          t.end = enum_v4<wait_end>(w->at("end"), "wait end");
+        t.message = w->at("message").get<std::uint64_t>();
+        jb.wait = std::move(t);
+      }
       if (jb.attempts.empty())
         throw std::invalid_argument{"job without attempts"};
       b.jobs.emplace(jb.group, std::move(jb));
@@ -468,6 +594,20 @@ std::optional<build> decode_build(const json& j, std::string* error) {
     b.omitted_statistics = j.value("omitted_statistics", std::int64_t{0});
     if (!j.at("streak").is_null())
       b.streak = decode_result(j.at("streak"), version);
+    if (version >= 4) {
+      b.generation = j.at("generation").get<std::uint64_t>();
+      for (auto& m : j.at("messages")) {
+        message_record r;
+        r.number = m.at("number").get<std::uint64_t>();
+        r.received = at(m.at("received").get<std::int64_t>());
+        r.status = enum_v4<message_status>(m.at("status"), "message status");
+        r.note = text(m, "note");
+        r.message = decode_message(m.at("message"));
+        if (!r.message.generation)
+          throw std::invalid_argument{"a kept message without its generation"};
+        b.messages.push_back(std::move(r));
+      }
+    }
     return b;
   }, error);
 }

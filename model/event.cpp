@@ -58,4 +58,38 @@ std::string_view to_string(verdict v) {
   return "unknown";
 }
 
+std::string_view to_string(message_kind k) {
+  switch (k) {
+    case message_kind::pass: return "pass";
+    case message_kind::fail: return "fail";
+    case message_kind::work: return "work";
+  }
+  return "unknown";
+}
+
+std::optional<message_kind> parse_message_kind(std::string_view s) {
+  for (auto k : {message_kind::pass, message_kind::fail, message_kind::work})
+    if (to_string(k) == s)
+      return k;
+  return std::nullopt;
+}
+
+std::string_view to_string(command_kind k) {
+  switch (k) {
+    case command_kind::pause: return "pause";
+    case command_kind::resume: return "resume";
+    case command_kind::abort: return "abort";
+    case command_kind::restart: return "restart";
+  }
+  return "unknown";
+}
+
+std::optional<command_kind> parse_command_kind(std::string_view s) {
+  for (auto k : {command_kind::pause, command_kind::resume, command_kind::abort,
+                 command_kind::restart})
+    if (to_string(k) == s)
+      return k;
+  return std::nullopt;
+}
+
 } // namespace bt::model

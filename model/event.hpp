@@ -96,6 +96,12 @@ struct attempt {
   std::string url;
   std::optional<timestamp> started;
   std::optional<timestamp> finished;
+  /// A target that waits (SPEC §1): once this attempt has passed, its job waits for a
+  /// `pass` or `fail` message before it is done.
+  bool waits = false;
+  /// How long a waiting target waits for its message before it fails as timed out;
+  /// zero waits for ever (Harbormaster's behaviour).
+  std::int64_t wait_timeout_ms = 0;
 
   bool operator==(const attempt&) const = default;
 };
@@ -118,6 +124,64 @@ struct statistic_event {
   bool operator==(const statistic_event&) const = default;
 };
 
+/// One unit test result carried by a target message (Harbormaster's unit entry).
+struct unit_result {
+  std::string name;
+  std::string result; ///< pass, fail, skip, broken or unsound
+  std::optional<double> duration; ///< seconds
+  std::string ns;     ///< the test's namespace, e.g. its class
+  std::string path;
+  std::string details;
+  bool operator==(const unit_result&) const = default;
+};
+
+/// One lint result carried by a target message (Harbormaster's lint entry).
+struct lint_result {
+  std::string name;
+  std::string code;
+  std::string severity; ///< advice, autofix, warning, error or disabled
+  std::string path;
+  std::optional<std::int64_t> line;
+  std::string description;
+  bool operator==(const lint_result&) const = default;
+};
+
+/// What a message tells a target: it passed, it failed, or work goes on (partial
+/// results; the target keeps waiting). New values go last.
+enum class message_kind { pass, fail, work };
+std::string_view to_string(message_kind k);
+std::optional<message_kind> parse_message_kind(std::string_view s);
+
+/// A message for one target (job group) of a build, accepted whatever the target's
+/// state, also before the target or the build is known.
+struct target_message {
+  std::string target;
+  message_kind kind = message_kind::work;
+  /// The build generation the message is for; none: the generation current when it
+  /// arrives.
+  std::optional<std::uint64_t> generation;
+  std::vector<unit_result> unit;
+  std::vector<lint_result> lint;
+  bool operator==(const target_message&) const = default;
+};
+
+/// A build command (Harbormaster's pause, resume, abort and restart). New values go last.
+enum class command_kind { pause, resume, abort, restart };
+std::string_view to_string(command_kind k);
+std::optional<command_kind> parse_command_kind(std::string_view s);
+
+struct build_command {
+  command_kind kind = command_kind::pause;
+  bool operator==(const build_command&) const = default;
+};
+
+/// A deadline the build registered has passed (from the timeout supervisor): the
+/// model looks at what is due at the event's time.
+struct deadline_passed {
+  std::string name; ///< which deadline, as the build registered it
+  bool operator==(const deadline_passed&) const = default;
+};
+
 /// Result of a build's place in its streak, computed by the streak tracker.
 enum class verdict { passed, broken, still_failing, fixed };
 std::string_view to_string(verdict v);
@@ -131,7 +195,8 @@ struct streak_result {
 };
 
 /// Everything that can happen to a build.
-using event_body = std::variant<build_event, job_event, statistic_event, streak_result>;
+using event_body = std::variant<build_event, job_event, statistic_event, streak_result,
+                                target_message, build_command, deadline_passed>;
 
 /// One accepted event, addressed to one build.
 struct envelope {

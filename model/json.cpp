@@ -21,6 +21,71 @@ nlohmann::json to_json(const attempt& a) {
   j["exit_status"] = a.exit_status ? nlohmann::json(*a.exit_status) : nlohmann::json(nullptr);
   if (!a.url.empty())
     j["url"] = a.url;
+  if (a.waits) {
+    j["waits_for_message"] = true;
+    if (a.wait_timeout_ms > 0)
+      j["wait_timeout_ms"] = a.wait_timeout_ms;
+  }
+  return j;
+}
+
+nlohmann::json to_json(const unit_result& u) {
+  nlohmann::json j = {{"name", u.name}, {"result", u.result}, {"namespace", u.ns},
+                      {"path", u.path}, {"details", u.details}};
+  j["duration"] = u.duration ? nlohmann::json(*u.duration) : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json to_json(const lint_result& l) {
+  nlohmann::json j = {{"name", l.name}, {"code", l.code}, {"severity", l.severity},
+                      {"path", l.path}, {"description", l.description}};
+  j["line"] = l.line ? nlohmann::json(*l.line) : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json to_json(const message_record& r);
+
+template <class T>
+nlohmann::json list(const std::vector<T>& items) {
+  auto out = nlohmann::json::array();
+  for (auto& x : items)
+    out.push_back(to_json(x));
+  return out;
+}
+
+nlohmann::json to_json(const message_record& r) {
+  auto& m = r.message;
+  nlohmann::json j = {{"number", r.number},
+                      {"target", m.target},
+                      {"type", to_string(m.kind)},
+                      {"generation", m.generation.value_or(0)},
+                      {"status", to_string(r.status)},
+                      {"received_at", format_time(r.received)},
+                      {"unit", list(m.unit)},
+                      {"lint", list(m.lint)}};
+  if (!r.note.empty())
+    j["note"] = r.note;
+  return j;
+}
+
+/// A target's wait, and the unit and lint results its consumed messages of the
+/// current generation carried.
+nlohmann::json target_json(const build& b, const std::string& group, const target_wait& w) {
+  auto unit = nlohmann::json::array(), lint = nlohmann::json::array();
+  for (auto& r : b.messages)
+    if (r.status == message_status::consumed && r.message.target == group
+        && r.message.generation == b.generation) {
+      for (auto& u : r.message.unit)
+        unit.push_back(to_json(u));
+      for (auto& l : r.message.lint)
+        lint.push_back(to_json(l));
+    }
+  nlohmann::json j = {{"state", w.end ? std::string{to_string(*w.end)} : "waiting"},
+                      {"waiting_since", format_time(w.since)},
+                      {"deadline", opt_time(w.deadline)},
+                      {"unit", std::move(unit)},
+                      {"lint", std::move(lint)}};
+  j["message"] = w.message ? nlohmann::json(w.message) : nlohmann::json(nullptr);
   return j;
 }
 
@@ -62,18 +127,24 @@ nlohmann::json to_json(const build& b) {
   j["started_at"] = opt_time(b.started);
   j["finished_at"] = opt_time(b.finished);
   j["revision"] = b.revision;
+  j["generation"] = b.generation;
+  j["messages"] = list(b.messages);
   auto jobs = nlohmann::json::array();
   for (auto& [group, jb] : b.jobs) {
     auto attempts = nlohmann::json::array();
     for (auto& at : jb.attempts)
       attempts.push_back(to_json(at));
-    jobs.push_back({{"group", group},
-                    {"name", jb.name},
-                    {"state", to_string(jb.latest().state)},
-                    {"failed", jb.failed()},
-                    {"fixed", jb.fixed()},
-                    {"omitted_attempts", jb.omitted_attempts},
-                    {"attempts", std::move(attempts)}});
+    nlohmann::json job_doc = {{"group", group},
+                              {"name", jb.name},
+                              {"state", jb.waiting() ? "waiting" : to_string(jb.latest().state)},
+                              {"generation", b.generation},
+                              {"failed", jb.failed()},
+                              {"fixed", jb.fixed()},
+                              {"omitted_attempts", jb.omitted_attempts},
+                              {"attempts", std::move(attempts)}};
+    if (auto* w = jb.current_wait())
+      job_doc["target"] = target_json(b, group, *w);
+    jobs.push_back(std::move(job_doc));
   }
   j["jobs"] = std::move(jobs);
   j["failed_jobs"] = names(b.failed_jobs());
