@@ -42,6 +42,16 @@ using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+
+/// What became of a build command (SPEC §3.4).
+struct command_outcome {
+  bool known = false;   ///< the build exists (else 404)
+  bool applied = false; ///< the command applied (else 409, with `reason`)
+  std::string reason;
+  model::build_state state = model::build_state::pending; ///< the build's state after it
+  std::uint64_t generation = 0;
+};
 
 /// What the events of one request did once their builds applied them. Every event
 /// of the request carries a copy; the last copy dropped (its event applied, or dropped
@@ -49,6 +59,10 @@ using forget_atom = caf::atom_constant<caf::atom("forget")>;
 struct ingest_tally {
   std::atomic<std::size_t> duplicates{0}; ///< events that changed nothing: seen before
   std::function<void(std::size_t duplicates)> done;
+  /// A build command's fate, for its answer: set by the build's actor once applied,
+  /// or by the registry when the build is unknown. Read by `done` (after the last
+  /// copy is dropped, so the write is visible).
+  std::optional<command_outcome> command;
   ~ingest_tally() {
     if (done)
       done(duplicates.load());
@@ -208,6 +222,18 @@ using snapshotter_actor = caf::typed_actor<
   // INTERNAL. Time for the next snapshot (and expiry sweep when one is due).
   caf::reacts_to<tick_atom>>;
 
+/// Holds every deadline in time order and says when one passes (SPEC §2, the design
+/// card's timeout supervisor). One CAF timer at a time, for the earliest deadline:
+/// no request timeout per item. A deadline is named by its owner's build key and a
+/// name of the owner's choosing (`targets`, later one per waiting sink).
+using timeout_supervisor_actor = caf::typed_actor<
+  // Sets (or moves) deadline `name` of `key` to `due`; none cancels it.
+  caf::reacts_to<deadline_atom, model::build_key, std::string, std::optional<model::timestamp>>,
+  // How many deadlines are held.
+  caf::replies_to<caf::get_atom>::with<std::size_t>,
+  // INTERNAL. The timer armed for the earliest deadline went off (`n` names the timer).
+  caf::reacts_to<tick_atom, std::uint64_t>>;
+
 /// Bridges HTTP threads to actors: asks, then completes the HTTP reply.
 using gateway_actor = caf::typed_actor<
   // One build.
@@ -243,3 +269,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::lost_builds)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::build>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::streak_book>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::model::build_key>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::timestamp>)

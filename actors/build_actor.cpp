@@ -47,10 +47,14 @@ void ask_verdict(self_ptr self, model::finished_effect f) {
 }
 
 /// Applies one event and carries out its effects. Returns whether it was a duplicate.
-bool apply_event(self_ptr self, const model::envelope& e) {
+/// A command's outcome goes into its request's tally.
+bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = nullptr) {
   auto& st = self->state;
   ++st.events;
   auto result = model::apply(st.build, e, e.received, st.settings.limits);
+  if (tally && std::holds_alternative<model::build_command>(e.body))
+    tally->command = command_outcome{true, result.changed, result.ignored, st.build.state,
+                                     st.build.generation};
   if (!result.ignored.empty())
     support::log(support::log_level::warn, "event ignored",
                  {{"build", e.key.str()}, {"reason", result.ignored}});
@@ -70,6 +74,10 @@ bool apply_event(self_ptr self, const model::envelope& e) {
     } else if (auto* r = std::get_if<model::rollup_effect>(&effect)) {
       self->send(st.registry, model::envelope{r->parent, "", e.received, std::nullopt,
                                               std::move(r->job)});
+    } else if (auto* d = std::get_if<model::deadline_effect>(&effect)) {
+      if (st.peers.timeouts)
+        self->send(st.peers.timeouts, deadline_atom::value, d->key,
+                   std::string{model::target_deadline}, d->due);
     }
   }
   if (result.changed) {
@@ -112,7 +120,7 @@ build_actor::behavior_type build_actor_impl(self_ptr self, model::build initial,
   return {
     [=](const model::envelope& e) { apply_event(self, e); },
     [=](const model::envelope& e, const tally_ptr& tally) {
-      if (apply_event(self, e) && tally)
+      if (apply_event(self, e, tally.get()) && tally)
         tally->duplicates.fetch_add(1, std::memory_order_relaxed);
     },
     [=](replay_atom, const model::envelope& e) {

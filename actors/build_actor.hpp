@@ -30,6 +30,7 @@ struct build_peers {
   streak_tracker_actor tracker;       ///< judges finished outcomes
   catalog_actor catalog;              ///< keeps summaries for listings
   notify_dispatcher_actor dispatcher; ///< may be invalid: no sink listens, no notices
+  timeout_supervisor_actor timeouts;  ///< holds the build's deadlines; may be invalid in tests
 };
 
 struct build_actor_state {

@@ -93,6 +93,14 @@ void route(self_ptr self, waiting_event w) {
     st.parked.erase(parked);
     return deliver(self, spawn_build(self, name, std::move(initial)), name, std::move(w));
   }
+  if (!st.stored.contains(name) && std::holds_alternative<model::build_command>(w.event.body)) {
+    // A command needs a build: it does not make one. (Replayed, it meets the same.)
+    if (w.tally)
+      w.tally->command = command_outcome{};
+    if (w.replay.pending())
+      w.replay.deliver(false);
+    return;
+  }
   if (st.stored.erase(name) == 0) {
     model::build fresh;
     fresh.key = k;

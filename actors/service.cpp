@@ -14,6 +14,7 @@
 #include "actors/registry.hpp"
 #include "actors/snapshotter.hpp"
 #include "actors/streak_tracker.hpp"
+#include "actors/timeout_supervisor.hpp"
 #include "support/clock.hpp"
 #include "support/log.hpp"
 #include "support/metrics.hpp"
@@ -41,6 +42,33 @@ struct service::impl {
   std::shared_ptr<store::store> store;
   std::shared_ptr<dispatcher_stats> notify_stats = std::make_shared<dispatcher_stats>();
   build_settings settings;
+  /// Where a passed deadline goes, filled in once the registry runs; shared with the
+  /// supervisor's callback so that it outlives this object if need be.
+  struct deadline_route {
+    std::shared_ptr<store::store> store;
+    registry_actor registry;
+    timeout_supervisor_actor timeouts;
+
+    /// Journals that a build's deadline passed, then routes it (as ingest does: in
+    /// journal order, so that a restart replays it in the same place). When the
+    /// journal cannot take it, the deadline is set again a second later.
+    void passed(const model::build_key& key, const std::string& name) const {
+      std::vector<model::envelope> event{model::envelope{key, "", support::wall_clock(),
+                                                         std::nullopt, model::deadline_passed{name}}};
+      store->append(event, [registry = registry, timeouts = timeouts, event](bool durable) mutable {
+        auto& e = event.front();
+        if (durable)
+          return caf::anon_send(registry, std::move(e));
+        caf::anon_send(timeouts, deadline_atom::value, e.key,
+                       std::get<model::deadline_passed>(e.body).name,
+                       std::optional{support::wall_clock() + std::chrono::seconds{1}});
+      });
+    }
+  };
+  std::shared_ptr<deadline_route> deadlines = std::make_shared<deadline_route>();
+  std::shared_ptr<std::atomic<std::uint64_t>> deadlines_held
+    = std::make_shared<std::atomic<std::uint64_t>>(0);
+  timeout_supervisor_actor timeouts;
   streak_tracker_actor tracker;
   // Its store calls block: a thread of its own. Invalid when no sink is configured.
   notify_dispatcher_actor dispatcher;
@@ -59,6 +87,14 @@ struct service::impl {
                model::build_limits{static_cast<size_t>(c.tracking.max_jobs_per_build),
                                    static_cast<size_t>(c.tracking.max_attempts_per_job),
                                    static_cast<size_t>(c.tracking.max_statistics_per_build)}},
+      timeouts{system.spawn(timeout_supervisor,
+                            timeout_settings{support::wall_clock,
+                                             [route = deadlines](const model::build_key& key,
+                                                                 const std::string& name,
+                                                                 model::timestamp) {
+                                               route->passed(key, name);
+                                             },
+                                             deadlines_held})},
       tracker{system.spawn(streak_tracker, c.tracking.branches)},
       dispatcher{c.notifications.empty()
                    ? notify_dispatcher_actor{}
@@ -68,7 +104,7 @@ struct service::impl {
       // function-based actor takes none (UBSan reports it).
       catalog{system.spawn(actors::catalog, listed)},
       loader{system.spawn<caf::detached>(build_loader, store)},
-      registry{system.spawn(actors::registry, loader, build_peers{tracker, catalog, dispatcher},
+      registry{system.spawn(actors::registry, loader, build_peers{tracker, catalog, dispatcher, timeouts},
                             settings, stats)},
       gateway{system.spawn(actors::gateway, registry, catalog, tracker)},
       // Its store calls block: a thread of its own, not a scheduler worker.
@@ -76,6 +112,8 @@ struct service::impl {
         snapshotter, store, registry, tracker, catalog,
         snapshot_policy{c.store.snapshot_interval, c.store.retention, c.store.abandoned_after,
                         static_cast<std::size_t>(c.store.snapshot_max_builds)})} {
+    // Before any deadline can be set: build actors and recovery set them later.
+    *deadlines = deadline_route{store, registry, timeouts};
     auto& m = support::metrics();
     m.set_gauge("buildtrack_build_actors", "Running build actors.", this,
                 [s = stats] { return static_cast<double>(s->live.load()); });
@@ -83,6 +121,8 @@ struct service::impl {
                 [s = stats] { return static_cast<double>(s->tracked.load()); });
     m.set_gauge("buildtrack_builds_listed", "Builds in the listing index (GET /api/v1/builds).",
                 this, [l = listed] { return static_cast<double>(l->load()); });
+    m.set_gauge("buildtrack_deadlines", "Deadlines the timeout supervisor holds.", this,
+                [d = deadlines_held] { return static_cast<double>(d->load()); });
     m.set_gauge("buildtrack_builds_dirty", "Builds changed since the last snapshot.", this,
                 [s = stats] { return static_cast<double>(s->dirty.load()); });
     for (auto& sink : c.notifications)
@@ -98,7 +138,7 @@ struct service::impl {
     for (auto h : {caf::actor_cast<caf::actor>(snapshots), caf::actor_cast<caf::actor>(gateway),
                    caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(loader),
                    caf::actor_cast<caf::actor>(catalog), caf::actor_cast<caf::actor>(tracker),
-                   caf::actor_cast<caf::actor>(dispatcher)})
+                   caf::actor_cast<caf::actor>(dispatcher), caf::actor_cast<caf::actor>(timeouts)})
       if (h)
         caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
@@ -126,9 +166,17 @@ std::optional<std::string> service::recover() {
   std::vector<model::rollup_effect> roll_up;
   std::size_t noticed_again = 0;
   const auto& tracked = *impl_->settings.tracked_branches;
+  std::size_t deadlines = 0;
   bool read = st.for_each([&](const model::build& b) {
     index.push_back(model::summarize(b));
     keys.push_back(b.key);
+    // Deadlines come back from the stored states; the journal tail moves them again
+    // as it is replayed (a deadline already passed goes off at once).
+    if (auto due = model::next_deadline(b)) {
+      caf::anon_send(impl_->timeouts, deadline_atom::value, b.key,
+                     std::string{model::target_deadline}, due);
+      ++deadlines;
+    }
     // A verdict, a roll-up or a notice may have been lost with the process that
     // announced it; announcing again is idempotent. A current verdict shows the
     // verdict was not lost, a notice recorded for this revision likewise.
@@ -186,7 +234,8 @@ std::optional<std::string> service::recover() {
     return "the journal could not be read";
   support::log(support::log_level::info, "recovered",
                {{"builds", builds}, {"judged_again", judge.size()}, {"noticed_again", noticed_again},
-                {"rolled_up_again", roll_up.size()}, {"journal_replayed", *replayed}});
+                {"rolled_up_again", roll_up.size()}, {"deadlines", deadlines},
+                {"journal_replayed", *replayed}});
   return std::nullopt;
 }
 
@@ -198,6 +247,32 @@ void service::route(std::vector<model::envelope> events,
                     std::function<void(std::size_t duplicates)> applied) {
   auto tally = std::make_shared<ingest_tally>();
   tally->done = std::move(applied);
+  caf::anon_send(impl_->registry, std::move(events), std::move(tally));
+}
+
+void service::command(model::envelope e, reply_fn reply) {
+  auto tally = std::make_shared<ingest_tally>();
+  auto* outcome = &tally->command;
+  tally->done = [outcome, reply = std::move(reply)](std::size_t) {
+    if (!*outcome)
+      return reply(500, nlohmann::json{{"error", {{"code", "internal"},
+                                                  {"message", "the build failed to answer"}}}}
+                          .dump());
+    auto& o = **outcome;
+    if (!o.known)
+      return reply(404, nlohmann::json{{"error", {{"code", "not_found"},
+                                                  {"message", "no such build"}}}}
+                          .dump());
+    auto state = std::string{model::to_string(o.state)};
+    if (!o.applied)
+      return reply(409, nlohmann::json{{"error", {{"code", "conflict"},
+                                                  {"message", o.reason},
+                                                  {"state", state}}}}
+                          .dump());
+    reply(200, nlohmann::json{{"state", state}, {"generation", o.generation}}.dump());
+  };
+  std::vector<model::envelope> events;
+  events.push_back(std::move(e));
   caf::anon_send(impl_->registry, std::move(events), std::move(tally));
 }
 

@@ -42,6 +42,11 @@ public:
   void route(std::vector<model::envelope> events,
              std::function<void(std::size_t duplicates)> applied);
 
+  /// Hands an accepted (journaled) build command to its build, in order with the
+  /// events routed before it; `reply` gets the answer once the build's actor decided:
+  /// 200 with the build's state, 409 when it does not apply, 404 for an unknown build.
+  void command(model::envelope e, reply_fn reply);
+
   /// One build as JSON (404 when unknown).
   void get_build(const model::build_key& key, reply_fn reply);
   /// Builds matching `q`, most recently updated first.

@@ -8,6 +8,7 @@
 
 #include <boost/beast/http.hpp>
 
+#include "sources/native.hpp"
 #include "sources/source.hpp"
 #include "support/clock.hpp"
 #include "support/crypto.hpp"
@@ -156,11 +157,10 @@ void api::handle(request&& req, responder respond) {
     return list_builds(query, respond);
   }
   if (path.starts_with("/api/v1/builds/")) {
-    if (method != http::verb::get)
-      return wrong_method("GET");
-    if (!require_admin())
-      return;
-    return read_build(path.substr(15), respond);
+    bool read = method == http::verb::get;
+    if (!read && method != http::verb::post)
+      return wrong_method("GET, POST");
+    return builds_path(path.substr(15), req, respond);
   }
   send_rejection(respond, error(404, "not_found", "no such endpoint"));
 }
@@ -194,15 +194,21 @@ void api::ingest(const input& input, request& req, responder& respond) {
     count_event(name, delivery.label, ping ? "ping" : "ignored");
     return respond(json_response(200, ping ? R"({"status":"pong"})" : R"({"status":"ignored"})"));
   }
-  auto count = delivery.envelopes.size();
+  accept(input, std::move(delivery.label), std::move(delivery.envelopes), respond, started);
+}
+
+void api::accept(const input& input, std::string label, std::vector<model::envelope> events_in,
+                 responder& respond, clock_type::time_point started) {
+  auto name = std::string{input.source->name()};
+  auto count = events_in.size();
   // Shared, not moved into the callback: append reads them while the callback is
   // being built, and argument evaluation order is unspecified.
-  auto events = std::make_shared<std::vector<model::envelope>>(std::move(delivery.envelopes));
+  auto events = std::make_shared<std::vector<model::envelope>>(std::move(events_in));
   auto* latency = input.latency;
-  bool tally = source.reports_duplicates();
+  bool tally = input.source->reports_duplicates();
   // Acknowledge only what the journal holds (one write for the whole request); route
   // in the same order.
-  store_.append(*events, [this, respond, name, label = std::move(delivery.label), count, started,
+  store_.append(*events, [this, respond, name, label = std::move(label), count, started,
                           events, tally, latency](bool durable) mutable {
     if (!durable) {
       count_event(name, label, "unavailable");
@@ -227,8 +233,8 @@ void api::ingest(const input& input, request& req, responder& respond) {
   });
 }
 
-void api::read_build(std::string_view rest, responder& respond) {
-  // {source}/{pipeline}/{id}, each URL-encoded.
+void api::builds_path(std::string_view rest, request& req, responder& respond) {
+  // Each part URL-encoded.
   std::vector<std::string> parts;
   size_t pos = 0;
   while (pos <= rest.size()) {
@@ -237,16 +243,94 @@ void api::read_build(std::string_view rest, responder& respond) {
                                                                   : slash - pos);
     auto decoded = url_decode(piece, false);
     if (!decoded || decoded->empty())
-      return send_rejection(respond, error(404, "not_found", "expected /api/v1/builds/{source}/{pipeline}/{id}"));
-    parts.push_back(std::move(*decoded));
-    if (slash == std::string_view::npos)
       break;
+    parts.push_back(std::move(*decoded));
+    if (slash == std::string_view::npos) {
+      pos = rest.size() + 1;
+      break;
+    }
     pos = slash + 1;
   }
-  if (parts.size() != 3)
-    return send_rejection(respond, error(404, "not_found",
-                                         "expected /api/v1/builds/{source}/{pipeline}/{id}"));
-  service_.get_build({parts[0], parts[1], parts[2]}, [respond](int status, std::string body) {
+  bool whole = pos > rest.size();
+  auto n = parts.size();
+  bool get = req.method() == http::verb::get;
+  if (whole && n == 3 && get) {
+    if (!admin_allowed(req))
+      return send_rejection(respond, error(401, "unauthorized",
+                                           "read endpoints need the admin token", "Authorization"));
+    return read_build({parts[0], parts[1], parts[2]}, respond);
+  }
+  if (whole && !get && n == 4 && parts[3] == "commands")
+    return post_command({parts[0], parts[1], parts[2]}, req, respond);
+  if (whole && !get && n == 6 && parts[3] == "targets" && parts[5] == "messages")
+    return post_message({parts[0], parts[1], parts[2]}, std::move(parts[4]), req, respond);
+  send_rejection(respond, error(404, "not_found",
+                                "expected GET /api/v1/builds/{source}/{pipeline}/{id}, POST "
+                                ".../commands or POST .../targets/{job}/messages"));
+}
+
+api::checked_native api::parse_native(request& req, responder& respond, const char* label,
+                                 const parse_fn& parse) {
+  auto it = std::find_if(inputs_.begin(), inputs_.end(),
+                         [](auto& in) { return in.source->name() == "native"; });
+  sources::inbound in{[&req](std::string_view h) { return header(req, h); }, req.body(),
+                      support::wall_clock()};
+  // Credentials before anything else, as on every input.
+  if (auto denied = it->source->authenticate(in)) {
+    count_event("native", label, "unauthorized");
+    send_rejection(respond, *denied);
+    return {};
+  }
+  auto parsed = parse(header(req, "Content-Type"), req.body(), in.now);
+  if (auto* r = std::get_if<sources::rejection>(&parsed)) {
+    count_event("native", label, "rejected");
+    support::log(support::log_level::warn, "delivery rejected",
+                 {{"source", "native"}, {"event", label}, {"code", r->code}, {"field", r->field},
+                  {"message", r->message}});
+    send_rejection(respond, *r);
+    return {};
+  }
+  return {&*it, std::move(std::get<model::envelope>(parsed))};
+}
+
+void api::post_message(model::build_key key, std::string target, request& req,
+                       responder& respond) {
+  auto started = clock_type::now();
+  auto [native, e] = parse_native(req, respond, "message", [&](auto type, auto body, auto now) {
+    return sources::native_message(key, target, type, body, now);
+  });
+  if (!native)
+    return;
+  std::vector<model::envelope> events;
+  events.push_back(std::move(*e));
+  accept(*native, "message", std::move(events), respond, started);
+}
+
+void api::post_command(model::build_key key, request& req, responder& respond) {
+  auto [native, parsed] = parse_native(req, respond, "command", [&](auto type, auto body, auto now) {
+    return sources::native_command(key, type, body, now);
+  });
+  if (!native)
+    return;
+  // Journaled first, like every event; then the build's actor decides, in order with
+  // the events before it, and its word is the answer (a refused command changes
+  // nothing, also when replayed).
+  auto e = std::make_shared<model::envelope>(std::move(*parsed));
+  store_.append({*e}, [this, respond, e](bool durable) mutable {
+    if (!durable) {
+      count_event("native", "command", "unavailable");
+      return send_rejection(respond, error(503, "store_unavailable",
+                                           "the journal is unavailable; retry later"));
+    }
+    count_event("native", "command", "accepted");
+    service_.command(std::move(*e), [respond](int status, std::string body) mutable {
+      respond(json_response(static_cast<unsigned>(status), std::move(body)));
+    });
+  });
+}
+
+void api::read_build(const model::build_key& key, responder& respond) {
+  service_.get_build(key, [respond](int status, std::string body) {
     respond(json_response(static_cast<unsigned>(status), std::move(body)));
   });
 }

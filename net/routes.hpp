@@ -1,6 +1,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,8 +33,28 @@ private:
   /// The ingest pipeline, the same for every source: authenticate, parse, journal,
   /// route, answer.
   struct input;
+  /// The native input and the event parsed for it, or nothing when refused.
+  struct checked_native {
+    const input* native = nullptr;
+    std::optional<model::envelope> event;
+  };
   void ingest(const input& in, request& req, responder& respond);
-  void read_build(std::string_view path, responder& respond);
+  /// Journals a request's accepted events (one write), routes them in order, and
+  /// answers 202 once applied with how many were duplicates (or at once, for a
+  /// source that does not report them); 503 when the journal refuses them.
+  void accept(const input& in, std::string label, std::vector<model::envelope> events,
+              responder& respond, std::chrono::steady_clock::time_point started);
+  /// `/api/v1/builds/{source}/{pipeline}/{id}[/commands | /targets/{job}/messages]`.
+  void builds_path(std::string_view rest, request& req, responder& respond);
+  using parse_fn = std::function<sources::checked<model::envelope>(
+    std::string_view content_type, std::string_view body, model::timestamp now)>;
+  /// Authenticates a message or command with the native token, then parses it; on
+  /// failure answers and returns no input.
+  checked_native parse_native(request& req, responder& respond, const char* label,
+                              const parse_fn& parse);
+  void post_message(model::build_key key, std::string target, request& req, responder& respond);
+  void post_command(model::build_key key, request& req, responder& respond);
+  void read_build(const model::build_key& key, responder& respond);
   void list_builds(std::string_view query, responder& respond);
   bool admin_allowed(const request& req) const;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <map>
 
 #include <simdjson.h>
@@ -16,7 +17,7 @@ using model::job_state;
 
 /// The event types this API takes, and what each needs.
 enum class event_type { build_started, build_finished, build_interrupted, job_started,
-                        job_finished, statistic };
+                        job_finished, statistic, message };
 
 const std::map<std::string, event_type, std::less<>> event_types{
   {"build.started", event_type::build_started},
@@ -24,7 +25,8 @@ const std::map<std::string, event_type, std::less<>> event_types{
   {"build.interrupted", event_type::build_interrupted},
   {"job.started", event_type::job_started},
   {"job.finished", event_type::job_finished},
-  {"statistic", event_type::statistic}};
+  {"statistic", event_type::statistic},
+  {"message", event_type::message}};
 
 /// Source names that belong to buildtrack's own inputs: a native event may not pose
 /// as a build of theirs (their builds would mix).
@@ -123,7 +125,7 @@ checked<model::job_event> job_of(const fields& top, event_type type,
   BT_TRY(obj, top.child("job", true));
   fields j{*obj, "job"};
   if (auto r = j.only({"id", "name", "step", "attempt", "state", "exit_status", "soft_failed",
-                       "waits_for_message", "url"}))
+                       "waits_for_message", "wait_timeout", "url"}))
     return *r;
   model::job_event e;
   auto& a = e.report;
@@ -144,9 +146,15 @@ checked<model::job_event> job_of(const fields& top, event_type type,
   e.numbered = attempt.has_value();
   a.number = attempt.value_or(0);
   BT_TRY(waits, j.boolean("waits_for_message"));
-  if (waits)
-    return rejection{422, "unsupported", "targets that wait for messages are not supported yet",
-                     "job.waits_for_message"};
+  BT_TRY(timeout, j.number("wait_timeout"));
+  if (timeout && !waits)
+    return invalid("job.wait_timeout", "only a job that waits for a message has a wait timeout");
+  if (timeout && (*timeout <= 0 || *timeout > max_wait_timeout_s))
+    return invalid("job.wait_timeout", "seconds, more than 0 and at most 30 days");
+  if (waits && type != event_type::job_finished)
+    return invalid("job.waits_for_message", "only job.finished says that a target waits");
+  a.waits = waits;
+  a.wait_timeout_ms = timeout ? std::max<std::int64_t>(1, std::llround(*timeout * 1000)) : 0;
   BT_TRY(state, j.string("state"));
   a.source_state = state;
   if (type == event_type::job_started) {
@@ -197,19 +205,140 @@ checked<model::statistic_event> statistic_of(const fields& top) {
   return model::statistic_event{std::move(key), *value};
 }
 
+/// A unit result entry of a message; `at` is its path (`unit[2]`).
+checked<model::unit_result> unit_of(simdjson::dom::element e, const std::string& at) {
+  simdjson::dom::object obj;
+  if (e.get(obj) != simdjson::SUCCESS)
+    return invalid(at, "expected an object");
+  fields u{obj, at};
+  if (auto r = u.only({"name", "result", "duration", "namespace", "path", "details"}))
+    return *r;
+  model::unit_result out;
+  BT_TRY(name, u.string("name"));
+  if (name.empty())
+    return invalid(u.at("name"), "required, a non-empty string");
+  BT_TRY(result, u.string("result"));
+  static constexpr std::array<std::string_view, 5> results{"pass", "fail", "skip", "broken",
+                                                           "unsound"};
+  if (std::find(results.begin(), results.end(), result) == results.end())
+    return invalid(u.at("result"), "required: pass, fail, skip, broken or unsound");
+  BT_TRY(duration, u.number("duration"));
+  if (duration && *duration < 0)
+    return invalid(u.at("duration"), "seconds, not negative");
+  BT_TRY(ns, u.string("namespace"));
+  BT_TRY(path, u.string("path"));
+  BT_TRY(details, u.string("details"));
+  return model::unit_result{std::move(name), std::move(result), duration, std::move(ns),
+                            std::move(path), std::move(details)};
+}
+
+/// A lint result entry of a message; `at` is its path (`lint[0]`).
+checked<model::lint_result> lint_of(simdjson::dom::element e, const std::string& at) {
+  simdjson::dom::object obj;
+  if (e.get(obj) != simdjson::SUCCESS)
+    return invalid(at, "expected an object");
+  fields l{obj, at};
+  if (auto r = l.only({"name", "code", "severity", "path", "line", "description"}))
+    return *r;
+  BT_TRY(name, l.string("name"));
+  BT_TRY(code, l.string("code"));
+  BT_TRY(severity, l.string("severity"));
+  BT_TRY(path, l.string("path"));
+  BT_TRY(line, l.integer("line"));
+  BT_TRY(description, l.string("description"));
+  for (auto [field, value] : {std::pair{"name", &name}, {"code", &code}, {"path", &path}})
+    if (value->empty())
+      return invalid(l.at(field), "required, a non-empty string");
+  static constexpr std::array<std::string_view, 5> severities{"advice", "autofix", "warning",
+                                                              "error", "disabled"};
+  if (std::find(severities.begin(), severities.end(), severity) == severities.end())
+    return invalid(l.at("severity"), "required: advice, autofix, warning, error or disabled");
+  if (line && *line < 1)
+    return invalid(l.at("line"), "a line number, from 1");
+  return model::lint_result{std::move(name), std::move(code), std::move(severity),
+                            std::move(path), line, std::move(description)};
+}
+
+/// The results of one list (`unit` or `lint`): all valid, or the first invalid entry.
+template <class Result, class Parse>
+std::optional<rejection> results_of(const fields& m, std::string_view name,
+                                    std::vector<Result>& out, Parse parse) {
+  auto v = m.get(name);
+  if (!v)
+    return std::nullopt;
+  simdjson::dom::array list;
+  if (v->get(list) != simdjson::SUCCESS)
+    return invalid(m.at(name), "expected a list");
+  std::size_t i = 0;
+  for (auto e : list) {
+    auto r = parse(e, m.at(name) + "[" + std::to_string(i++) + "]");
+    if (auto* bad = std::get_if<rejection>(&r))
+      return *bad;
+    out.push_back(std::move(std::get<0>(r)));
+  }
+  return std::nullopt;
+}
+
+/// The message fields (`type`, `unit`, `lint`, `generation`) of `m`, for `target`.
+checked<model::target_message> message_fields(const fields& m, std::string target) {
+  model::target_message out;
+  out.target = std::move(target);
+  BT_TRY(type, m.string("type"));
+  auto kind = model::parse_message_kind(type);
+  if (!kind)
+    return invalid(m.at("type"), "required: pass, fail or work");
+  out.kind = *kind;
+  BT_TRY(generation, m.integer("generation"));
+  if (generation && *generation < 1)
+    return invalid(m.at("generation"), "a build generation, from 1");
+  if (generation)
+    out.generation = static_cast<std::uint64_t>(*generation);
+  if (auto r = results_of(m, "unit", out.unit, unit_of))
+    return *r;
+  if (auto r = results_of(m, "lint", out.lint, lint_of))
+    return *r;
+  return out;
+}
+
+checked<model::target_message> message_of(const fields& top) {
+  BT_TRY(obj, top.child("message", true));
+  fields m{*obj, "message"};
+  if (auto r = m.only({"target", "type", "unit", "lint", "generation"}))
+    return *r;
+  BT_TRY(target, m.string("target"));
+  if (auto r = check_key_part(m, "target", target))
+    return *r;
+  return message_fields(m, std::move(target));
+}
+
+/// A request body that must be one JSON object (the messages and commands endpoints).
+checked<fields> json_body(std::string_view content_type, std::string_view body,
+                          std::string_view what) {
+  if (!content_type.empty() && !is_media_type(content_type, "application/json"))
+    return rejection{415, "unsupported_media_type", "send application/json", "Content-Type"};
+  return parse_object(body, what);
+}
+
+std::optional<rejection> check_key(const model::build_key& key) {
+  for (auto& part : {key.source, key.pipeline, key.id})
+    if (part.empty() || part.size() > 256
+        || std::any_of(part.begin(), part.end(),
+                       [](char c) { return c == '/' || static_cast<unsigned char>(c) < 0x20; }))
+      return rejection{404, "not_found", "not a build key: source, pipeline and id are "
+                                         "non-empty, at most 256 bytes, without '/'", ""};
+  return std::nullopt;
+}
+
 /// One event from one JSON text.
 checked<model::envelope> event_of(std::string_view text, model::timestamp now) {
   BT_TRY(top, parse_object(text, "an event"));
-  if (auto r = top.only({"type", "delivery", "time", "build", "job", "statistic"}))
+  if (auto r = top.only({"type", "delivery", "time", "build", "job", "statistic", "message"}))
     return *r;
   BT_TRY(type_name, top.string("type"));
-  if (type_name == "message")
-    return rejection{422, "unsupported_event",
-                     "message events come with the Harbormaster API; not supported yet", "type"};
   auto type = event_types.find(type_name);
   if (type == event_types.end())
     return invalid("type", "expected build.started, build.finished, build.interrupted, "
-                           "job.started, job.finished or statistic");
+                           "job.started, job.finished, statistic or message");
   BT_TRY(delivery, top.string("delivery"));
   if (delivery.size() > 256)
     return invalid("delivery", "at most 256 bytes");
@@ -221,6 +350,8 @@ checked<model::envelope> event_of(std::string_view text, model::timestamp now) {
     return invalid("job", "only job.started and job.finished carry a job");
   if (!stat_event && top.get("statistic"))
     return invalid("statistic", "only statistic events carry a statistic");
+  if (type->second != event_type::message && top.get("message"))
+    return invalid("message", "only message events carry a message");
   if (type->second != event_type::build_finished && !build.status.empty())
     return invalid("build.status", "only build.finished carries a status");
   model::envelope env{build.key, std::move(delivery), now, std::move(build.info),
@@ -260,6 +391,11 @@ checked<model::envelope> event_of(std::string_view text, model::timestamp now) {
       env.body = std::move(stat);
       break;
     }
+    case event_type::message: {
+      BT_TRY(message, message_of(top));
+      env.body = std::move(message);
+      break;
+    }
   }
   return env;
 }
@@ -294,6 +430,38 @@ private:
 
 std::unique_ptr<source> make_native_source(const config::native_config& cfg) {
   return std::make_unique<native_source>(cfg);
+}
+
+checked<model::envelope> native_message(const model::build_key& key, std::string target,
+                                        std::string_view content_type, std::string_view body,
+                                        model::timestamp now) {
+  if (auto r = check_key(key))
+    return *r;
+  if (target.empty() || target.size() > 256)
+    return rejection{404, "not_found", "not a target name", ""};
+  BT_TRY(m, json_body(content_type, body, "a message"));
+  if (auto r = m.only({"type", "unit", "lint", "generation", "delivery"}))
+    return *r;
+  BT_TRY(delivery, m.string("delivery"));
+  if (delivery.size() > 256)
+    return invalid("delivery", "at most 256 bytes");
+  BT_TRY(message, message_fields(m, std::move(target)));
+  return model::envelope{key, std::move(delivery), now, std::nullopt, std::move(message)};
+}
+
+checked<model::envelope> native_command(const model::build_key& key,
+                                        std::string_view content_type, std::string_view body,
+                                        model::timestamp now) {
+  if (auto r = check_key(key))
+    return *r;
+  BT_TRY(c, json_body(content_type, body, "a command"));
+  if (auto r = c.only({"type"}))
+    return *r;
+  BT_TRY(type, c.string("type"));
+  auto kind = model::parse_command_kind(type);
+  if (!kind)
+    return invalid("type", "required: pause, resume, abort or restart");
+  return model::envelope{key, "", now, std::nullopt, model::build_command{*kind}};
 }
 
 checked<std::vector<model::envelope>> native_parse(std::string_view content_type,

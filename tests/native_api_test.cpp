@@ -240,7 +240,9 @@ TEST_F(native_api, invalid_events_are_422_naming_the_field) {
     return error_of(r)["field"].get<std::string>();
   };
   EXPECT_EQ(field_of(event("build.exploded", "1")), "type");
-  EXPECT_EQ(field_of(event("message", "1")), "type"); // with the Harbormaster API
+  EXPECT_EQ(field_of(event("message", "1")), "message"); // a message event without one
+  EXPECT_EQ(field_of(event("message", "1", {{"message", {{"target", "t"}, {"type", "done"}}}})),
+            "message.type");
   EXPECT_EQ(field_of(event("build.started", "1", {{"build", {{"source", "buildkite"}}}})),
             "build.source");
   EXPECT_EQ(field_of(event("build.started", "1", {{"build", {{"pipeline", "a/b"}}}})),
