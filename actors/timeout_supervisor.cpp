@@ -24,8 +24,11 @@ void arm(self_ptr self) {
   if (st.armed_for && *st.armed_for <= due)
     return; // the armed timer goes off first; it re-arms for the rest
   st.armed_for = due;
-  auto wait = std::max(due - st.settings.now(), model::timestamp::duration::zero());
-  self->delayed_send(self, wait, tick_atom::value, ++st.timer);
+  auto wait = due - st.settings.now();
+  if (wait <= model::timestamp::duration::zero())
+    self->send(self, tick_atom::value, ++st.timer); // passed already: at once
+  else
+    self->delayed_send(self, wait, tick_atom::value, ++st.timer);
 }
 
 /// Reports every deadline that has passed, earliest first, then re-arms.
