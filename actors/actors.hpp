@@ -43,6 +43,7 @@ using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+using start_atom = caf::atom_constant<caf::atom("start")>;
 
 /// What became of a build command (SPEC §3.4).
 struct command_outcome {
@@ -231,6 +232,9 @@ using timeout_supervisor_actor = caf::typed_actor<
   caf::reacts_to<deadline_atom, model::build_key, std::string, std::optional<model::timestamp>>,
   // How many deadlines are held.
   caf::replies_to<caf::get_atom>::with<std::size_t>,
+  // Deadlines go off from now on. A supervisor started held waits for it: during
+  // recovery a deadline must not overtake the journal's replay.
+  caf::reacts_to<start_atom>,
   // INTERNAL. The timer armed for the earliest deadline went off (`n` names the timer).
   caf::reacts_to<tick_atom, std::uint64_t>>;
 

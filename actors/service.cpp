@@ -94,7 +94,7 @@ struct service::impl {
                                                                  model::timestamp) {
                                                route->passed(key, name);
                                              },
-                                             deadlines_held})},
+                                             /*held=*/true, deadlines_held})},
       tracker{system.spawn(streak_tracker, c.tracking.branches)},
       dispatcher{c.notifications.empty()
                    ? notify_dispatcher_actor{}
@@ -232,6 +232,8 @@ std::optional<std::string> service::recover() {
   });
   if (!replayed)
     return "the journal could not be read";
+  // Now that the journal's order is restored, deadlines (passed ones at once) go off.
+  caf::anon_send(impl_->timeouts, start_atom::value);
   support::log(support::log_level::info, "recovered",
                {{"builds", builds}, {"judged_again", judge.size()}, {"noticed_again", noticed_again},
                 {"rolled_up_again", roll_up.size()}, {"deadlines", deadlines},

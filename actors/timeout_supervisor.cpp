@@ -14,9 +14,9 @@ std::string id_of(const model::build_key& key, const std::string& name) {
 /// Arms the timer for the earliest deadline, unless one is armed for it already.
 void arm(self_ptr self) {
   auto& st = self->state;
-  if (st.settings.held)
-    st.settings.held->store(st.by_time.size(), std::memory_order_relaxed);
-  if (st.by_time.empty()) {
+  if (st.settings.count)
+    st.settings.count->store(st.by_time.size(), std::memory_order_relaxed);
+  if (st.settings.held || st.by_time.empty()) {
     st.armed_for.reset();
     return;
   }
@@ -65,6 +65,10 @@ timeout_supervisor(timeout_supervisor_actor::stateful_pointer<timeout_supervisor
       arm(self);
     },
     [=](caf::get_atom) { return self->state.by_time.size(); },
+    [=](start_atom) {
+      self->state.settings.held = false;
+      arm(self);
+    },
     [=](tick_atom, std::uint64_t timer) {
       // A timer re-armed for an earlier deadline since: only the latest counts.
       if (timer == self->state.timer)

@@ -24,8 +24,10 @@ struct timeout_settings {
   /// registers again if it still needs one.
   std::function<void(const model::build_key& key, const std::string& name, model::timestamp due)>
     passed;
+  /// Whether deadlines wait for `start_atom` before they go off.
+  bool held = false;
   /// How many deadlines are held, for metrics; may be null.
-  std::shared_ptr<std::atomic<std::uint64_t>> held;
+  std::shared_ptr<std::atomic<std::uint64_t>> count;
 };
 
 struct timeout_supervisor_state {

@@ -31,6 +31,9 @@ struct api_fixture : ::testing::Test {
 
   void start() {
     service = std::make_unique<actors::service>(cfg, store);
+    // As buildtrackd does: what the store holds is back before requests come.
+    if (auto why = service->recover())
+      FAIL() << *why;
     api = std::make_unique<net::api>(cfg, *service, *store);
     server = std::make_unique<net::server>(cfg.server, *api);
     port = server->start();

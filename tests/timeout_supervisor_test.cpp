@@ -31,7 +31,7 @@ struct timeouts : test::actor_fixture {
                                model::timestamp due) {
                           passed.push_back({k.id, n, due, now});
                         },
-                        nullptr});
+                        false, nullptr});
   }
 
   static model::build_key key(const std::string& id) { return {"native", "p", id}; }
@@ -120,6 +120,25 @@ TEST_F(timeouts, a_deadline_already_passed_goes_off_at_once) {
   wait(500ms);
   set("late", 100ms); // 400 ms ago
   EXPECT_EQ(ids(), (std::vector<std::string>{"late/targets"}));
+}
+
+TEST_F(timeouts, a_held_supervisor_lets_nothing_go_off_until_started) {
+  sup = sys->spawn(actors::timeout_supervisor,
+                   actors::timeout_settings{[this] { return now; },
+                                            [this](const model::build_key& k,
+                                                   const std::string& n, model::timestamp due) {
+                                              passed.push_back({k.id, n, due, now});
+                                            },
+                                            true, nullptr});
+  set("a", 100ms);
+  set("b", 300ms);
+  wait(200ms);
+  EXPECT_TRUE(passed.empty());
+  caf::anon_send(sup, actors::start_atom::value);
+  run();
+  EXPECT_EQ(ids(), (std::vector<std::string>{"a/targets"}));
+  wait(100ms);
+  EXPECT_EQ(ids(), (std::vector<std::string>{"a/targets", "b/targets"}));
 }
 
 // After a restart the service sets again the deadlines its stored builds hold: a new
