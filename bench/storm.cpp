@@ -65,6 +65,10 @@ struct options {
   int notify_concurrency = 8;
   std::string source = "buildkite"; ///< or "native": the native event API
   int batch = 1; ///< native events per request (NDJSON when more than one)
+  /// Native: three builds in four get a target that waits for a message. For one its
+  /// message comes in the shuffled storm (before or after the target finishes); the
+  /// others' come after it, in order per build: pause, pass, resume; or abort.
+  bool targets = false;
 };
 
 struct workload {
@@ -73,6 +77,9 @@ struct workload {
   std::map<std::string, std::string> expected; ///< build path -> final state
   /// request holding build.finished events -> their build keys (pointers into `requests`)
   std::unordered_map<const std::string*, std::vector<std::string>> finish_of;
+  /// After the storm: each build's requests in order (commands and messages), each
+  /// answered 200, 202 or 409 (a command that does not apply to a settled build).
+  std::vector<std::vector<std::string>> afterwards;
 };
 
 /// One build's life as a storm sends it: every event, and whether the build fails.
@@ -163,8 +170,36 @@ workload generate_native(const options& o) {
         events.push_back({{"type", finished ? "build.finished" : "build.started"},
                           {"build", build}});
       });
-    w.expected["/api/v1/builds/native/" + pipeline + "/" + std::to_string(b)] =
-      failed ? "failed" : "passed";
+    auto path = "/api/v1/builds/native/" + pipeline + "/" + std::to_string(b);
+    w.expected[path] = failed ? "failed" : "passed";
+    if (!o.targets || b % 4 == 0)
+      continue;
+    // A waiting target: a failed job fails the build at once, whatever comes later.
+    events.push_back({{"type", "job.finished"}, {"build", build},
+                      {"job", {{"id", pipeline + "-" + std::to_string(b) + "-deploy"},
+                               {"name", "deploy"}, {"state", "passed"},
+                               {"waits_for_message", true}}}});
+    auto message = [&](const std::string& type) {
+      return json{{"type", type}, {"delivery", "m-" + std::to_string(b)}}.dump();
+    };
+    auto post = [&](const std::string& target, const std::string& body) {
+      return payloads::native_post(path + target, body);
+    };
+    if (b % 4 == 1) {
+      bool fail = std::uniform_real_distribution<double>{0, 1}(rng) < 0.2;
+      events.push_back({{"type", "message"}, {"build", build},
+                        {"message", {{"target", "deploy"}, {"type", fail ? "fail" : "pass"}}}});
+      if (fail)
+        w.expected[path] = "failed";
+    } else if (b % 4 == 2) {
+      w.afterwards.push_back({post("/commands", R"({"type":"pause"})"),
+                              post("/targets/deploy/messages", message("pass")),
+                              post("/commands", R"({"type":"resume"})")});
+    } else {
+      w.afterwards.push_back({post("/commands", R"({"type":"abort"})")});
+      if (!failed)
+        w.expected[path] = "aborted";
+    }
   }
   std::shuffle(events.begin(), events.end(), rng);
   w.events = events.size();
@@ -194,9 +229,9 @@ class connection : public std::enable_shared_from_this<connection> {
 public:
   connection(asio::io_context& ioc, std::vector<const std::string*> reqs,
              std::vector<double>& latencies, std::size_t& errors, const workload& w,
-             ack_times& acks)
+             ack_times& acks, bool commands = false)
     : stream_{ioc}, reqs_{std::move(reqs)}, latencies_{latencies}, errors_{errors}, w_{w},
-      acks_{acks} {}
+      acks_{acks}, commands_{commands} {}
 
   void start(tcp::endpoint ep) {
     stream_.async_connect(ep, [self = shared_from_this()](beast::error_code ec) {
@@ -228,7 +263,8 @@ private:
     if (ec)
       throw std::runtime_error{"read: " + ec.message()};
     latencies_.push_back(std::chrono::duration<double>(steady::now() - sent_).count());
-    if (parser_->get().result_int() != 202)
+    auto status = parser_->get().result_int();
+    if (status != 202 && !(commands_ && (status == 200 || status == 409)))
       ++errors_;
     else if (auto f = w_.finish_of.find(reqs_[i_]); f != w_.finish_of.end())
       for (auto& key : f->second)
@@ -247,7 +283,28 @@ private:
   ack_times& acks_;
   std::size_t i_ = 0;
   steady::time_point sent_;
+  bool commands_ = false;
 };
+
+/// Sends each build's requests of `w.afterwards` in order, builds spread over
+/// `connections`; returns the answers that were neither 200, 202 nor 409.
+std::size_t afterwards(const workload& w, unsigned short port, int connections) {
+  asio::io_context ioc{1};
+  std::vector<double> latencies;
+  std::size_t errors = 0;
+  ack_times acks;
+  std::vector<std::vector<const std::string*>> shares(static_cast<size_t>(connections));
+  for (std::size_t i = 0; i < w.afterwards.size(); ++i)
+    for (auto& r : w.afterwards[i])
+      shares[i % shares.size()].push_back(&r);
+  tcp::endpoint ep{asio::ip::make_address("127.0.0.1"), port};
+  for (auto& share : shares)
+    if (!share.empty())
+      std::make_shared<connection>(ioc, std::move(share), latencies, errors, w, acks, true)
+        ->start(ep);
+  ioc.run();
+  return errors;
+}
 
 struct run_result {
   double seconds = 0;
@@ -461,12 +518,18 @@ std::size_t verify(const workload& w, unsigned short port,
     http::response<http::string_body> res;
     http::read(stream, buf, res);
     auto doc = json::parse(res.body(), nullptr, false);
-    if (revisions && !doc.is_discarded() && doc.contains("revision"))
+    // Only passed and failed builds are announced (not canceled or aborted ones).
+    if (revisions && !doc.is_discarded() && doc.contains("revision")
+        && (doc["state"] == "passed" || doc["state"] == "failed"))
       (*revisions)[path.substr(std::string_view{"/api/v1/builds/"}.size())] =
         doc["revision"].get<std::uint64_t>();
     if (res.result_int() != 200 || doc.is_discarded() || doc["state"] != state) {
       if (++wrong <= 5)
-        std::cerr << "mismatch " << path << ": want " << state << ", got " << res.body().substr(0, 200) << '\n';
+        std::cerr << "mismatch " << path << ": want " << state << ", got "
+                  << (doc.is_discarded() ? res.body().substr(0, 200)
+                                         : doc["state"].dump() + " " + doc["messages"].dump()
+                                             + " " + doc["failed_jobs"].dump())
+                  << '\n';
     }
   }
   return wrong;
@@ -504,14 +567,15 @@ int main(int argc, char** argv) {
     else if (k == "--notify-concurrency") o.notify_concurrency = std::stoi(v);
     else if (k == "--source") o.source = v;
     else if (k == "--batch") o.batch = std::stoi(v);
+    else if (k == "--targets") o.targets = v == "1" || v == "yes";
     else {
       std::cerr << "unknown option " << k << '\n';
       return 2;
     }
   }
   if ((o.source != "buildkite" && o.source != "native") || o.batch < 1
-      || (o.source == "buildkite" && o.batch != 1)) {
-    std::cerr << "--source buildkite, or --source native [--batch N]\n";
+      || (o.source == "buildkite" && (o.batch != 1 || o.targets))) {
+    std::cerr << "--source buildkite, or --source native [--batch N] [--targets 1]\n";
     return 2;
   }
   auto w = o.source == "native" ? generate_native(o) : generate_buildkite(o);
@@ -564,6 +628,13 @@ int main(int argc, char** argv) {
   auto rss_before = rss_kib(daemon);
   ack_times acks;
   auto result = storm(w, port, o.connections, acks);
+  if (!w.afterwards.empty()) {
+    auto refused = afterwards(w, port, o.connections);
+    std::printf("targets: %zu builds got commands and messages after the storm; %zu answers "
+                "other than 200, 202 or 409\n",
+                w.afterwards.size(), refused);
+    result.errors += refused;
+  }
   std::map<std::string, std::uint64_t> revisions;
   auto mismatches = verify(w, port, &revisions);
   auto rss_after = rss_kib(daemon);

@@ -179,10 +179,12 @@ void trim_attempts(job& j, size_t max_attempts, applied& out) {
   }
 }
 
-/// The build's state from its jobs, targets and end. A command's hold (paused,
-/// aborted) stays until another command lifts it. A build with targets that wait
-/// for messages fails as soon as one of its jobs fails (fail fast, as Harbormaster);
-/// other builds are decided when they end, so that a retry can still pass them.
+/// The build's state from its jobs, targets and end, whatever order they came in. A
+/// command's hold (paused, aborted) stays until another command lifts it. A build
+/// with targets that wait for messages fails as soon as one of its jobs fails (fail
+/// fast, as Harbormaster); other builds are decided when they end, so that a retry
+/// can still pass them. A target that starts waiting after the build's end takes it
+/// back to waiting, as a late job changes a finished build's outcome.
 build_state decide(const build& b) {
   if (b.state == build_state::aborted || b.state == build_state::paused)
     return b.state;
@@ -195,9 +197,6 @@ build_state decide(const build& b) {
   if (!b.end) {
     if (fails && targets)
       return build_state::failed;
-    // Failed fast: stays failed until the build's end says more.
-    if (is_final(b.state))
-      return b.state;
     return b.state == build_state::pending ? build_state::pending : build_state::running;
   }
   if (fails)
@@ -208,9 +207,7 @@ build_state decide(const build& b) {
     case build_end::failed: return build_state::failed;
     case build_end::completed: break;
   }
-  if (waiting)
-    return is_final(b.state) ? b.state : build_state::waiting;
-  return build_state::passed;
+  return waiting ? build_state::waiting : build_state::passed;
 }
 
 void merge(build_info& into, const build_info& from) {
@@ -414,7 +411,7 @@ struct event_applier {
 
   /// Ends the waits whose deadline has passed at `now`. Returns whether one ended.
   bool due_deadlines() {
-    if (b.is_finished() || b.state == build_state::paused)
+    if (!targets_move())
       return false;
     bool any = false;
     for (auto& [_, j] : b.jobs)
@@ -425,12 +422,16 @@ struct event_applier {
     return any;
   }
 
+  /// Whether targets may consume messages and time out: not while the build is
+  /// paused (it consumes on resume), never once aborted.
+  bool targets_move() const {
+    return b.state != build_state::paused && b.state != build_state::aborted;
+  }
+
   /// Lets waiting targets consume their messages, oldest first (the first pass or
-  /// fail wins), then ends the waits that are due. Nothing is consumed while the
-  /// build is paused or settled: a paused build consumes on resume, an aborted one
-  /// never. Returns whether a wait ended.
+  /// fail wins), then ends the waits that are due. Returns whether a wait ended.
   bool consume_messages() {
-    if (b.is_finished() || b.state == build_state::paused)
+    if (!targets_move())
       return false;
     bool changed = false;
     for (auto& [group, j] : b.jobs) {
@@ -476,8 +477,6 @@ struct event_applier {
         ignore("the target's wait already ended (" + std::string{to_string(*w->end)} + ")");
       } else if (b.state == build_state::aborted) {
         ignore("the build was aborted");
-      } else if (b.is_finished()) {
-        ignore("the build is " + std::string{to_string(b.state)});
       }
     }
   }

@@ -248,5 +248,36 @@ TEST_F(targets, a_message_for_a_target_that_does_not_wait_stays_pending) {
   EXPECT_EQ(b.state, build_state::running);
   finished(3);
   EXPECT_EQ(b.state, build_state::passed);
-  EXPECT_EQ(status(1), message_status::ignored); // the build is settled
+  EXPECT_EQ(status(1), message_status::pending); // a retry of it may still wait
+}
+
+TEST_F(targets, a_target_that_starts_waiting_after_the_build_passed_takes_it_back_to_waiting) {
+  message("deploy", message_kind::fail, 1);
+  finished(2);
+  EXPECT_EQ(b.state, build_state::passed);
+  auto a = target("deploy", 3);
+  EXPECT_EQ(b.state, build_state::failed); // the message was there already
+  EXPECT_TRUE(announces(a));
+  EXPECT_EQ(b.revision, 2u);
+}
+
+TEST_F(targets, the_outcome_does_not_depend_on_the_order_events_came_in) {
+  // A failed first attempt fails the build fast; its passing retry and the target's
+  // message settle it as passed, in either order.
+  for (bool retry_first : {true, false}) {
+    b = build{};
+    target("deploy", 1);
+    feed(job_event{"unit", "unit", {"u1", 0, job_state::failed, "", 1, false, true}, true}, 2);
+    EXPECT_EQ(b.state, build_state::failed);
+    auto retry = job_event{"unit", "unit", {"u2", 1, job_state::passed, "", 0, false, false}, true};
+    if (retry_first) {
+      feed(retry, 3);
+      EXPECT_EQ(b.state, build_state::running);
+    }
+    message("deploy", message_kind::pass, 4);
+    if (!retry_first)
+      feed(retry, 5);
+    finished(6);
+    EXPECT_EQ(b.state, build_state::passed) << retry_first;
+  }
 }

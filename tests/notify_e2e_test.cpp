@@ -61,6 +61,8 @@ std::string headline(const receiver::request& r) {
   return json::parse(r.body)["text"].get<std::string>();
 }
 
+const std::string native_token = "native-notify-token-0123456789";
+
 /// buildtrackd with a Slack sink and a webhook sink, both on loopback receivers.
 struct notify_e2e : ::testing::Test {
   test::redis_server redis{true};
@@ -77,6 +79,7 @@ struct notify_e2e : ::testing::Test {
     cfg << "server:\n  listen: 127.0.0.1:" << port
         << "\nstore:\n  kind: redis\n  redis:\n    url: " << redis.url()
         << "/0\n  snapshot_interval: 30ms\nsources:\n  buildkite:\n    token: " << payloads::token
+        << "\n  native:\n    token: " << native_token
         << "\ntracking:\n  branches: [main]\n  actor_idle_timeout: 50ms"
         << "\nnotifications:"
         << "\n  - name: slack\n    kind: slack\n    token: xoxb-test\n    channel: C-BUILDS"
@@ -109,6 +112,14 @@ struct notify_e2e : ::testing::Test {
     }
     deliver(payloads::build_delivery("build.finished", "app", n,
                                      failing.empty() ? "passed" : "failed", branch));
+  }
+
+  /// Posts to the native API (events, messages, commands) and expects `status`.
+  void native(const std::string& path, const json& doc, unsigned status = 202) {
+    test::http_client c{port};
+    auto r = c.post(path, doc.dump(), {{"Authorization", "Bearer " + native_token},
+                                       {"Content-Type", "application/json"}});
+    ASSERT_EQ(r.status, status) << r.body;
   }
 
   std::string metrics() {
@@ -288,3 +299,33 @@ TEST_F(notify_e2e, kill_9_between_outbox_write_and_delivery_delivers_once_after_
 }
 
 } // namespace
+
+// A build whose target waits is announced once its outcome is settled by the message,
+// not when its own work ended; its streak counts it like any other build.
+TEST_F(notify_e2e, a_build_that_waited_is_announced_when_its_message_settles_it) {
+  receiver slack{slack_port, slack_ok()};
+  receiver hook{hook_port, webhook_checks_signature()};
+  start_daemon();
+  auto build = [](const std::string& pipeline, int n) {
+    return json{{"pipeline", pipeline}, {"id", std::to_string(n)}, {"number", n},
+                {"branch", "main"}};
+  };
+  native("/api/v1/events", {{"type", "job.finished"}, {"build", build("deploy", 1)},
+                            {"job", {{"id", "d-1"}, {"name", "deploy"}, {"state", "passed"},
+                                     {"waits_for_message", true}}}});
+  native("/api/v1/events", {{"type", "build.finished"}, {"build", build("deploy", 1)}});
+  // Another build fails meanwhile: once its notice is in, the waiting one, which had
+  // none due, has sent nothing.
+  native("/api/v1/events", {{"type", "job.finished"}, {"build", build("other", 1)},
+                            {"job", {{"id", "o-1"}, {"name", "unit"}, {"state", "failed"}}}});
+  native("/api/v1/events", {{"type", "build.finished"}, {"build", build("other", 1)}});
+  ASSERT_TRUE(eventually([&] { return hook.count() == 1; }));
+  EXPECT_EQ(json::parse(hook.requests()[0].body)["build"]["key"], "native/other/1");
+  native("/api/v1/builds/native/deploy/1/targets/deploy/messages", {{"type", "fail"}});
+  ASSERT_TRUE(eventually([&] { return hook.count() == 2; }));
+  auto doc = json::parse(hook.requests()[1].body);
+  EXPECT_EQ(doc["build"]["key"], "native/deploy/1");
+  EXPECT_EQ(doc["build"]["state"], "failed");
+  EXPECT_EQ(doc["kind"], "broken");
+  EXPECT_EQ(doc["build"]["streak"]["verdict"], "broken");
+}
