@@ -21,8 +21,8 @@ bool job::failed() const {
   auto* d = decisive();
   if (!d)
     return false;
-  if (auto* w = current_wait(); w && w->end)
-    return *w->end != wait_end::pass;
+  if (wait && wait->end && wait->attempt == d->id)
+    return *wait->end != wait_end::pass;
   return d->fails;
 }
 
@@ -33,7 +33,9 @@ bool job::waiting() const {
 
 bool job::fixed() const {
   auto* d = decisive();
-  if (!d || d->state != job_state::passed || failed())
+  if (!d || d->state != job_state::passed)
+    return false;
+  if (wait && wait->end && wait->attempt == d->id && *wait->end != wait_end::pass)
     return false;
   return omitted_failure
          || std::any_of(attempts.data(), d, [](const attempt& a) { return a.fails; });
@@ -159,6 +161,8 @@ void trim_jobs(build& b, const std::string& newcomer, size_t max_jobs, applied& 
       best = *r;
       victim = it;
     }
+  if (victim->second.wait)
+    --b.targets;
   b.jobs.erase(victim); // found: the newcomer always ranks
   ++b.omitted_jobs;
   out.trimmed = "jobs";
@@ -188,6 +192,8 @@ void trim_attempts(job& j, size_t max_attempts, applied& out) {
 build_state decide(const build& b) {
   if (b.state == build_state::aborted || b.state == build_state::paused)
     return b.state;
+  if (!b.end && b.targets == 0) // nothing fails fast, nothing waits
+    return b.state == build_state::pending ? build_state::pending : build_state::running;
   bool fails = false, targets = false, waiting = false;
   for (auto& [_, j] : b.jobs) {
     fails = fails || j.failed();
@@ -319,8 +325,10 @@ struct event_applier {
       trim_attempts(j, limits.max_attempts, out);
     }
     // A passed attempt that waits makes the job a target waiting for its message.
-    if (auto* d = j.decisive(); d && d->waits && d->state == job_state::passed
-                                && (!j.wait || j.wait->attempt != d->id)) {
+    if (auto* d = in.waits || j.wait ? j.decisive() : nullptr;
+        d && d->waits && d->state == job_state::passed && (!j.wait || j.wait->attempt != d->id)) {
+      if (!j.wait)
+        ++b.targets;
       j.wait = target_wait{d->id, now, std::nullopt, std::nullopt, 0};
       if (d->wait_timeout_ms > 0)
         j.wait->deadline = now + std::chrono::milliseconds{d->wait_timeout_ms};
@@ -394,6 +402,7 @@ struct event_applier {
           return refuse("a settled build cannot be restarted");
         ++b.generation;
         b.jobs.clear();
+        b.targets = 0;
         b.end.reset();
         b.finished.reset();
         b.state = build_state::running;
@@ -411,7 +420,7 @@ struct event_applier {
 
   /// Ends the waits whose deadline has passed at `now`. Returns whether one ended.
   bool due_deadlines() {
-    if (!targets_move())
+    if (b.targets == 0 || !targets_move())
       return false;
     bool any = false;
     for (auto& [_, j] : b.jobs)
@@ -431,7 +440,7 @@ struct event_applier {
   /// Lets waiting targets consume their messages, oldest first (the first pass or
   /// fail wins), then ends the waits that are due. Returns whether a wait ended.
   bool consume_messages() {
-    if (!targets_move())
+    if (b.targets == 0 || !targets_move())
       return false;
     bool changed = false;
     for (auto& [group, j] : b.jobs) {
@@ -577,7 +586,7 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
 }
 
 std::optional<timestamp> next_deadline(const build& b) {
-  if (b.is_finished() || b.state == build_state::paused)
+  if (b.targets == 0 || b.is_finished() || b.state == build_state::paused)
     return std::nullopt;
   std::optional<timestamp> first;
   for (auto& [_, j] : b.jobs)

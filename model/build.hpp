@@ -150,6 +150,9 @@ struct build {
   /// Starts at 1; a restart starts the next, and the targets start over.
   std::uint64_t generation = 1;
   std::vector<message_record> messages; ///< every target message, in arrival order
+  /// How many jobs ever waited for a message (have a `wait`): derived from `jobs`, not
+  /// stored; spares builds without targets every look at them.
+  std::size_t targets = 0;
 
   /// The outcome is settled (passed, failed, canceled, interrupted, aborted). A
   /// build whose own work ended may still wait for messages.

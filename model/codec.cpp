@@ -581,6 +581,7 @@ std::optional<build> decode_build(const json& j, std::string* error) {
       }
       if (jb.attempts.empty())
         throw std::invalid_argument{"job without attempts"};
+      b.targets += jb.wait ? 1 : 0;
       b.jobs.emplace(jb.group, std::move(jb));
     }
     b.statistics = j.at("statistics").get<std::map<std::string, double>>();
