@@ -67,6 +67,13 @@ void deliver(self_ptr self, registry_state::live_build& target, const std::strin
   }
 }
 
+/// Whether an event may be a build's first: a command or a deadline is about a build
+/// that exists.
+bool makes_builds(const model::envelope& e) {
+  return !std::holds_alternative<model::build_command>(e.body)
+         && !std::holds_alternative<model::deadline_passed>(e.body);
+}
+
 /// The key of a build's pipeline: `source/pipeline`.
 std::string pipeline_of(const model::build_key& k) {
   return k.source + "/" + k.pipeline;
@@ -93,8 +100,9 @@ void route(self_ptr self, waiting_event w) {
     st.parked.erase(parked);
     return deliver(self, spawn_build(self, name, std::move(initial)), name, std::move(w));
   }
-  if (!st.stored.contains(name) && std::holds_alternative<model::build_command>(w.event.body)) {
-    // A command needs a build: it does not make one. (Replayed, it meets the same.)
+  if (!st.stored.contains(name) && !makes_builds(w.event)) {
+    // A command or a passed deadline needs a build: it does not make one (a deadline
+    // may outlive its build's expiry). Replayed, it meets the same.
     if (w.tally)
       w.tally->command = command_outcome{};
     if (w.replay.pending())

@@ -330,8 +330,8 @@ struct event_applier {
       if (!j.wait)
         ++b.targets;
       j.wait = target_wait{d->id, now, std::nullopt, std::nullopt, 0};
-      if (d->wait_timeout_ms > 0)
-        j.wait->deadline = now + std::chrono::milliseconds{d->wait_timeout_ms};
+      if (e.wait_timeout_ms > 0)
+        j.wait->deadline = now + std::chrono::milliseconds{e.wait_timeout_ms};
     }
     job_outcome_changed = j.failed() != failed_before || j.fixed() != fixed_before;
     if (new_job)

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "model/boxed.hpp"
 #include "model/event.hpp"
 
 namespace bt::model {
@@ -37,7 +38,7 @@ struct job {
   /// failed (so that a job whose latest attempt passed still reads as fixed).
   std::int64_t omitted_attempts = 0;
   bool omitted_failure = false;
-  std::optional<target_wait> wait; ///< set once the job waited for a message
+  boxed<target_wait> wait; ///< set once the job waited for a message
 
   const attempt& latest() const { return attempts.back(); }
   /// The latest attempt that finished: it decides the job. A retry that is only

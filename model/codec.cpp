@@ -59,7 +59,7 @@ build_info decode_info(const json& j) {
 /// value added or reordered later never reads as another one. Version 3 stores
 /// whether an attempt fails (the source's decision) and whether a job event's attempt
 /// number orders it. Version 4 adds targets that wait (an attempt's `waits` and
-/// `wait_timeout_ms`, a job's `wait`), a build's `generation` and `messages`, and
+/// a job event's `wait_timeout_ms`, a job's `wait`), a build's `generation` and `messages`, and
 /// the message, command and deadline events.
 constexpr int format_version = 4;
 
@@ -181,10 +181,8 @@ attempt decode_attempt(const json& j, int version) {
   a.started = opt_time(j.at("started"));
   a.finished = opt_time(j.at("finished"));
   a.fails = version >= 3 ? j.at("fails").get<bool>() : legacy_fails(a);
-  if (version >= 4) {
+  if (version >= 4)
     a.waits = j.at("waits").get<bool>();
-    a.wait_timeout_ms = j.at("wait_timeout_ms").get<std::int64_t>();
-  }
   return a;
 }
 
@@ -202,7 +200,8 @@ event_body decode_body(const json& j, int version) {
   if (type == "job")
     return job_event{j.at("group").get<std::string>(), j.at("name").get<std::string>(),
                      decode_attempt(j.at("report"), version),
-                     version >= 3 ? j.at("numbered").get<bool>() : true};
+                     version >= 3 ? j.at("numbered").get<bool>() : true,
+                     version >= 4 ? j.at("wait_timeout_ms").get<std::int64_t>() : 0};
   if (type == "statistic")
     return statistic_event{j.at("key").get<std::string>(), j.at("value").get<double>()};
   if (type == "verdict")
@@ -321,8 +320,7 @@ public:
       .name("url").value(a.url).raw(",")
       .name("started").value(a.started).raw(",")
       .name("finished").value(a.finished).raw(",")
-      .name("waits").value(a.waits).raw(",")
-      .name("wait_timeout_ms").value(a.wait_timeout_ms).raw("}");
+      .name("waits").value(a.waits).raw("}");
   }
   writer& value(const unit_result& u) {
     return raw("{")
@@ -383,6 +381,7 @@ public:
       .name("group").value(e.group).raw(",")
       .name("name").value(e.name).raw(",")
       .name("numbered").value(e.numbered).raw(",")
+      .name("wait_timeout_ms").value(e.wait_timeout_ms).raw(",")
       .name("report").value(e.report).raw("}");
   }
   writer& value(const statistic_event& e) {

@@ -99,9 +99,6 @@ struct attempt {
   /// A target that waits (SPEC §1): once this attempt has passed, its job waits for a
   /// `pass` or `fail` message before it is done.
   bool waits = false;
-  /// How long a waiting target waits for its message before it fails as timed out;
-  /// zero waits for ever (Harbormaster's behaviour).
-  std::int64_t wait_timeout_ms = 0;
 
   bool operator==(const attempt&) const = default;
 };
@@ -114,6 +111,9 @@ struct job_event {
   /// Whether `report.number` orders the attempt. When false, a new attempt comes
   /// after every attempt already known (arrival order).
   bool numbered = true;
+  /// For an attempt that waits: how long its job waits for its message before it
+  /// fails as timed out; zero waits for ever (Harbormaster's behaviour).
+  std::int64_t wait_timeout_ms = 0;
   bool operator==(const job_event&) const = default;
 };
 

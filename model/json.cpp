@@ -21,11 +21,8 @@ nlohmann::json to_json(const attempt& a) {
   j["exit_status"] = a.exit_status ? nlohmann::json(*a.exit_status) : nlohmann::json(nullptr);
   if (!a.url.empty())
     j["url"] = a.url;
-  if (a.waits) {
+  if (a.waits)
     j["waits_for_message"] = true;
-    if (a.wait_timeout_ms > 0)
-      j["wait_timeout_ms"] = a.wait_timeout_ms;
-  }
   return j;
 }
 

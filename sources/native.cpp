@@ -154,7 +154,7 @@ checked<model::job_event> job_of(const fields& top, event_type type,
   if (waits && type != event_type::job_finished)
     return invalid("job.waits_for_message", "only job.finished says that a target waits");
   a.waits = waits;
-  a.wait_timeout_ms = timeout ? std::max<std::int64_t>(1, std::llround(*timeout * 1000)) : 0;
+  e.wait_timeout_ms = timeout ? std::max<std::int64_t>(1, std::llround(*timeout * 1000)) : 0;
   BT_TRY(state, j.string("state"));
   a.source_state = state;
   if (type == event_type::job_started) {

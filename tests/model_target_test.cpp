@@ -30,7 +30,7 @@ struct targets : ::testing::Test {
     j.report.state = fails ? job_state::failed : job_state::passed;
     j.report.fails = fails;
     j.report.waits = waits;
-    j.report.wait_timeout_ms = timeout_ms;
+    j.wait_timeout_ms = timeout_ms;
     j.numbered = false;
     return feed(j, when);
   }

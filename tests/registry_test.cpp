@@ -76,6 +76,28 @@ TEST_F(registry_test, unknown_build_is_not_found) {
   EXPECT_EQ(ask_error(registry, caf::get_atom::value, web9), actors::errc::not_found);
 }
 
+// A command or a passed deadline is about a build that exists: for one the registry
+// does not know, it makes none (a deadline may outlive its build's expiry). Replayed,
+// the same.
+TEST_F(registry_test, commands_and_deadlines_for_unknown_builds_make_no_build) {
+  caf::anon_send(registry, model::envelope{web9, "", model::timestamp{1000ms}, std::nullopt,
+                                           model::deadline_passed{"targets"}});
+  auto tally = std::make_shared<actors::ingest_tally>();
+  std::vector<model::envelope> command{model::envelope{
+    web10, "", model::timestamp{1000ms}, std::nullopt, model::build_command{model::command_kind::pause}}};
+  caf::anon_send(registry, command, tally);
+  run();
+  ASSERT_TRUE(tally->command);
+  EXPECT_FALSE(tally->command->known);
+  EXPECT_FALSE(ask<bool>(registry, actors::replay_atom::value,
+                         model::envelope{api9, "", model::timestamp{1000ms}, std::nullopt,
+                                         model::deadline_passed{"targets"}}));
+  EXPECT_EQ(stats->live.load(), 0u);
+  for (auto& key : {web9, web10, api9})
+    EXPECT_EQ(ask_error(registry, caf::get_atom::value, key), actors::errc::not_found);
+  EXPECT_TRUE(snapshot().builds.empty());
+}
+
 TEST_F(registry_test, idle_finished_actor_stops_and_is_recreated_from_its_saved_state) {
   caf::anon_send(registry, job(web9, 9, "a", model::job_state::failed, 1));
   caf::anon_send(registry, finished(web9));
