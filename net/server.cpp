@@ -99,12 +99,21 @@ private:
     bool keep_alive = req.keep_alive();
     stream_.expires_never();
     // The handler may answer from another thread: come back to this strand (inline
-    // when it answered on the strand already).
-    auto respond = [self = shared_from_this(), version, keep_alive](response res) mutable {
+    // when it answered on the strand already). Copies of the responder share one slot
+    // and the answer takes the connection out of it, so that the thread that drops the
+    // last copy (the store's, an actor's) never releases the connection itself: that
+    // happens on its strand, which its io_context outlives.
+    auto slot = std::make_shared<std::shared_ptr<http_session>>(shared_from_this());
+    auto respond = [slot, version, keep_alive](response res) {
+      auto self = std::move(*slot);
+      if (!self)
+        return; // answered already
       res.version(version);
       res.keep_alive(keep_alive && res.keep_alive());
-      asio::dispatch(self->stream_.get_executor(),
-                     [self, res = std::move(res)]() mutable { self->do_write(std::move(res)); });
+      auto strand = self->stream_.get_executor();
+      asio::dispatch(strand, [self = std::move(self), res = std::move(res)]() mutable {
+        self->do_write(std::move(res));
+      });
     };
     // No exception may unwind into Asio's run loop: it would end an I/O thread.
     try {

@@ -3,7 +3,8 @@
 //
 // Properties checked beyond "no crash, no sanitizer report": a refusal renders a JSON
 // error body; a batch is all or nothing; every accepted event survives the journal
-// codec unchanged and applies to a build that renders as API JSON.
+// codec unchanged and applies to a build that renders as API JSON and survives the
+// snapshot codec unchanged.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -43,5 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       bt::model::apply(b, e, now);
   }
   (void)bt::model::to_text(bt::model::to_json(b));
+  auto stored = bt::model::codec::decode_build(nlohmann::json::parse(bt::model::codec::encode(b)));
+  if (!stored || !(*stored == b))
+    std::abort(); // a snapshot would not give back the build
   return 0;
 }
