@@ -268,9 +268,11 @@ TEST(crash, kill_9_during_waiting_targets_messages_and_commands_loses_nothing_an
     return r.status == 200 ? comparable(json::parse(r.body)) : json{};
   };
   // Pending deadlines go off after the restart: every timed wait ends.
-  for (auto& [key, b] : want)
-    if (b.info.branch == "release")
+  for (auto& [key, b] : want) {
+    if (b.info.branch == "release") {
       EXPECT_TRUE(eventually([&] { return document(key)["state"] == "failed"; }, 10s)) << key;
+    }
+  }
   std::size_t wrong = 0;
   for (auto& [key, b] : want) {
     auto got = document(key);
