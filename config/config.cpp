@@ -387,7 +387,9 @@ config parse(const std::string& text) {
                        {"max_jobs_per_build", int_into(c.tracking.max_jobs_per_build, 1, 1'000'000)},
                        {"max_attempts_per_job", int_into(c.tracking.max_attempts_per_job, 2, 10'000)},
                        {"max_statistics_per_build",
-                        int_into(c.tracking.max_statistics_per_build, 1, 1'000'000)}});
+                        int_into(c.tracking.max_statistics_per_build, 1, 1'000'000)},
+                       {"max_messages_per_build",
+                        int_into(c.tracking.max_messages_per_build, 1, 1'000'000)}});
          }},
         {"actors", [&](auto& p, auto& n) {
            walk(p, n, {{"threads", int_into(c.actors.threads, 1, 64)},

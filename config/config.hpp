@@ -65,6 +65,7 @@ struct tracking_config {
   int max_jobs_per_build = 4096;
   int max_attempts_per_job = 64;
   int max_statistics_per_build = 1024;
+  int max_messages_per_build = 1024;
 };
 
 /// `actors.*`: the CAF scheduler.

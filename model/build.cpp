@@ -370,8 +370,18 @@ struct event_applier {
     // Work carries partial results: kept with the message, nothing to consume.
     if (m.kind == message_kind::work && *r.message.generation == b.generation)
       r.status = message_status::consumed;
-    b.messages.push_back(std::move(r));
     out.changed = true;
+    if (b.messages.size() >= limits.max_messages) {
+      out.trimmed = "messages";
+      ++b.omitted_messages;
+      auto settled = std::find_if(b.messages.begin(), b.messages.end(), [](auto& kept) {
+        return kept.status != message_status::pending;
+      });
+      if (settled == b.messages.end())
+        return; // every kept one may still decide a target: the newcomer goes
+      b.messages.erase(settled);
+    }
+    b.messages.push_back(std::move(r));
   }
 
   void operator()(const build_command& c) {

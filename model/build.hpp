@@ -107,11 +107,15 @@ using effect = std::variant<finished_effect, rollup_effect, deadline_effect>;
 /// - past `max_attempts`, a job's oldest attempt (never the deciding one);
 /// - past `max_jobs`, a job that neither fails nor was fixed, else a fixed one; when
 ///   every job fails, the build has failed anyway and the newcomer is only counted;
-/// - past `max_statistics`, a new statistic is only counted (no outcome depends on it).
+/// - past `max_statistics`, a new statistic is only counted (no outcome depends on it);
+/// - past `max_messages`, the oldest target message already consumed or ignored (a
+///   pending one may still decide a target); when every one is pending, the newcomer
+///   is only counted.
 struct build_limits {
   size_t max_jobs = 4096;
   size_t max_attempts = 64;
   size_t max_statistics = 1024;
+  size_t max_messages = 1024;
   static constexpr size_t recent_deliveries = 32;
 };
 
@@ -150,7 +154,8 @@ struct build {
   std::int64_t omitted_statistics = 0; ///< statistics not kept at build_limits::max_statistics
   /// Starts at 1; a restart starts the next, and the targets start over.
   std::uint64_t generation = 1;
-  std::vector<message_record> messages; ///< every target message, in arrival order
+  std::vector<message_record> messages; ///< target messages, in arrival order
+  std::int64_t omitted_messages = 0;    ///< let go at build_limits::max_messages
   /// How many jobs ever waited for a message (have a `wait`): derived from `jobs`, not
   /// stored; spares builds without targets every look at them.
   std::size_t targets = 0;

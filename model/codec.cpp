@@ -509,6 +509,8 @@ std::string encode(const build& b) {
   if (b.omitted_jobs != 0 || b.omitted_statistics != 0)
     w.name("omitted_jobs").value(b.omitted_jobs).raw(",")
       .name("omitted_statistics").value(b.omitted_statistics).raw(",");
+  if (b.omitted_messages != 0)
+    w.name("omitted_messages").value(b.omitted_messages).raw(",");
   w.name("generation").value(b.generation).raw(",").name("messages");
   w.list(b.messages, [](writer& w, auto& m) { w.value(m); });
   w.raw(",").name("streak").value(b.streak).raw("}");
@@ -596,6 +598,7 @@ std::optional<build> decode_build(const json& j, std::string* error) {
       b.streak = decode_result(j.at("streak"), version);
     if (version >= 4) {
       b.generation = j.at("generation").get<std::uint64_t>();
+      b.omitted_messages = j.value("omitted_messages", std::int64_t{0});
       for (auto& m : j.at("messages")) {
         message_record r;
         r.number = m.at("number").get<std::uint64_t>();

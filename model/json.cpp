@@ -147,7 +147,9 @@ nlohmann::json to_json(const build& b) {
   j["failed_jobs"] = names(b.failed_jobs());
   j["fixed_jobs"] = names(b.fixed_jobs());
   j["statistics"] = b.statistics;
-  j["omitted"] = {{"jobs", b.omitted_jobs}, {"statistics", b.omitted_statistics}};
+  j["omitted"] = {{"jobs", b.omitted_jobs},
+                  {"statistics", b.omitted_statistics},
+                  {"messages", b.omitted_messages}};
   if (b.streak)
     j["streak"] = {{"verdict", to_string(b.streak->kind)}, {"failures", b.streak->failures}};
   else

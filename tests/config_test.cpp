@@ -242,8 +242,9 @@ TEST(config, duplicate_keys_are_errors) {
 
 TEST(config, per_build_limits_are_read) {
   auto c = parse("tracking:\n  max_jobs_per_build: 8\n  max_attempts_per_job: 3\n"
-                 "  max_statistics_per_build: 2\n");
+                 "  max_statistics_per_build: 2\n  max_messages_per_build: 5\n");
   EXPECT_EQ(c.tracking.max_jobs_per_build, 8);
   EXPECT_EQ(c.tracking.max_attempts_per_job, 3);
   EXPECT_EQ(c.tracking.max_statistics_per_build, 2);
+  EXPECT_EQ(c.tracking.max_messages_per_build, 5);
 }

@@ -114,6 +114,34 @@ TEST_F(targets, work_keeps_the_target_waiting_and_its_results_are_kept) {
   EXPECT_EQ(b.state, build_state::passed);
 }
 
+TEST_F(targets, past_the_message_limit_settled_messages_go_first_and_pending_ones_stay) {
+  build_limits two;
+  two.max_messages = 2;
+  auto send = [&](message_kind kind, int when) {
+    return apply(b, envelope{key, "", at(when), std::nullopt,
+                             target_message{"deploy", kind, std::nullopt, {}, {}}},
+                 at(when), two);
+  };
+  send(message_kind::pass, 1); // pending: the target has not waited yet
+  send(message_kind::fail, 2); // pending
+  auto third = send(message_kind::pass, 3);
+  EXPECT_EQ(third.trimmed, "messages");
+  ASSERT_EQ(b.messages.size(), 2u); // both pending stay; the newcomer is only counted
+  EXPECT_EQ(b.messages[1].number, 2u);
+  EXPECT_EQ(b.omitted_messages, 1);
+  apply(b, envelope{key, "", at(4), std::nullopt,
+                    job_event{"deploy", "deploy", {"d-1", 0, job_state::passed, "", std::nullopt,
+                                                   false, false, "", {}, {}, true}, false}},
+        at(4), two);
+  ASSERT_EQ(b.messages[0].status, message_status::consumed);
+  ASSERT_EQ(b.messages[1].status, message_status::ignored);
+  send(message_kind::work, 5); // the consumed one goes first
+  ASSERT_EQ(b.messages.size(), 2u);
+  EXPECT_EQ(b.messages[0].number, 2u);
+  EXPECT_EQ(b.messages[1].message.kind, message_kind::work);
+  EXPECT_EQ(b.omitted_messages, 2);
+}
+
 TEST_F(targets, a_paused_build_keeps_its_message_and_consumes_it_on_resume) {
   target("deploy", 1);
   finished(2);
