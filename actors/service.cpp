@@ -56,6 +56,13 @@ struct service::impl {
       std::vector<model::envelope> event{model::envelope{key, "", support::wall_clock(),
                                                          std::nullopt, model::deadline_passed{name}}};
       store->append(event, [registry = registry, timeouts = timeouts, event](bool durable) mutable {
+        static const std::string help = "Deadlines that passed, by whether the journal took "
+                                        "them (a refused one is set again a second later).";
+        static auto& journaled = support::metrics().get_counter(
+          "buildtrack_deadlines_passed_total", help, "journaled=\"true\"");
+        static auto& refused = support::metrics().get_counter(
+          "buildtrack_deadlines_passed_total", help, "journaled=\"false\"");
+        (durable ? journaled : refused).inc();
         auto& e = event.front();
         if (durable)
           return caf::anon_send(registry, std::move(e));

@@ -284,6 +284,7 @@ TEST_F(targets_api, a_wait_timeout_fails_the_target_within_100ms_of_its_deadline
   EXPECT_GE(*updated, *deadline);
   EXPECT_LE(*updated - *deadline, 100ms);
   EXPECT_EQ(gauge("buildtrack_deadlines"), 0);
+  EXPECT_EQ(gauge(R"(buildtrack_deadlines_passed_total\{journaled="true"\})"), 1);
 }
 
 TEST_F(targets_api, a_target_that_got_its_message_first_is_not_failed_later) {
