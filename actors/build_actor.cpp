@@ -51,7 +51,7 @@ void ask_verdict(self_ptr self, model::finished_effect f) {
 bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = nullptr) {
   auto& st = self->state;
   ++st.events;
-  auto result = model::apply(st.build, e, e.received, st.settings.limits);
+  auto result = model::apply(st.build, e, e.received, st.settings.limits, *st.settings.waits);
   if (tally && std::holds_alternative<model::build_command>(e.body))
     tally->command = command_outcome{true, result.changed, result.ignored, st.build.state,
                                      st.build.generation};
@@ -76,8 +76,23 @@ bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = 
                                               std::move(r->job)});
     } else if (auto* d = std::get_if<model::deadline_effect>(&effect)) {
       if (st.peers.timeouts)
-        self->send(st.peers.timeouts, deadline_atom::value, d->key,
-                   std::string{model::target_deadline}, d->due);
+        self->send(st.peers.timeouts, deadline_atom::value, d->key, d->name, d->due);
+    } else if (auto* r = std::get_if<model::release_effect>(&effect)) {
+      support::metrics()
+        .get_counter("buildtrack_collation_releases_total",
+                     "Waits for statistics that ended with a send, by sink and criterion.",
+                     "sink=\"" + support::label_value(r->sink) + "\",released_by=\""
+                       + std::string{model::to_string(r->reason)} + "\"")
+        .inc();
+    } else if (auto* w = std::get_if<model::wait_dropped_effect>(&effect)) {
+      support::metrics()
+        .get_counter("buildtrack_collation_dropped_total",
+                     "Waits for statistics dropped without a send (interrupted, or past the "
+                     "failure timeout unfinished), by sink.",
+                     "sink=\"" + support::label_value(w->sink) + "\"")
+        .inc();
+      support::log(support::log_level::warn, "wait for statistics dropped",
+                   {{"build", w->key.str()}, {"sink", w->sink}, {"reason", w->why}});
     }
   }
   if (result.changed) {
@@ -85,6 +100,11 @@ bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = 
       st.noticed = st.build.revision;
       if (st.peers.dispatcher)
         self->send(st.peers.dispatcher, std::move(*n));
+    }
+    for (auto& n : model::due_releases(st.build, st.released, *st.settings.tracked_branches)) {
+      st.released[*n.sink] = st.build.revision;
+      if (st.peers.dispatcher)
+        self->send(st.peers.dispatcher, std::move(n));
     }
     // Every change moves `updated`; tell the catalog about those at most once a
     // second, and about everything else at once.
@@ -114,9 +134,12 @@ build_actor::behavior_type build_actor_impl(self_ptr self, model::build initial,
   // A state that was settled when it was written had its notice then (recovery sends
   // what a crash may have lost); an unsettled one still owes it.
   auto revision = st.build.revision;
-  st.noticed = model::settled(st.build, *st.settings.tracked_branches) || revision == 0
-                 ? revision
-                 : revision - 1;
+  bool settled = model::settled(st.build, *st.settings.tracked_branches);
+  st.noticed = settled || revision == 0 ? revision : revision - 1;
+  if (settled)
+    for (auto& [sink, c] : st.build.collations)
+      if (c.released && c.released_revision == revision)
+        st.released[sink] = revision;
   return {
     [=](const model::envelope& e) { apply_event(self, e); },
     [=](const model::envelope& e, const tally_ptr& tally) {

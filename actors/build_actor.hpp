@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,9 @@ struct build_settings {
     = std::make_shared<const std::vector<std::string>>();
   /// Bounds on one build's memory (`tracking.max_*`).
   model::build_limits limits;
+  /// The sinks that wait for statistics (`wait_for`), by name.
+  std::shared_ptr<const model::collation_rules> waits
+    = std::make_shared<const model::collation_rules>();
 };
 
 /// The actors a build actor hands its effects to.
@@ -43,6 +47,8 @@ struct build_actor_state {
   bool idle_armed = false;   ///< an idle check is on its way
   std::uint64_t awaiting_verdicts = 0; ///< verdict requests not answered yet
   std::uint64_t noticed = 0; ///< the last revision a notice went out for (or needs none)
+  /// By sink: the last revision a release notice went out for.
+  std::map<std::string, std::uint64_t> released;
   model::build_summary summary; ///< last summary sent to the catalog
 };
 

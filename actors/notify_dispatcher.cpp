@@ -142,6 +142,10 @@ bool entries_of(self_ptr self, const model::notice& n, std::vector<notify::outbo
   auto& st = self->state;
   for (auto& lane : st.lanes) {
     auto& sink = *lane.sink;
+    auto& name = sink.config().name;
+    // A release goes to its one sink; the common notice skips a sink that waits.
+    if (n.sink ? *n.sink != name : model::waits_for_release(n.subject, name))
+      continue;
     bool wanted = sink.wants(n);
     if (!wanted && sink.edits_in_place() && sink.follows(n.subject)) {
       // A message posted for an earlier outcome is edited whatever this one is.
@@ -168,7 +172,8 @@ bool record(self_ptr self) {
     auto& n = st.unrecorded[i];
     if (!entries_of(self, n, entries[i]))
       return false;
-    store::outbox_record r{n.subject.key, n.subject.revision, {}};
+    store::outbox_record r{n.subject.key, n.subject.revision, {},
+                           n.sink ? n.subject.key.str() + "|" + *n.sink : ""};
     for (auto& e : entries[i])
       r.entries.emplace_back(e.id(), notify::encode(e));
     records.push_back(std::move(r));

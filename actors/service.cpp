@@ -31,6 +31,20 @@ caf::actor_system_config& configure(caf::actor_system_config& cfg, const config:
   return cfg;
 }
 
+/// The waits of the sinks with `wait_for`, by sink name.
+std::shared_ptr<const model::collation_rules> collation_rules_of(const config::config& c) {
+  auto rules = std::make_shared<model::collation_rules>();
+  for (auto& sink : c.notifications)
+    if (sink.wait_for)
+      rules->emplace(sink.name,
+                     model::collation_rule{sink.wait_for->statistics,
+                                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             sink.wait_for->build_completed_timeout),
+                                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             sink.wait_for->failure_timeout)});
+  return rules;
+}
+
 } // namespace
 
 struct service::impl {
@@ -94,7 +108,8 @@ struct service::impl {
                model::build_limits{static_cast<size_t>(c.tracking.max_jobs_per_build),
                                    static_cast<size_t>(c.tracking.max_attempts_per_job),
                                    static_cast<size_t>(c.tracking.max_statistics_per_build),
-                                   static_cast<size_t>(c.tracking.max_messages_per_build)}},
+                                   static_cast<size_t>(c.tracking.max_messages_per_build)},
+               collation_rules_of(c)},
       timeouts{system.spawn(timeout_supervisor,
                             timeout_settings{support::wall_clock,
                                              [route = deadlines](const model::build_key& key,
@@ -180,11 +195,16 @@ std::optional<std::string> service::recover() {
     keys.push_back(b.key);
     // Deadlines come back from the stored states; the journal tail moves them again
     // as it is replayed (a deadline already passed goes off at once).
-    if (auto due = model::next_deadline(b)) {
-      caf::anon_send(impl_->timeouts, deadline_atom::value, b.key,
-                     std::string{model::target_deadline}, due);
+    for (auto& [name, due] : model::deadlines(b, *impl_->settings.waits, support::wall_clock())) {
+      caf::anon_send(impl_->timeouts, deadline_atom::value, b.key, name,
+                     std::optional<model::timestamp>{due});
       ++deadlines;
     }
+    // A release decided before the crash may not have reached the outbox; the outbox
+    // takes each (sink, build, revision) once.
+    if (impl_->dispatcher)
+      for (auto& n : model::due_releases(b, {}, tracked))
+        caf::anon_send(impl_->dispatcher, std::move(n));
     // A verdict, a roll-up or a notice may have been lost with the process that
     // announced it; announcing again is idempotent. A current verdict shows the
     // verdict was not lost, a notice recorded for this revision likewise.

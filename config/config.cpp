@@ -14,6 +14,7 @@
 #include <sstream>
 #include <yaml-cpp/yaml.h>
 
+#include "model/collation.hpp"
 #include "model/notice.hpp"
 #include "net/client.hpp"
 
@@ -262,7 +263,25 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
            if (!s.bearer_token.empty() && !s.basic_user.empty())
              fail(p2, n2, "choose one of bearer and basic");
          }},
-        {"secret", string_into(s.secret)}});
+        {"secret", string_into(s.secret)},
+        {"wait_for", [&](auto& p2, auto& n2) {
+           wait_for_config w{{}, c.collator.build_completed_timeout, c.collator.failure_timeout};
+           walk(p2, n2, {{"statistics", list_into(w.statistics)},
+                         {"build_completed_timeout", duration_into(w.build_completed_timeout, 100ms, days{7})},
+                         {"failure_timeout", duration_into(w.failure_timeout, 100ms, days{30})}});
+           // " BuildDuration" is the statistic BuildDuration (tcWebHooks never matched it).
+           std::vector<std::string> names;
+           for (size_t i = 0; i < w.statistics.size(); ++i) {
+             auto name = model::trim_statistic(w.statistics[i]);
+             if (name.empty())
+               fail(p2 + ".statistics[" + std::to_string(i) + "]", n2["statistics"][i],
+                    "a statistic name, not blank");
+             if (std::find(names.begin(), names.end(), name) == names.end())
+               names.push_back(std::move(name));
+           }
+           w.statistics = std::move(names);
+           s.wait_for = std::move(w);
+         }}});
   if (s.name.empty() || s.name.find('|') != std::string::npos)
     fail(p + ".name", key_or_map(n, "name"), "required, without '|'");
   if (!branches_set)
@@ -380,6 +399,12 @@ config parse(const std::string& text) {
                        {"native", [&](auto& p2, auto& n2) {
                           walk(p2, n2, {{"token", string_into(c.native.token)}});
                         }}});
+         }},
+        {"collator", [&](auto& p, auto& n) {
+           walk(p, n, {{"check_interval", duration_into(c.collator.check_interval, 100ms, 1h)},
+                       {"build_completed_timeout",
+                        duration_into(c.collator.build_completed_timeout, 100ms, days{7})},
+                       {"failure_timeout", duration_into(c.collator.failure_timeout, 100ms, days{30})}});
          }},
         {"tracking", [&](auto& p, auto& n) {
            walk(p, n, {{"branches", list_into(c.tracking.branches)},

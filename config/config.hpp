@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -55,6 +56,23 @@ struct native_config {
   std::string token; ///< `Authorization: Bearer <token>`; empty: the API refuses every call
 };
 
+/// `collator.*`: the defaults of every sink's `wait_for` (SPEC §5).
+struct collator_config {
+  /// tcWebHooks' polling period. buildtrack does not poll (waits end on timers and
+  /// events); the key is accepted so that a tcWebHooks setting carries over.
+  duration check_interval = std::chrono::seconds{1};
+  duration build_completed_timeout = std::chrono::minutes{5};
+  duration failure_timeout = std::chrono::hours{1};
+};
+
+/// A sink's `wait_for`: its finished-notice waits for these statistics (names trimmed,
+/// case kept), released by the first of the criteria of SPEC §5.
+struct wait_for_config {
+  std::vector<std::string> statistics;
+  duration build_completed_timeout{};
+  duration failure_timeout{};
+};
+
 /// `tracking.*`
 struct tracking_config {
   std::vector<std::string> branches{"main", "master"};
@@ -92,6 +110,7 @@ struct sink_config {
   std::vector<std::string> branches;             ///< globs; default `tracking.branches`
   std::vector<std::string> pipelines{"*"};       ///< globs on the pipeline slug
   retry_config retry;
+  std::optional<wait_for_config> wait_for;       ///< none: sent at the finish
   int concurrency = 4;                           ///< deliveries in flight at most
   duration timeout = std::chrono::seconds{10};   ///< per attempt
   // slack
@@ -120,6 +139,7 @@ struct config {
   buildkite_config buildkite;
   native_config native;
   tracking_config tracking;
+  collator_config collator;
   actors_config actors;
   std::vector<sink_config> notifications;
   std::vector<person_config> people;

@@ -240,6 +240,7 @@ struct event_applier {
   build& b;
   timestamp now;
   const build_limits& limits;
+  const collation_rules& waits;
   applied& out;
   /// Set when a job event changed whether its job fails or was fixed: the only way
   /// an event other than the build's own changes the outcome view's job lists.
@@ -358,6 +359,9 @@ struct event_applier {
     }
     b.statistics[e.key] = e.value;
     out.changed = true;
+    for (auto& [sink, c] : b.collations)
+      if (auto rule = waits.find(sink); rule != waits.end())
+        collate_statistic(c, rule->second, e.key, now);
   }
 
   void operator()(const target_message& m) {
@@ -423,9 +427,56 @@ struct event_applier {
 
   void operator()(const deadline_passed&) {
     // What is due is looked at after every event; this one only brings the time.
-    out.changed = due_deadlines();
+    bool targets = due_deadlines();
+    out.changed = waits_due() || targets;
     if (!out.changed)
       out.ignored = "nothing was due";
+  }
+
+  /// Whether a waiting sink's wait would end at `now` (settle_waits ends it, once the
+  /// event's outcome is decided).
+  bool waits_due() const {
+    for (auto& [sink, c] : b.collations) {
+      auto rule = waits.find(sink);
+      if (c.ended() || rule == waits.end())
+        continue;
+      auto seen = c;
+      if (!seen.finished && b.is_finished())
+        seen.finished = now;
+      auto step = evaluate(seen, rule->second, now);
+      if (step.release || step.drop)
+        return true;
+    }
+    return false;
+  }
+
+  /// Lets each waiting sink's wait see the build as it is at `now`: the finish, an
+  /// interruption, the time. Returns whether one ended (with its effect).
+  bool settle_waits() {
+    bool ended = false;
+    for (auto& [sink, c] : b.collations) {
+      auto rule = waits.find(sink);
+      if (c.ended() || rule == waits.end())
+        continue;
+      if (b.state == build_state::interrupted) {
+        c.dropped = true;
+        out.effects.emplace_back(wait_dropped_effect{b.key, sink, "the build was interrupted"});
+        ended = true;
+        continue;
+      }
+      if (!c.finished && b.is_finished())
+        c.finished = now;
+      auto step = settle(c, rule->second, now);
+      if (step.release) {
+        c.released_revision = b.revision;
+        out.effects.emplace_back(release_effect{b.key, sink, *step.release});
+      }
+      if (step.drop)
+        out.effects.emplace_back(wait_dropped_effect{
+          b.key, sink, "the build ran past the failure timeout without finishing"});
+      ended = ended || step.release || step.drop;
+    }
+    return ended;
   }
 
   /// Ends the waits whose deadline has passed at `now`. Returns whether one ended.
@@ -539,7 +590,8 @@ job_event rollup_job(const build& child) {
 
 } // namespace
 
-applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits) {
+applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits,
+              const collation_rules& waits) {
   applied out;
   if (!e.delivery.empty()) {
     auto& seen = b.recent_deliveries;
@@ -560,10 +612,14 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
     b.key = e.key;
   if (e.info)
     merge(b.info, *e.info);
-  if (!b.created)
+  if (!b.created) {
     b.created = now;
-  auto deadline_before = next_deadline(b);
-  event_applier applier{b, now, limits, out};
+    // The sinks that wait for statistics wait on this build from its first event.
+    for (auto& [sink, rule] : waits)
+      b.collations.emplace(sink, collation{now});
+  }
+  auto deadlines_before = deadlines(b, waits, now);
+  event_applier applier{b, now, limits, waits, out};
   std::visit(applier, e.body);
   // Messages and deadlines may settle targets after any event: a target that starts
   // waiting finds the message that came first; a resumed build consumes what came
@@ -588,10 +644,31 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
                                    || applier.job_outcome_changed;
   if (outcome_changed) {
     ++b.revision;
-    out.effects = announcements(b);
+    auto announced = announcements(b);
+    out.effects.insert(out.effects.begin(), announced.begin(), announced.end());
   }
-  if (auto due = next_deadline(b); due != deadline_before)
-    out.effects.emplace_back(deadline_effect{b.key, due});
+  // After the announcement: a wait released now sends the outcome just decided.
+  applier.settle_waits();
+  auto deadlines_after = deadlines(b, waits, now);
+  for (auto& [name, due] : deadlines_after)
+    if (auto before = deadlines_before.find(name);
+        before == deadlines_before.end() || before->second != due)
+      out.effects.emplace_back(deadline_effect{b.key, name, due});
+  for (auto& [name, _] : deadlines_before)
+    if (!deadlines_after.contains(name))
+      out.effects.emplace_back(deadline_effect{b.key, name, std::nullopt});
+  return out;
+}
+
+std::map<std::string, timestamp> deadlines(const build& b, const collation_rules& waits,
+                                          timestamp now) {
+  std::map<std::string, timestamp> out;
+  if (auto due = next_deadline(b))
+    out.emplace(target_deadline, *due);
+  for (auto& [sink, c] : b.collations)
+    if (auto rule = waits.find(sink); rule != waits.end())
+      if (auto next = evaluate(c, rule->second, now).next)
+        out.emplace(std::string{collation_deadline} + sink, *next);
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/boxed.hpp"
+#include "model/collation.hpp"
 #include "model/event.hpp"
 
 namespace bt::model {
@@ -83,15 +84,36 @@ struct finished_effect {
   std::uint64_t revision = 0;
 };
 
-/// Effect: the build's next deadline moved (none: it has no deadline any more). The
-/// build actor registers it with the timeout supervisor under `deadline_name`.
+/// Effect: one of the build's deadlines moved (none: it is gone). The build actor
+/// registers it with the timeout supervisor under `name`.
 struct deadline_effect {
   build_key key;
+  std::string name;
   std::optional<timestamp> due;
 };
 
 /// The name a build's target deadlines are registered under.
 inline constexpr std::string_view target_deadline = "targets";
+/// The prefix of a sink's collation deadline names (`collate:<sink>`).
+inline constexpr std::string_view collation_deadline = "collate:";
+
+/// Effect: a sink's wait for statistics ended with a send (SPEC §5).
+struct release_effect {
+  build_key key;
+  std::string sink;
+  release_reason reason = release_reason::all_statistics;
+};
+
+/// Effect: a sink's wait ended without a send: the build ran past the failure timeout
+/// unfinished, or was interrupted. Its finish, if it comes, is sent at once.
+struct wait_dropped_effect {
+  build_key key;
+  std::string sink;
+  std::string why;
+};
+
+/// The waits of every sink with `wait_for`, by sink name.
+using collation_rules = std::map<std::string, collation_rule>;
 
 /// Effect: a triggered child build's outcome rolls up into its parent as a job.
 struct rollup_effect {
@@ -99,7 +121,8 @@ struct rollup_effect {
   job_event job;
 };
 
-using effect = std::variant<finished_effect, rollup_effect, deadline_effect>;
+using effect = std::variant<finished_effect, rollup_effect, deadline_effect, release_effect,
+                            wait_dropped_effect>;
 
 /// Bounds that keep one build's memory finite whatever a sender does. At a bound the
 /// model lets go of what does not decide the outcome and counts it, so an accepted
@@ -156,6 +179,9 @@ struct build {
   std::uint64_t generation = 1;
   std::vector<message_record> messages; ///< target messages, in arrival order
   std::int64_t omitted_messages = 0;    ///< let go at build_limits::max_messages
+  /// Each waiting sink's wait for statistics on this build, by sink name; made when
+  /// the build is first seen, for the sinks with `wait_for` then.
+  std::map<std::string, collation> collations;
   /// How many jobs ever waited for a message (have a `wait`): derived from `jobs`, not
   /// stored; spares builds without targets every look at them.
   std::size_t targets = 0;
@@ -182,7 +208,8 @@ struct applied {
 
 /// The build state machine: applies one event at `now` within `limits`. Pure and
 /// deterministic.
-applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits = {});
+applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits = {},
+              const collation_rules& waits = {});
 
 /// The effects a finished build announces at its current revision (none while it
 /// runs). apply() emits them when the outcome changes; recovery emits them again for
@@ -192,5 +219,10 @@ std::vector<effect> announcements(const build& b);
 /// The earliest deadline among the build's waiting targets; none while it is paused
 /// or settled.
 std::optional<timestamp> next_deadline(const build& b);
+
+/// Every deadline of the build by name: its targets' (`targets`) and each waiting
+/// sink's (`collate:<sink>`), as they stand at `now`.
+std::map<std::string, timestamp> deadlines(const build& b, const collation_rules& waits,
+                                          timestamp now);
 
 } // namespace bt::model

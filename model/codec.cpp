@@ -60,8 +60,9 @@ build_info decode_info(const json& j) {
 /// whether an attempt fails (the source's decision) and whether a job event's attempt
 /// number orders it. Version 4 adds targets that wait (an attempt's `waits` and
 /// a job event's `wait_timeout_ms`, a job's `wait`), a build's `generation` and `messages`, and
-/// the message, command and deadline events.
-constexpr int format_version = 4;
+/// the message, command and deadline events. Version 5 adds each waiting sink's wait
+/// for statistics (a build's `collations`).
+constexpr int format_version = 5;
 
 /// Whether an attempt fails, for documents written before version 3: the rule the
 /// code that wrote them applied (the seed's, the only source then being Buildkite),
@@ -78,6 +79,7 @@ std::string_view name_of(message_kind k) { return to_string(k); }
 std::string_view name_of(command_kind k) { return to_string(k); }
 std::string_view name_of(wait_end e) { return to_string(e); }
 std::string_view name_of(message_status s) { return to_string(s); }
+std::string_view name_of(release_reason r) { return to_string(r); }
 std::string_view name_of(build_end e) {
   switch (e) {
     case build_end::completed: return "completed";
@@ -117,6 +119,7 @@ template <> constexpr message_kind last_value() { return message_kind::work; }
 template <> constexpr command_kind last_value() { return command_kind::restart; }
 template <> constexpr wait_end last_value() { return wait_end::timed_out; }
 template <> constexpr message_status last_value() { return message_status::ignored; }
+template <> constexpr release_reason last_value() { return release_reason::failure_timeout; }
 
 /// An enumeration: by name from version 2 on, by number before. A name or number this
 /// code does not know is refused, never read as another value. `last_v1` is the last
@@ -513,6 +516,21 @@ std::string encode(const build& b) {
     w.name("omitted_messages").value(b.omitted_messages).raw(",");
   w.name("generation").value(b.generation).raw(",").name("messages");
   w.list(b.messages, [](writer& w, auto& m) { w.value(m); });
+  w.raw(",").name("collations");
+  w.list(b.collations, [](writer& w, auto& entry) {
+    auto& [sink, c] = entry;
+    w.raw("{")
+      .name("sink").value(sink).raw(",")
+      .name("started").value(c.started).raw(",")
+      .name("finished").value(c.finished).raw(",")
+      .name("last_statistic").value(c.last_statistic).raw(",")
+      .name("received").list(c.received, [](writer& w, auto& n) { w.value(n); }).raw(",")
+      .name("released");
+    c.released ? w.value(name_of(*c.released)) : w.raw("null");
+    w.raw(",")
+      .name("released_revision").value(c.released_revision).raw(",")
+      .name("dropped").value(c.dropped).raw("}");
+  });
   w.raw(",").name("streak").value(b.streak).raw("}");
   return std::move(w.out);
 }
@@ -611,6 +629,21 @@ std::optional<build> decode_build(const json& j, std::string* error) {
         b.messages.push_back(std::move(r));
       }
     }
+    if (version >= 5)
+      for (auto& cj : j.at("collations")) {
+        collation c;
+        c.started = at(cj.at("started").get<std::int64_t>());
+        c.finished = opt_time(cj.at("finished"));
+        c.last_statistic = opt_time(cj.at("last_statistic"));
+        for (auto& n : cj.at("received"))
+          c.received.insert(n.get<std::string>());
+        if (!cj.at("released").is_null())
+          c.released = enum_of(cj.at("released"), release_reason::failure_timeout, version,
+                               "release reason");
+        c.released_revision = cj.at("released_revision").get<std::uint64_t>();
+        c.dropped = cj.at("dropped").get<bool>();
+        b.collations.emplace(text(cj, "sink"), std::move(c));
+      }
     return b;
   }, error);
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
@@ -33,6 +34,7 @@ struct collation {
   std::optional<timestamp> last_statistic; ///< when the last statistic arrived, any name
   std::set<std::string> received;          ///< required statistics published so far
   std::optional<release_reason> released;
+  std::uint64_t released_revision = 0; ///< the build revision the release sends
   bool dropped = false; ///< the build ran past the failure timeout unfinished, or was interrupted
   bool operator==(const collation&) const = default;
 

@@ -81,4 +81,28 @@ bool wanted(const std::vector<notice_kind>& on, notice_kind k) {
   });
 }
 
+bool waits_for_release(const build& subject, const std::string& sink) {
+  auto c = subject.collations.find(sink);
+  return c != subject.collations.end() && !c->second.dropped
+         && (!c->second.released || c->second.released_revision == subject.revision);
+}
+
+std::vector<notice> due_releases(const build& b, const std::map<std::string, std::uint64_t>& released,
+                                 const std::vector<std::string>& tracked_branches) {
+  std::vector<notice> out;
+  if (!settled(b, tracked_branches))
+    return out;
+  auto kind = notice_kind_of(b);
+  if (!kind)
+    return out;
+  for (auto& [sink, c] : b.collations) {
+    if (!c.released || c.released_revision != b.revision)
+      continue;
+    if (auto told = released.find(sink); told != released.end() && told->second >= b.revision)
+      continue;
+    out.push_back(notice{b, *kind, sink, c.released});
+  }
+  return out;
+}
+
 } // namespace bt::model

@@ -20,7 +20,21 @@ std::optional<notice_kind> parse_notice_kind(std::string_view s);
 struct notice {
   build subject;
   notice_kind kind = notice_kind::failed;
+  /// A release (SPEC §5): for this one sink only, whose wait for statistics ended.
+  std::optional<std::string> sink;
+  std::optional<release_reason> released_by;
 };
+
+/// Whether a notice for `subject` goes to `sink` on the common path: not while the
+/// sink's wait for statistics on the build goes on (its release sends it), nor when it
+/// released the build's current revision already.
+bool waits_for_release(const build& subject, const std::string& sink);
+
+/// The release notices `b` owes: one per sink whose wait released, once the outcome is
+/// settled, for sinks not yet told at the current revision (`released` holds the
+/// revision each was last told).
+std::vector<notice> due_releases(const build& b, const std::map<std::string, std::uint64_t>& released,
+                                 const std::vector<std::string>& tracked_branches);
 
 /// Whether the streak tracker judges a finished build: passed or failed, not
 /// personal, on a tracked branch.

@@ -17,6 +17,14 @@ std::string webhook_body(const outbox_entry& e) {
                      {"kind", model::to_string(e.notice.kind)},
                      {"revision", e.revision()},
                      {"build", model::to_json(e.notice.subject)}};
+  // A notice that waited for statistics says which criterion released it; the
+  // statistics received are the build's.
+  auto& b = e.notice.subject;
+  if (auto c = b.collations.find(e.sink);
+      c != b.collations.end() && c->second.released && c->second.released_revision == b.revision) {
+    doc["released_by"] = model::to_string(*c->second.released);
+    doc["statistics"] = b.statistics;
+  }
   return model::to_text(doc);
 }
 

@@ -32,7 +32,7 @@ bool memory_store::outbox_add(std::span<const outbox_record> records,
   admitted.assign(records.size(), {});
   for (size_t i = 0; i < records.size(); ++i) {
     auto& r = records[i];
-    auto [seen, first] = notified_.try_emplace(r.build.str(), r.revision);
+    auto [seen, first] = notified_.try_emplace(r.slot_or_key(), r.revision);
     if (!first && seen->second > r.revision)
       continue;
     bool again = !first && seen->second == r.revision;

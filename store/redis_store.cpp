@@ -294,7 +294,7 @@ bool redis_store::outbox_add(std::span<const outbox_record> records,
   std::vector<redis_command> cmds;
   cmds.reserve(records.size());
   for (auto& r : records) {
-    redis_command cmd{"EVAL", outbox_add_script, "2", notified_key(), outbox_key(), r.build.str(),
+    redis_command cmd{"EVAL", outbox_add_script, "2", notified_key(), outbox_key(), r.slot_or_key(),
                       std::to_string(r.revision)};
     for (auto& [id, doc] : r.entries) {
       cmd.push_back(id);

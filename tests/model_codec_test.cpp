@@ -189,23 +189,24 @@ TEST(codec, invalid_utf8_is_replaced_not_written) {
 
 // Stored data evolves: documents carry their format version and store enumerations by
 // name; what earlier releases wrote (version 1, enumerations by number; version 2,
-// without the sources' outcome; version 3, without targets that wait; kept in
-// tests/fixtures/stored/v1, v2 and v3 as written by them) still loads and means the same.
+// without the sources' outcome; version 3, without targets that wait; version 4,
+// without waits for statistics; kept in tests/fixtures/stored/v1 to v4 as written by
+// them) still loads and means the same.
 TEST(codec, documents_carry_their_version_and_enumerations_by_name) {
   auto b = run(storm());
   auto doc = json::parse(codec::encode(b));
-  EXPECT_EQ(doc["v"], 4);
+  EXPECT_EQ(doc["v"], 5);
   EXPECT_EQ(doc["state"], "failed");
   EXPECT_EQ(doc["end"], "completed");
   EXPECT_EQ(doc["jobs"][0]["attempts"][0]["state"], "timed_out");
   EXPECT_EQ(doc["streak"][0], "broken");
   auto first = json::parse(codec::encode(storm()[0]));
-  EXPECT_EQ(first["v"], 4);
+  EXPECT_EQ(first["v"], 5);
   EXPECT_EQ(first["body"]["phase"], "scheduled");
   streak_book book{4};
   book.record({"buildkite", "web", "main"}, 1, true);
   auto streaks = json::parse(codec::encode(book));
-  EXPECT_EQ(streaks["v"], 4);
+  EXPECT_EQ(streaks["v"], 5);
   EXPECT_EQ(streaks["streaks"][0]["builds"][0][2][0], "broken");
 }
 
@@ -247,7 +248,7 @@ TEST_P(earlier_release, documents_still_load_and_behave) {
             (streak_result{verdict::still_failing, 3}));
 }
 
-INSTANTIATE_TEST_SUITE_P(codec, earlier_release, ::testing::Values("v1", "v2", "v3"));
+INSTANTIATE_TEST_SUITE_P(codec, earlier_release, ::testing::Values("v1", "v2", "v3", "v4"));
 
 // Before version 3 the model applied Buildkite's rule itself; an attempt read from
 // such a document keeps the outcome that rule gave it, even where Buildkite's rule
@@ -279,9 +280,9 @@ TEST(codec, unknown_names_and_future_versions_are_refused_with_the_reason) {
   numbered["state"] = 4; // a version 2 or later document never stores a number
   EXPECT_FALSE(codec::decode_build(numbered, &why));
   auto future = doc;
-  future["v"] = 5;
+  future["v"] = 6;
   EXPECT_FALSE(codec::decode_build(future, &why));
-  EXPECT_NE(why.find("format version 5"), std::string::npos) << why;
+  EXPECT_NE(why.find("format version 6"), std::string::npos) << why;
   auto event = json::parse(codec::encode(storm()[7]));
   event["body"]["end"] = "vanished";
   EXPECT_FALSE(codec::decode_envelope(event, &why));
