@@ -612,13 +612,13 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
     b.key = e.key;
   if (e.info)
     merge(b.info, *e.info);
+  auto deadlines_before = deadlines(b, waits, now);
   if (!b.created) {
     b.created = now;
     // The sinks that wait for statistics wait on this build from its first event.
     for (auto& [sink, rule] : waits)
       b.collations.emplace(sink, collation{now});
   }
-  auto deadlines_before = deadlines(b, waits, now);
   event_applier applier{b, now, limits, waits, out};
   std::visit(applier, e.body);
   // Messages and deadlines may settle targets after any event: a target that starts

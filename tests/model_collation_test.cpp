@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "model/build.hpp"
 #include "model/collation.hpp"
 
 using namespace bt::model;
@@ -172,4 +173,65 @@ TEST(collation, every_ordering_of_two_statistics_the_finish_and_the_timeouts) {
         ++cases;
       }
   EXPECT_EQ(cases, 1331u);
+}
+
+// The same rules inside a build: waits are made at its first event, and every move
+// of a wait's deadline is an effect the build actor hands to the timeout supervisor.
+namespace {
+
+std::optional<timestamp> deadline_of(const applied& a, const std::string& name) {
+  for (auto& e : a.effects)
+    if (auto* d = std::get_if<deadline_effect>(&e); d && d->name == name)
+      return d->due ? d->due : std::optional<timestamp>{at(-1ms)};
+  return std::nullopt;
+}
+
+envelope edge(build_event::phase_t phase, build_end end = build_end::completed) {
+  return {{"native", "p", "1"}, "", {}, std::nullopt, build_event{phase, end, "x"}};
+}
+
+} // namespace
+
+TEST(collation_in_a_build, the_first_event_sets_the_failure_deadline_and_the_finish_moves_it) {
+  collation_rules waits{{"hook", rule()}};
+  build b;
+  auto first = apply(b, edge(build_event::started), at(0ms), {}, waits);
+  ASSERT_TRUE(b.collations.contains("hook"));
+  EXPECT_EQ(deadline_of(first, "collate:hook"), at(8s));
+  auto finish = apply(b, edge(build_event::finished), at(1s), {}, waits);
+  EXPECT_EQ(deadline_of(finish, "collate:hook"), at(3s)); // the quiet period ends first
+  auto due = apply(b, {{"native", "p", "1"}, "", {}, std::nullopt, deadline_passed{"collate:hook"}},
+                   at(3s), {}, waits);
+  EXPECT_EQ(b.collations.at("hook").released, release_reason::build_completed_timeout);
+  EXPECT_EQ(b.collations.at("hook").released_revision, b.revision);
+  EXPECT_TRUE(std::any_of(due.effects.begin(), due.effects.end(), [](auto& e) {
+    return std::holds_alternative<release_effect>(e);
+  }));
+  // Nothing to cancel: the supervisor forgets a deadline when it goes off.
+  EXPECT_FALSE(deadline_of(due, "collate:hook"));
+}
+
+TEST(collation_in_a_build, a_release_by_a_statistic_cancels_the_deadline) {
+  collation_rules waits{{"hook", rule()}};
+  build b;
+  apply(b, edge(build_event::started), at(0ms), {}, waits);
+  apply(b, edge(build_event::finished), at(1s), {}, waits);
+  apply(b, {{"native", "p", "1"}, "", {}, std::nullopt, statistic_event{"A", 1}}, at(1500ms), {},
+        waits);
+  auto last = apply(b, {{"native", "p", "1"}, "", {}, std::nullopt, statistic_event{"B", 2}},
+                    at(1600ms), {}, waits);
+  EXPECT_EQ(b.collations.at("hook").released, release_reason::all_statistics);
+  EXPECT_EQ(deadline_of(last, "collate:hook"), at(-1ms)); // cancelled
+}
+
+TEST(collation_in_a_build, an_interrupted_build_drops_its_waits) {
+  collation_rules waits{{"hook", rule()}};
+  build b;
+  apply(b, edge(build_event::started), at(0ms), {}, waits);
+  auto a = apply(b, edge(build_event::finished, build_end::interrupted), at(1s), {}, waits);
+  EXPECT_TRUE(b.collations.at("hook").dropped);
+  EXPECT_TRUE(std::any_of(a.effects.begin(), a.effects.end(), [](auto& e) {
+    return std::holds_alternative<wait_dropped_effect>(e);
+  }));
+  EXPECT_EQ(deadline_of(a, "collate:hook"), at(-1ms));
 }
