@@ -89,6 +89,9 @@ struct service::impl {
   std::shared_ptr<deadline_route> deadlines = std::make_shared<deadline_route>();
   std::shared_ptr<std::atomic<std::uint64_t>> deadlines_held
     = std::make_shared<std::atomic<std::uint64_t>>(0);
+  /// Waits for statistics not ended: each holds exactly one deadline.
+  std::shared_ptr<std::atomic<std::uint64_t>> waits_pending
+    = std::make_shared<std::atomic<std::uint64_t>>(0);
   timeout_supervisor_actor timeouts;
   streak_tracker_actor tracker;
   // Its store calls block: a thread of its own. Invalid when no sink is configured.
@@ -117,7 +120,8 @@ struct service::impl {
                                                                  model::timestamp) {
                                                route->passed(key, name);
                                              },
-                                             /*held=*/true, deadlines_held})},
+                                             /*held=*/true, deadlines_held, waits_pending,
+                                             std::string{model::collation_deadline}})},
       tracker{system.spawn(streak_tracker, c.tracking.branches)},
       dispatcher{c.notifications.empty()
                    ? notify_dispatcher_actor{}
@@ -146,6 +150,8 @@ struct service::impl {
                 this, [l = listed] { return static_cast<double>(l->load()); });
     m.set_gauge("buildtrack_deadlines", "Deadlines the timeout supervisor holds.", this,
                 [d = deadlines_held] { return static_cast<double>(d->load()); });
+    m.set_gauge("buildtrack_collation_waits", "Sinks' waits for statistics not ended yet.", this,
+                [w = waits_pending] { return static_cast<double>(w->load()); });
     m.set_gauge("buildtrack_builds_dirty", "Builds changed since the last snapshot.", this,
                 [s = stats] { return static_cast<double>(s->dirty.load()); });
     for (auto& sink : c.notifications)

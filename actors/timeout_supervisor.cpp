@@ -7,6 +7,10 @@ namespace {
 
 using self_ptr = timeout_supervisor_actor::stateful_pointer<timeout_supervisor_state>;
 
+std::uint64_t counted(const timeout_supervisor_state& st, const std::string& name) {
+  return !st.settings.counted_prefix.empty() && name.starts_with(st.settings.counted_prefix);
+}
+
 std::string id_of(const model::build_key& key, const std::string& name) {
   return key.str() + "|" + name;
 }
@@ -16,6 +20,8 @@ void arm(self_ptr self) {
   auto& st = self->state;
   if (st.settings.count)
     st.settings.count->store(st.by_time.size(), std::memory_order_relaxed);
+  if (st.settings.prefixed)
+    st.settings.prefixed->store(st.prefixed, std::memory_order_relaxed);
   if (st.settings.held || st.by_time.empty()) {
     st.armed_for.reset();
     return;
@@ -39,6 +45,7 @@ void fire(self_ptr self) {
     auto node = st.by_time.extract(st.by_time.begin());
     auto& [key, name] = node.mapped();
     st.by_id.erase(id_of(key, name));
+    st.prefixed -= counted(st, name);
     st.settings.passed(key, name, node.key());
   }
   st.armed_for.reset();
@@ -59,9 +66,12 @@ timeout_supervisor(timeout_supervisor_actor::stateful_pointer<timeout_supervisor
       if (auto it = st.by_id.find(id); it != st.by_id.end()) {
         st.by_time.erase(it->second);
         st.by_id.erase(it);
+        st.prefixed -= counted(st, name);
       }
-      if (due)
+      if (due) {
         st.by_id.emplace(std::move(id), st.by_time.emplace(*due, std::pair{key, name}));
+        st.prefixed += counted(st, name);
+      }
       arm(self);
     },
     [=](caf::get_atom) { return self->state.by_time.size(); },

@@ -28,6 +28,9 @@ struct timeout_settings {
   bool held = false;
   /// How many deadlines are held, for metrics; may be null.
   std::shared_ptr<std::atomic<std::uint64_t>> count;
+  /// How many of them have a name that starts with `counted_prefix`; may be null.
+  std::shared_ptr<std::atomic<std::uint64_t>> prefixed;
+  std::string counted_prefix;
 };
 
 struct timeout_supervisor_state {
@@ -42,6 +45,7 @@ struct timeout_supervisor_state {
   /// is not the latest goes off for nothing).
   std::optional<model::timestamp> armed_for;
   std::uint64_t timer = 0;
+  std::uint64_t prefixed = 0; ///< deadlines named with settings.counted_prefix
 };
 
 /// Holds deadlines in order and reports each once it has passed. One timer, for the

@@ -73,6 +73,14 @@ struct collation_e2e : ::testing::Test {
     return send(n, "statistic", {{"statistic", {{"key", key}, {"value", value}}}});
   }
 
+  /// One sample of /metrics, e.g. `name{labels}`; -1 when absent.
+  double metric(const std::string& sample) {
+    test::http_client c{port};
+    auto text = "\n" + c.get("/metrics").body;
+    auto at = text.find("\n" + sample + " ");
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + sample.size() + 2));
+  }
+
   /// The requests to sink `name` about build `n`, in arrival order.
   std::vector<receiver::request> to(const std::string& name, int n) {
     std::vector<receiver::request> out;
@@ -165,6 +173,11 @@ TEST_F(collation_e2e, each_criterion_releases_its_sink_at_its_time_and_only_that
   for (auto* sink : {"wait", "wait2", "plain"})
     for (int n = 1; n <= 7; ++n)
       EXPECT_EQ(to(sink, n).size(), 1u) << sink << " build " << n;
+  EXPECT_EQ(metric("buildtrack_collation_waits"), 0);
+  EXPECT_EQ(metric(R"(buildtrack_collation_releases_total{sink="wait",released_by="all_statistics"})"), 3);
+  EXPECT_EQ(metric(R"(buildtrack_collation_releases_total{sink="wait",released_by="build_completed_timeout"})"), 2);
+  EXPECT_EQ(metric(R"(buildtrack_collation_releases_total{sink="wait",released_by="failure_timeout"})"), 1);
+  EXPECT_EQ(metric(R"(buildtrack_collation_dropped_total{sink="wait"})"), 1);
 }
 
 // kill -9 while a wait is pending: released once after the restart, by the right

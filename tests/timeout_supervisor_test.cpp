@@ -31,7 +31,7 @@ struct timeouts : test::actor_fixture {
                                model::timestamp due) {
                           passed.push_back({k.id, n, due, now});
                         },
-                        false, nullptr});
+                        false, nullptr, nullptr, ""});
   }
 
   static model::build_key key(const std::string& id) { return {"native", "p", id}; }
@@ -129,7 +129,7 @@ TEST_F(timeouts, a_held_supervisor_lets_nothing_go_off_until_started) {
                                                    const std::string& n, model::timestamp due) {
                                               passed.push_back({k.id, n, due, now});
                                             },
-                                            true, nullptr});
+                                            true, nullptr, nullptr, ""});
   set("a", 100ms);
   set("b", 300ms);
   wait(200ms);
@@ -139,6 +139,27 @@ TEST_F(timeouts, a_held_supervisor_lets_nothing_go_off_until_started) {
   EXPECT_EQ(ids(), (std::vector<std::string>{"a/targets"}));
   wait(100ms);
   EXPECT_EQ(ids(), (std::vector<std::string>{"a/targets", "b/targets"}));
+}
+
+TEST_F(timeouts, deadlines_under_a_prefix_are_counted_apart) {
+  auto all = std::make_shared<std::atomic<std::uint64_t>>(0);
+  auto waits = std::make_shared<std::atomic<std::uint64_t>>(0);
+  sup = sys->spawn(actors::timeout_supervisor,
+                   actors::timeout_settings{[this] { return now; },
+                                            [](const model::build_key&, const std::string&,
+                                               model::timestamp) {},
+                                            false, all, waits, "collate:"});
+  set("a", 100ms, "targets");
+  set("a", 200ms, "collate:hook");
+  set("b", 300ms, "collate:hook");
+  set("b", 400ms, "collate:hook"); // moved, not added
+  EXPECT_EQ(all->load(), 3u);
+  EXPECT_EQ(waits->load(), 2u);
+  set("b", std::nullopt, "collate:hook");
+  EXPECT_EQ(waits->load(), 1u);
+  wait(250ms);
+  EXPECT_EQ(all->load(), 0u);
+  EXPECT_EQ(waits->load(), 0u);
 }
 
 // After a restart the service sets again the deadlines its stored builds hold: a new
