@@ -12,10 +12,14 @@
 #include <set>
 #include <string_view>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include "model/collation.hpp"
+#include "model/json.hpp"
 #include "model/notice.hpp"
+#include "support/json_template.hpp"
 #include "net/client.hpp"
 
 namespace bt::config {
@@ -213,6 +217,34 @@ YAML::Node key_or_map(const YAML::Node& map, const char* key) {
   return child.IsDefined() ? child : map;
 }
 
+/// A sink's body template must parse, and a JSON one must render JSON, whatever the
+/// build holds: it is tried on a build whose texts need escaping.
+void check_template(const std::string& path, const YAML::Node& node, const sink_config& s) {
+  std::string error;
+  auto t = support::json_template::compile(s.body_template, error);
+  if (!t)
+    fail(path, node, "the template does not parse: " + error);
+  if (s.content_type.find("json") == std::string::npos)
+    return;
+  model::build b;
+  b.key = {"buildkite", "web-app", "42"};
+  b.info.number = 42;
+  b.info.branch = "main";
+  b.info.commit = "8faa67ad6d0fda3ccf884c90acfd061d37e8558d";
+  b.info.message = "Say \"hello\"\n\tand \\ goodbye";
+  b.info.author = {"Ada \"A\" Lovelace", "ada@example.com", "ada"};
+  b.state = model::build_state::failed;
+  b.end = model::build_end::completed;
+  b.revision = 1;
+  b.statistics["BuildDuration"] = 12.5;
+  auto body = t->render(model::notice_variables({b, model::notice_kind::failed}, s.name,
+                                                s.name + ":buildkite/web-app/42:1"));
+  auto parsed = nlohmann::json::parse(body, nullptr, false);
+  if (parsed.is_discarded())
+    fail(path, node, "the template renders invalid JSON (content_type " + s.content_type
+                       + "): " + body.substr(0, 200));
+}
+
 sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& c) {
   sink_config s;
   bool on_set = false, branches_set = false;
@@ -264,6 +296,17 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
              fail(p2, n2, "choose one of bearer and basic");
          }},
         {"secret", string_into(s.secret)},
+        {"template", string_into(s.body_template)},
+        {"template_file", [&](auto& p2, auto& n2) {
+           auto path = scalar(p2, n2);
+           std::ifstream in{path};
+           if (!in)
+             fail(p2, n2, "cannot read '" + path + "'");
+           std::stringstream text;
+           text << in.rdbuf();
+           s.body_template = text.str();
+         }},
+        {"content_type", string_into(s.content_type)},
         {"wait_for", [&](auto& p2, auto& n2) {
            wait_for_config w{{}, c.collator.build_completed_timeout, c.collator.failure_timeout};
            walk(p2, n2, {{"statistics", list_into(w.statistics)},
@@ -290,8 +333,14 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
     if (n[key].IsDefined() && s.kind != kind)
       fail(p + "." + key, n[key], std::string{"only for kind "} + kind);
   };
+  if (n["template"].IsDefined() && n["template_file"].IsDefined())
+    fail(p + ".template", n["template"], "choose one of template and template_file");
+  if (!s.body_template.empty())
+    check_template(p + (n["template"].IsDefined() ? ".template" : ".template_file"),
+                   n["template"].IsDefined() ? n["template"] : n["template_file"], s);
   if (s.kind == "slack") {
-    for (auto key : {"url", "headers", "auth", "secret"})
+    for (auto key : {"url", "headers", "auth", "secret", "template", "template_file",
+                     "content_type"})
       kind_only(key, "webhook");
     if (s.token.empty())
       fail(p + ".token", key_or_map(n, "token"), "required for a Slack sink");

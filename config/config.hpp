@@ -123,6 +123,10 @@ struct sink_config {
   std::string bearer_token;                      ///< `auth.bearer`
   std::string basic_user, basic_password;        ///< `auth.basic.{user,password}`
   std::string secret;                            ///< HMAC-SHA256 key for X-Buildtrack-Signature
+  /// The body as a mustache template (`template:` inline, or read from
+  /// `template_file:`); empty: the default document. Checked at load.
+  std::string body_template;
+  std::string content_type = "application/json";
 };
 
 /// `people[]`: who someone is in each system, for Slack mentions.

@@ -175,6 +175,21 @@ nlohmann::json to_json(const streak_book& book) {
   return out;
 }
 
+nlohmann::json notice_variables(const notice& n, const std::string& sink,
+                                const std::string& delivery) {
+  auto& b = n.subject;
+  nlohmann::json vars = {{"build", to_json(b)},
+                         {"kind", to_string(n.kind)},
+                         {"revision", b.revision},
+                         {"sink", sink},
+                         {"delivery", delivery},
+                         {"statistics", b.statistics}};
+  if (auto c = b.collations.find(sink);
+      c != b.collations.end() && c->second.released && c->second.released_revision == b.revision)
+    vars["released_by"] = to_string(*c->second.released);
+  return vars;
+}
+
 std::string to_text(const nlohmann::json& doc) {
   return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -4,6 +4,7 @@
 
 #include "model/build.hpp"
 #include "model/index.hpp"
+#include "model/notice.hpp"
 #include "model/streak.hpp"
 
 namespace bt::model {
@@ -16,6 +17,12 @@ nlohmann::json to_json(const build_summary& s);
 
 /// Every streak's current state, for `GET /api/v1/streaks`.
 nlohmann::json to_json(const streak_book& book);
+
+/// The variables a webhook body template sees (README, "Body templates"): `build`
+/// (the build as the API shows it), `kind`, `revision`, `sink`, `delivery`,
+/// `statistics`, and `released_by` when the notice waited for statistics.
+nlohmann::json notice_variables(const notice& n, const std::string& sink,
+                                const std::string& delivery);
 
 /// Serialises without throwing: invalid UTF-8 (which no source should let through)
 /// is replaced rather than ending the actor that serialises it.

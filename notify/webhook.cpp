@@ -12,27 +12,38 @@ std::string delivery_id(const outbox_entry& e) {
 }
 
 std::string webhook_body(const outbox_entry& e) {
-  nlohmann::json doc{{"delivery", delivery_id(e)},
+  auto vars = model::notice_variables(e.notice, e.sink, delivery_id(e));
+  nlohmann::json doc{{"delivery", vars["delivery"]},
                      {"sink", e.sink},
-                     {"kind", model::to_string(e.notice.kind)},
+                     {"kind", vars["kind"]},
                      {"revision", e.revision()},
-                     {"build", model::to_json(e.notice.subject)}};
-  // A notice that waited for statistics says which criterion released it; the
-  // statistics received are the build's.
-  auto& b = e.notice.subject;
-  if (auto c = b.collations.find(e.sink);
-      c != b.collations.end() && c->second.released && c->second.released_revision == b.revision) {
-    doc["released_by"] = model::to_string(*c->second.released);
-    doc["statistics"] = b.statistics;
+                     {"build", std::move(vars["build"])}};
+  // A notice that waited for statistics says which criterion released it, with the
+  // statistics received.
+  if (vars.contains("released_by")) {
+    doc["released_by"] = vars["released_by"];
+    doc["statistics"] = vars["statistics"];
   }
   return model::to_text(doc);
+}
+
+webhook_sink::webhook_sink(const config::sink_config& cfg) : sink{cfg} {
+  if (cfg.body_template.empty())
+    return;
+  std::string error;
+  template_ = support::json_template::compile(cfg.body_template, error);
+  if (!template_)
+    throw std::invalid_argument{"notifications " + cfg.name + ": " + error};
 }
 
 net::outbound_request webhook_sink::request(const outbox_entry& e,
                                             const std::optional<std::string>&) const {
   auto& cfg = config();
-  net::outbound_request req{"POST", cfg.url, {}, webhook_body(e)};
-  req.headers.emplace_back("Content-Type", "application/json");
+  auto body = template_
+                ? template_->render(model::notice_variables(e.notice, e.sink, delivery_id(e)))
+                : webhook_body(e);
+  net::outbound_request req{"POST", cfg.url, {}, std::move(body)};
+  req.headers.emplace_back("Content-Type", cfg.content_type);
   req.headers.emplace_back("X-Buildtrack-Delivery", delivery_id(e));
   req.headers.emplace_back("X-Buildtrack-Event", std::string{model::to_string(e.notice.kind)});
   if (!cfg.secret.empty())

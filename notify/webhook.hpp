@@ -1,5 +1,9 @@
 #pragma once
 
+#include <optional>
+
+#include "support/json_template.hpp"
+
 #include <string>
 
 #include "notify/sink.hpp"
@@ -17,13 +21,17 @@ std::string webhook_body(const outbox_entry& e);
 /// POSTs a JSON document per notice, signed with HMAC-SHA256 when a secret is set.
 class webhook_sink : public sink {
 public:
-  explicit webhook_sink(const config::sink_config& cfg) : sink{cfg} {}
+  /// `cfg.body_template` was checked when the configuration was read.
+  explicit webhook_sink(const config::sink_config& cfg);
   net::outbound_request request(const outbox_entry& e,
                                 const std::optional<std::string>& message_ref) const override;
   outcome judge(const net::inbound_response& r,
                 const std::optional<std::string>& message_ref) const override {
     return judge_status(r);
   }
+
+private:
+  std::optional<support::json_template> template_; ///< none: the default document
 };
 
 } // namespace bt::notify

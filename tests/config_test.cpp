@@ -248,3 +248,30 @@ TEST(config, per_build_limits_are_read) {
   EXPECT_EQ(c.tracking.max_statistics_per_build, 2);
   EXPECT_EQ(c.tracking.max_messages_per_build, 5);
 }
+
+// Webhook body templates (mustache): checked when the configuration is read, so a
+// broken one stops start-up naming the sink and the line.
+TEST(config, a_broken_body_template_is_an_error_naming_the_sink_and_the_line) {
+  auto unclosed = error_of("notifications:\n  - name: hook\n    kind: webhook\n"
+                           "    url: 'http://127.0.0.1:9/'\n"
+                           "    template: \"{\\n  \\\"commit\\\": \\\"{{#build}}{{commit}}\\\"\\n}\"\n");
+  EXPECT_NE(unclosed.find("notifications[0].template"), std::string::npos) << unclosed;
+  EXPECT_NE(unclosed.find("line 2"), std::string::npos) << unclosed;
+  auto not_json = error_of("notifications:\n  - name: hook\n    kind: webhook\n"
+                           "    url: 'http://127.0.0.1:9/'\n"
+                           "    template: '{\"message\": {{{build.message}}}}'\n");
+  EXPECT_NE(not_json.find("renders invalid JSON"), std::string::npos) << not_json;
+  // Escaped {{values}} keep quotes and newlines inside JSON strings.
+  auto ok = parse("notifications:\n  - name: hook\n    kind: webhook\n"
+                  "    url: 'http://127.0.0.1:9/'\n"
+                  "    template: '{\"message\": \"{{build.message}}\", \"n\": {{build.number}}}'\n");
+  EXPECT_FALSE(ok.notifications[0].body_template.empty());
+  auto plain = parse("notifications:\n  - name: hook\n    kind: webhook\n"
+                     "    url: 'http://127.0.0.1:9/'\n    content_type: text/plain\n"
+                     "    template: 'Build {{build.number}} {{kind}}'\n");
+  EXPECT_EQ(plain.notifications[0].content_type, "text/plain");
+  EXPECT_NE(error_of("notifications:\n  - name: s\n    kind: slack\n    token: x\n"
+                     "    channel: C1\n    template: '{}'\n")
+              .find("only for kind webhook"),
+            std::string::npos);
+}

@@ -191,6 +191,40 @@ TEST(webhook_sink, signs_the_body_and_names_the_delivery) {
   EXPECT_EQ(sink.judge({503, "", "", {}}, {}).kind, notify::outcome::retry);
 }
 
+// A body template renders the documented variables, escaped for JSON strings: a
+// commit message with quotes and newlines stays valid JSON. The example is the
+// seed's analytics trigger: a Buildkite build started through its REST API.
+TEST(webhook_sink, a_body_template_renders_the_documented_variables_as_valid_json) {
+  config::sink_config cfg;
+  cfg.name = "analytics";
+  cfg.kind = "webhook";
+  cfg.url = "https://api.buildkite.com/v2/organizations/acme/pipelines/analytics/builds";
+  cfg.body_template = R"({"commit": "{{build.commit}}", "branch": "{{build.branch}}",
+ "message": "{{build.message}}",
+ "env": {"SOURCE_BUILD": "{{build.key}}", "SOURCE_KIND": "{{kind}}",
+         "REVISION": "{{revision}}", "DELIVERY": "{{delivery}}"},
+ "failed": [{{#build.failed_jobs}}"{{.}}",{{/build.failed_jobs}}"-"],
+ "duration": {{#statistics.BuildDuration}}{{statistics.BuildDuration}}{{/statistics.BuildDuration}}{{^statistics.BuildDuration}}null{{/statistics.BuildDuration}}})";
+  notify::webhook_sink sink{cfg};
+  auto b = finished_build(2);
+  b.info.message = "Say \"hi\"\nthen\tleave \\ now";
+  b.statistics["BuildDuration"] = 12.5;
+  notify::outbox_entry e{"analytics", {b, model::notice_kind::failed}, 0};
+  auto req = sink.request(e, std::nullopt);
+  auto doc = json::parse(req.body); // throws (fails the test) when the body is not JSON
+  EXPECT_EQ(doc["message"], b.info.message);
+  EXPECT_EQ(doc["commit"], b.info.commit);
+  EXPECT_EQ(doc["branch"], "main");
+  EXPECT_EQ(doc["env"]["SOURCE_BUILD"], "buildkite/app/42");
+  EXPECT_EQ(doc["env"]["SOURCE_KIND"], "failed");
+  EXPECT_EQ(doc["env"]["REVISION"], "1");
+  EXPECT_EQ(doc["env"]["DELIVERY"], "analytics:buildkite/app/42:1");
+  EXPECT_EQ(doc["failed"].size(), 3u); // two failed jobs, then "-"
+  EXPECT_EQ(doc["duration"], 12.5);
+  std::map<std::string, std::string> h(req.headers.begin(), req.headers.end());
+  EXPECT_EQ(h["Content-Type"], "application/json");
+}
+
 TEST(outbox_entry, round_trips_through_its_encoding) {
   auto b = finished_build(3);
   b.streak = model::streak_result{model::verdict::broken, 1, 1};
