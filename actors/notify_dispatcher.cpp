@@ -173,7 +173,7 @@ bool record(self_ptr self) {
     if (!entries_of(self, n, entries[i]))
       return false;
     store::outbox_record r{n.subject.key, n.subject.revision, {},
-                           n.sink ? n.subject.key.str() + "|" + *n.sink : ""};
+                           n.sink ? *n.sink : ""};
     for (auto& e : entries[i])
       r.entries.emplace_back(e.id(), notify::encode(e));
     records.push_back(std::move(r));

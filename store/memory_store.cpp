@@ -21,6 +21,7 @@ bool memory_store::erase(const std::vector<model::build_key>& keys) {
     auto name = k.str();
     builds_.erase(name);
     notified_.erase(name);
+    parts_.erase(name);
     messages_.erase(name);
   }
   return true;
@@ -32,7 +33,8 @@ bool memory_store::outbox_add(std::span<const outbox_record> records,
   admitted.assign(records.size(), {});
   for (size_t i = 0; i < records.size(); ++i) {
     auto& r = records[i];
-    auto [seen, first] = notified_.try_emplace(r.slot_or_key(), r.revision);
+    auto& slots = r.part.empty() ? notified_ : parts_[r.build.str()];
+    auto [seen, first] = slots.try_emplace(r.part.empty() ? r.build.str() : r.part, r.revision);
     if (!first && seen->second > r.revision)
       continue;
     bool again = !first && seen->second == r.revision;

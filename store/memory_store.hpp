@@ -47,6 +47,8 @@ private:
   std::optional<model::streak_book> streaks_;
   std::unordered_map<std::string, std::string> outbox_;
   std::unordered_map<std::string, std::uint64_t> notified_;
+  /// Parts of builds recorded apart (outbox_record::part), by build.
+  std::unordered_map<std::string, std::unordered_map<std::string, std::uint64_t>> parts_;
   std::unordered_map<std::string, std::unordered_map<std::string, std::string>> messages_;
   std::vector<std::string> dead_letters_;
 };

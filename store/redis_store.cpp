@@ -257,6 +257,7 @@ bool redis_store::erase(const std::vector<model::build_key>& keys) {
     dels.push_back({"DEL", build_key(name)});
     dels.push_back({"DEL", messages_key(name)});
     dels.push_back({"HDEL", notified_key(), name});
+    dels.push_back({"DEL", notified_key() + ":" + name});
   }
   std::lock_guard guard{snapshot_mutex_};
   return run_all(snapshot_client_, dels,
@@ -294,8 +295,11 @@ bool redis_store::outbox_add(std::span<const outbox_record> records,
   std::vector<redis_command> cmds;
   cmds.reserve(records.size());
   for (auto& r : records) {
-    redis_command cmd{"EVAL", outbox_add_script, "2", notified_key(), outbox_key(), r.slot_or_key(),
-                      std::to_string(r.revision)};
+    // A part of a build is recorded in a hash of the build's own, erased with it.
+    auto build = r.build.str();
+    redis_command cmd{"EVAL", outbox_add_script, "2",
+                      r.part.empty() ? notified_key() : notified_key() + ":" + build,
+                      outbox_key(), r.part.empty() ? build : r.part, std::to_string(r.revision)};
     for (auto& [id, doc] : r.entries) {
       cmd.push_back(id);
       cmd.push_back(doc);

@@ -40,11 +40,10 @@ struct outbox_record {
   model::build_key build;
   std::uint64_t revision = 0;
   std::vector<std::pair<std::string, std::string>> entries;
-  /// What the revision is recorded under: the build's key (when empty), or
-  /// `<key>|<sink>` for a release to one sink (SPEC §5), taken once besides the build's.
-  std::string slot;
-
-  std::string slot_or_key() const { return slot.empty() ? build.str() : slot; }
+  /// Empty: the revision is the build's own. Else a part of the build recorded apart
+  /// and taken once on its own (a release to one sink: its name; a job notice:
+  /// `job:<attempt id>`); parts go with the build when it is erased.
+  std::string part;
 };
 
 /// Where accepted events and build states are kept. Implementations are

@@ -353,12 +353,21 @@ void check_outbox(store::store& s) {
   ASSERT_TRUE(s.outbox_apply(std::span{&dead, 1}));
   ASSERT_TRUE(s.outbox_load(entries));
   EXPECT_TRUE(entries.empty());
-  // Expiry forgets the message and the notified revision.
+  // A part of a build (a release to one sink) is taken once on its own, whatever the
+  // build's revision says; the same part again is not.
+  store::outbox_record part{b1, 2, {{"wait|b1", "release"}}, "wait"};
+  EXPECT_EQ(add(part), ids{"wait|b1"});
+  store::outbox_change sent{"wait|b1", b1, "wait"};
+  sent.remove = true;
+  ASSERT_TRUE(s.outbox_apply(std::span{&sent, 1}));
+  EXPECT_EQ(add(part), ids{}) << "a delivered release is not sent again";
+  // Expiry forgets the message, the notified revision and the parts.
   ASSERT_TRUE(s.erase({b1}));
   EXPECT_FALSE(s.message_ref(b1, "slack", failed));
   ASSERT_TRUE(s.notified(notified));
   EXPECT_EQ(notified.count(b1.str()), 0u);
   EXPECT_EQ(notified.count(b2.str()), 1u);
+  EXPECT_EQ(add(part), ids{"wait|b1"}) << "the part went with the build";
 }
 
 } // namespace
@@ -368,6 +377,7 @@ TEST(redis_store, outbox_records_each_revision_once_and_keeps_messages) {
   store::redis_store s{config_for(server)};
   check_outbox(s);
   EXPECT_EQ(server.integer("LLEN bt-test:deadletters"), 1);
+  EXPECT_EQ(server.integer("HLEN bt-test:notified:buildkite/web/1"), 1) << "the last add";
 }
 
 TEST(memory_store, outbox_records_each_revision_once_and_keeps_messages) {
