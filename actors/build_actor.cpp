@@ -51,7 +51,7 @@ void ask_verdict(self_ptr self, model::finished_effect f) {
 bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = nullptr) {
   auto& st = self->state;
   ++st.events;
-  auto result = model::apply(st.build, e, e.received, st.settings.limits, *st.settings.waits);
+  auto result = model::apply(st.build, e, e.received, st.settings.limits, *st.settings.announce);
   if (tally && std::holds_alternative<model::build_command>(e.body))
     tally->command = command_outcome{true, result.changed, result.ignored, st.build.state,
                                      st.build.generation};
@@ -84,6 +84,11 @@ bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = 
                      "sink=\"" + support::label_value(r->sink) + "\",released_by=\""
                        + std::string{model::to_string(r->reason)} + "\"")
         .inc();
+    } else if (auto* j = std::get_if<model::job_finished_effect>(&effect)) {
+      if (st.peers.dispatcher)
+        self->send(st.peers.dispatcher,
+                   model::notice{st.build, model::notice_kind::job_finished, std::nullopt,
+                                 std::nullopt, j->attempt});
     } else if (auto* w = std::get_if<model::wait_dropped_effect>(&effect)) {
       support::metrics()
         .get_counter("buildtrack_collation_dropped_total",

@@ -25,8 +25,9 @@ struct build_settings {
   /// Bounds on one build's memory (`tracking.max_*`).
   model::build_limits limits;
   /// The sinks that wait for statistics (`wait_for`), by name.
-  std::shared_ptr<const model::collation_rules> waits
-    = std::make_shared<const model::collation_rules>();
+  /// Waits for statistics, and whether a sink asks for `job_finished` notices.
+  std::shared_ptr<const model::announce_rules> announce
+    = std::make_shared<const model::announce_rules>();
 };
 
 /// The actors a build actor hands its effects to.

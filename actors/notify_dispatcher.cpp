@@ -143,8 +143,9 @@ bool entries_of(self_ptr self, const model::notice& n, std::vector<notify::outbo
   for (auto& lane : st.lanes) {
     auto& sink = *lane.sink;
     auto& name = sink.config().name;
-    // A release goes to its one sink; the common notice skips a sink that waits.
-    if (n.sink ? *n.sink != name : model::waits_for_release(n.subject, name))
+    // A release goes to its one sink; the common notice skips a sink that waits (a
+    // job notice is no finished-notice: nothing waits for it).
+    if (n.sink ? *n.sink != name : !n.job && model::waits_for_release(n.subject, name))
       continue;
     bool wanted = sink.wants(n);
     if (!wanted && sink.edits_in_place() && sink.follows(n.subject)) {
@@ -172,8 +173,9 @@ bool record(self_ptr self) {
     auto& n = st.unrecorded[i];
     if (!entries_of(self, n, entries[i]))
       return false;
-    store::outbox_record r{n.subject.key, n.subject.revision, {},
-                           n.sink ? *n.sink : ""};
+    // A release, or a job notice, is a part of its build recorded on its own.
+    store::outbox_record r{n.subject.key, n.job ? 1 : n.subject.revision, {},
+                           n.job ? "job:" + *n.job : n.sink ? *n.sink : ""};
     for (auto& e : entries[i])
       r.entries.emplace_back(e.id(), notify::encode(e));
     records.push_back(std::move(r));

@@ -31,17 +31,21 @@ caf::actor_system_config& configure(caf::actor_system_config& cfg, const config:
   return cfg;
 }
 
-/// The waits of the sinks with `wait_for`, by sink name.
-std::shared_ptr<const model::collation_rules> collation_rules_of(const config::config& c) {
-  auto rules = std::make_shared<model::collation_rules>();
-  for (auto& sink : c.notifications)
+/// What the sinks ask of builds: waits for statistics (by sink), job notices.
+std::shared_ptr<const model::announce_rules> announce_rules_of(const config::config& c) {
+  auto rules = std::make_shared<model::announce_rules>();
+  for (auto& sink : c.notifications) {
+    rules->job_finished = rules->job_finished
+                          || std::find(sink.on.begin(), sink.on.end(), "job_finished")
+                               != sink.on.end();
     if (sink.wait_for)
-      rules->emplace(sink.name,
+      rules->waits.emplace(sink.name,
                      model::collation_rule{sink.wait_for->statistics,
                                            std::chrono::duration_cast<std::chrono::milliseconds>(
                                              sink.wait_for->build_completed_timeout),
                                            std::chrono::duration_cast<std::chrono::milliseconds>(
                                              sink.wait_for->failure_timeout)});
+  }
   return rules;
 }
 
@@ -112,7 +116,7 @@ struct service::impl {
                                    static_cast<size_t>(c.tracking.max_attempts_per_job),
                                    static_cast<size_t>(c.tracking.max_statistics_per_build),
                                    static_cast<size_t>(c.tracking.max_messages_per_build)},
-               collation_rules_of(c)},
+               announce_rules_of(c)},
       timeouts{system.spawn(timeout_supervisor,
                             timeout_settings{support::wall_clock,
                                              [route = deadlines](const model::build_key& key,
@@ -201,7 +205,7 @@ std::optional<std::string> service::recover() {
     keys.push_back(b.key);
     // Deadlines come back from the stored states; the journal tail moves them again
     // as it is replayed (a deadline already passed goes off at once).
-    for (auto& [name, due] : model::deadlines(b, *impl_->settings.waits, support::wall_clock())) {
+    for (auto& [name, due] : model::deadlines(b, impl_->settings.announce->waits, support::wall_clock())) {
       caf::anon_send(impl_->timeouts, deadline_atom::value, b.key, name,
                      std::optional<model::timestamp>{due});
       ++deadlines;

@@ -257,7 +257,8 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
            for (size_t i = 0; i < s.on.size(); ++i)
              if (!model::parse_notice_kind(s.on[i]))
                fail(p2 + "[" + std::to_string(i) + "]", n2[i],
-                    "expected failed, broken, still_failing, fixed, passed or recovered, got '"
+                    "expected failed, broken, still_failing, fixed, passed, recovered or "
+                    "job_finished, got '"
                       + s.on[i] + "'");
          }},
         {"branches", [&](auto& p2, auto& n2) {
@@ -339,6 +340,8 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
     check_template(p + (n["template"].IsDefined() ? ".template" : ".template_file"),
                    n["template"].IsDefined() ? n["template"] : n["template_file"], s);
   if (s.kind == "slack") {
+    if (std::find(s.on.begin(), s.on.end(), "job_finished") != s.on.end())
+      fail(p + ".on", n["on"], "job_finished is for webhook sinks");
     for (auto key : {"url", "headers", "auth", "secret", "template", "template_file",
                      "content_type"})
       kind_only(key, "webhook");

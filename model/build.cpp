@@ -241,6 +241,7 @@ struct event_applier {
   timestamp now;
   const build_limits& limits;
   const collation_rules& waits;
+  bool announce_jobs; ///< job attempts that finish are effects (job_finished notices)
   applied& out;
   /// Set when a job event changed whether its job fails or was fixed: the only way
   /// an event other than the build's own changes the outcome view's job lists.
@@ -304,6 +305,10 @@ struct event_applier {
         return;
       }
     }
+    // A terminal report for an attempt not finished before: a job_finished notice.
+    if (announce_jobs && is_terminal(in.state)
+        && (at == j.attempts.end() || !is_terminal(at->state)))
+      out.effects.emplace_back(job_finished_effect{b.key, in.id});
     auto r = in; // a copy: an unnumbered attempt gets its number here
     if (at != j.attempts.end()) {
       // A later report may leave out what an earlier one said.
@@ -591,7 +596,8 @@ job_event rollup_job(const build& child) {
 } // namespace
 
 applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits,
-              const collation_rules& waits) {
+              const announce_rules& rules) {
+  auto& waits = rules.waits;
   applied out;
   if (!e.delivery.empty()) {
     auto& seen = b.recent_deliveries;
@@ -619,7 +625,7 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
     for (auto& [sink, rule] : waits)
       b.collations.emplace(sink, collation{now});
   }
-  event_applier applier{b, now, limits, waits, out};
+  event_applier applier{b, now, limits, waits, rules.job_finished, out};
   std::visit(applier, e.body);
   // Messages and deadlines may settle targets after any event: a target that starts
   // waiting finds the message that came first; a resumed build consumes what came

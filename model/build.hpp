@@ -112,8 +112,23 @@ struct wait_dropped_effect {
   std::string why;
 };
 
+/// Effect: a job attempt finished (reached a terminal state) for the first time.
+struct job_finished_effect {
+  build_key key;
+  std::string attempt; ///< its id
+};
+
 /// The waits of every sink with `wait_for`, by sink name.
 using collation_rules = std::map<std::string, collation_rule>;
+
+/// What the sinks ask of a build beyond its outcome: waits for statistics, and
+/// whether finished job attempts are announced (`job_finished`).
+struct announce_rules {
+  announce_rules() = default;
+  announce_rules(collation_rules w, bool jobs = false) : waits{std::move(w)}, job_finished{jobs} {}
+  collation_rules waits;
+  bool job_finished = false;
+};
 
 /// Effect: a triggered child build's outcome rolls up into its parent as a job.
 struct rollup_effect {
@@ -122,7 +137,7 @@ struct rollup_effect {
 };
 
 using effect = std::variant<finished_effect, rollup_effect, deadline_effect, release_effect,
-                            wait_dropped_effect>;
+                            wait_dropped_effect, job_finished_effect>;
 
 /// Bounds that keep one build's memory finite whatever a sender does. At a bound the
 /// model lets go of what does not decide the outcome and counts it, so an accepted
@@ -209,7 +224,7 @@ struct applied {
 /// The build state machine: applies one event at `now` within `limits`. Pure and
 /// deterministic.
 applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits = {},
-              const collation_rules& waits = {});
+              const announce_rules& rules = {});
 
 /// The effects a finished build announces at its current revision (none while it
 /// runs). apply() emits them when the outcome changes; recovery emits them again for

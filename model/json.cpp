@@ -185,8 +185,14 @@ nlohmann::json notice_variables(const notice& n, const std::string& sink,
                          {"delivery", delivery},
                          {"statistics", b.statistics}};
   if (auto c = b.collations.find(sink);
-      c != b.collations.end() && c->second.released && c->second.released_revision == b.revision)
+      !n.job && c != b.collations.end() && c->second.released
+      && c->second.released_revision == b.revision)
     vars["released_by"] = to_string(*c->second.released);
+  if (n.job)
+    for (auto& [group, j] : b.jobs)
+      for (auto& a : j.attempts)
+        if (a.id == *n.job)
+          vars["job"] = {{"group", group}, {"name", j.name}, {"attempt", to_json(a)}};
   return vars;
 }
 

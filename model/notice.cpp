@@ -8,8 +8,9 @@
 namespace bt::model {
 namespace {
 
-constexpr std::array<std::string_view, 6> kind_names{"failed", "broken",  "still_failing",
-                                                     "fixed",  "passed",  "recovered"};
+constexpr std::array<std::string_view, 7> kind_names{"failed", "broken",    "still_failing",
+                                                     "fixed",  "passed",    "recovered",
+                                                     "job_finished"};
 
 bool failing(notice_kind k) {
   return k == notice_kind::failed || k == notice_kind::broken || k == notice_kind::still_failing;
@@ -75,6 +76,9 @@ std::optional<notice_kind> notice_kind_of(const build& b) {
 }
 
 bool wanted(const std::vector<notice_kind>& on, notice_kind k) {
+  // job_finished is about a job, not the build's outcome: only asked for by name.
+  if (k == notice_kind::job_finished)
+    return std::find(on.begin(), on.end(), k) != on.end();
   return std::any_of(on.begin(), on.end(), [k](notice_kind o) {
     return o == k || (o == notice_kind::failed && failing(k))
            || (o == notice_kind::passed && !failing(k));

@@ -11,7 +11,8 @@ namespace bt::model {
 
 /// What a finished build's notification says (SPEC §6 `on:`). `failed` and `passed`
 /// are the plain outcomes; the others are what the streak or the retries add.
-enum class notice_kind { failed, broken, still_failing, fixed, passed, recovered };
+/// New values go last (outbox entries store them by name).
+enum class notice_kind { failed, broken, still_failing, fixed, passed, recovered, job_finished };
 std::string_view to_string(notice_kind k);
 std::optional<notice_kind> parse_notice_kind(std::string_view s);
 
@@ -23,6 +24,8 @@ struct notice {
   /// A release (SPEC §5): for this one sink only, whose wait for statistics ended.
   std::optional<std::string> sink;
   std::optional<release_reason> released_by;
+  /// A `job_finished` notice: the attempt that finished (its id).
+  std::optional<std::string> job;
 };
 
 /// Whether a notice for `subject` goes to `sink` on the common path: not while the

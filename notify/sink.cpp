@@ -22,6 +22,8 @@ std::string encode(const outbox_entry& e) {
   out += model::to_string(e.notice.kind);
   out += R"(","attempts":)";
   out += std::to_string(e.attempts);
+  if (e.notice.job)
+    out += R"(,"job":)" + nlohmann::json(*e.notice.job).dump();
   out += R"(,"build":)";
   out += model::codec::encode(e.notice.subject);
   out += "}";
@@ -42,6 +44,8 @@ std::optional<outbox_entry> decode_outbox_entry(std::string_view text) {
     if (!kind || !build)
       return std::nullopt;
     e.notice = {std::move(*build), *kind};
+    if (auto job = doc.find("job"); job != doc.end())
+      e.notice.job = job->get<std::string>();
     e.attempts = doc.at("attempts").get<std::uint32_t>();
     return e;
   } catch (const nlohmann::json::exception&) {

@@ -21,7 +21,11 @@ struct outbox_entry {
   model::notice notice;
   std::uint32_t attempts = 0; ///< attempts that failed so far
 
-  std::string id() const { return id_of(sink, notice.subject.key); }
+  /// `sink|build`, and `|job:<attempt>` for a job notice.
+  std::string id() const {
+    auto id = id_of(sink, notice.subject.key);
+    return notice.job ? id + "|job:" + *notice.job : id;
+  }
   static std::string id_of(const std::string& sink, const model::build_key& build) {
     return sink + "|" + build.str();
   }

@@ -8,7 +8,8 @@
 namespace bt::notify {
 
 std::string delivery_id(const outbox_entry& e) {
-  return e.sink + ":" + e.notice.subject.key.str() + ":" + std::to_string(e.revision());
+  auto base = e.sink + ":" + e.notice.subject.key.str() + ":";
+  return e.notice.job ? base + "job:" + *e.notice.job : base + std::to_string(e.revision());
 }
 
 std::string webhook_body(const outbox_entry& e) {
@@ -20,6 +21,8 @@ std::string webhook_body(const outbox_entry& e) {
                      {"build", std::move(vars["build"])}};
   // A notice that waited for statistics says which criterion released it, with the
   // statistics received.
+  if (vars.contains("job"))
+    doc["job"] = vars["job"];
   if (vars.contains("released_by")) {
     doc["released_by"] = vars["released_by"];
     doc["statistics"] = vars["statistics"];

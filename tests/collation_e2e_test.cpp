@@ -3,6 +3,7 @@
 // sinks have a 2 s build_completed_timeout and an 8 s failure_timeout.
 #include <chrono>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -52,6 +53,8 @@ struct collation_e2e : ::testing::Test {
     sink("wait", true);
     sink("wait2", true);
     sink("plain", false);
+    sink("jobs", false);
+    cfg << "\n    on: [job_finished]";
     cfg << "\nlog:\n  level: error\n";
     daemon = std::make_unique<test::daemon_process>(port, cfg.str());
     daemon->start();
@@ -178,6 +181,41 @@ TEST_F(collation_e2e, each_criterion_releases_its_sink_at_its_time_and_only_that
   EXPECT_EQ(metric(R"(buildtrack_collation_releases_total{sink="wait",released_by="build_completed_timeout"})"), 2);
   EXPECT_EQ(metric(R"(buildtrack_collation_releases_total{sink="wait",released_by="failure_timeout"})"), 1);
   EXPECT_EQ(metric(R"(buildtrack_collation_dropped_total{sink="wait"})"), 1);
+}
+
+// A job_finished sink gets one notice per finished attempt, retries included, and
+// nothing for starts, repeats or the build's own outcome.
+TEST_F(collation_e2e, a_job_finished_sink_gets_one_notice_per_finished_attempt) {
+  start_daemon();
+  auto job = [](const std::string& id, int attempt, const std::string& state) {
+    return json{{"job", {{"id", id}, {"name", "unit"}, {"attempt", attempt}, {"state", state}}}};
+  };
+  send(1, "build.started");
+  send(1, "job.started", job("u-1", 0, "running"));
+  send(1, "job.finished", job("u-1", 0, "failed"));
+  send(1, "job.finished", job("u-1", 0, "failed")); // a repeat changes nothing
+  send(1, "job.started", job("u-2", 1, "running"));
+  send(1, "job.finished", job("u-2", 1, "passed"));
+  send(1, "build.finished");
+  // The barrier: a later build's job notice.
+  send(2, "job.finished", job("v-1", 0, "passed"));
+  ASSERT_TRUE(eventually([&] { return !to("jobs", 2).empty(); }));
+  auto notices = to("jobs", 1);
+  ASSERT_EQ(notices.size(), 2u);
+  std::set<std::string> attempts;
+  for (auto& r : notices) {
+    auto doc = json::parse(r.body);
+    EXPECT_EQ(doc["kind"], "job_finished");
+    EXPECT_EQ(doc["job"]["group"], "unit");
+    attempts.insert(doc["job"]["attempt"]["id"].get<std::string>() + "="
+                    + doc["job"]["attempt"]["state"].get<std::string>());
+    EXPECT_EQ(r.headers["X-Buildtrack-Delivery"],
+              "jobs:native/stats/1:job:" + doc["job"]["attempt"]["id"].get<std::string>());
+  }
+  EXPECT_EQ(attempts, (std::set<std::string>{"u-1=failed", "u-2=passed"}));
+  // The other sinks heard of the build, not of its jobs.
+  ASSERT_TRUE(eventually([&] { return !to("plain", 1).empty(); }));
+  EXPECT_NE(json::parse(to("plain", 1).front().body)["kind"], "job_finished");
 }
 
 // kill -9 while a wait is pending: released once after the restart, by the right
