@@ -7,6 +7,7 @@
 
 #include <simdjson.h>
 
+#include "model/collation.hpp"
 #include "sources/payload.hpp"
 #include "support/crypto.hpp"
 
@@ -40,15 +41,24 @@ const std::map<std::string, job_state, std::less<>> finished_states{
   {"skipped", job_state::skipped},   {"broken", job_state::broken}};
 
 /// A key part: non-empty, no '/', at most 256 bytes, no control characters.
-std::optional<rejection> check_key_part(const fields& f, std::string_view name,
-                                        const std::string& value) {
+/// What is wrong with `value` as a part of a build key or a target name: it must be
+/// non-empty, at most 256 bytes, without '/' or control characters.
+std::optional<std::string> key_part_problem(const std::string& value) {
   if (value.empty())
-    return invalid(f.at(name), "required, a non-empty string");
+    return "required, a non-empty string";
   if (value.size() > 256)
-    return invalid(f.at(name), "at most 256 bytes");
+    return "at most 256 bytes";
   if (std::any_of(value.begin(), value.end(),
                   [](char c) { return c == '/' || static_cast<unsigned char>(c) < 0x20; }))
-    return invalid(f.at(name), "may not hold '/' or control characters");
+    return "may not hold '/' or control characters";
+  return std::nullopt;
+}
+
+/// A key part in a payload: 422 naming the field.
+std::optional<rejection> check_key_part(const fields& f, std::string_view name,
+                                        const std::string& value) {
+  if (auto problem = key_part_problem(value))
+    return invalid(f.at(name), *problem);
   return std::nullopt;
 }
 
@@ -191,10 +201,7 @@ checked<model::statistic_event> statistic_of(const fields& top) {
     return *r;
   BT_TRY(key, s.string("key"));
   // Names are trimmed (SPEC §5): "BuildDuration " and "BuildDuration" are one statistic.
-  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  auto first = std::find_if_not(key.begin(), key.end(), blank);
-  auto last = std::find_if_not(key.rbegin(), key.rend(), blank).base();
-  key = first < last ? std::string{first, last} : std::string{};
+  key = model::trim_statistic(key);
   if (key.empty())
     return invalid("statistic.key", "required, a non-empty name");
   if (key.size() > 256)
@@ -319,13 +326,12 @@ checked<fields> json_body(std::string_view content_type, std::string_view body,
   return parse_object(body, what);
 }
 
-std::optional<rejection> check_key(const model::build_key& key) {
-  for (auto& part : {key.source, key.pipeline, key.id})
-    if (part.empty() || part.size() > 256
-        || std::any_of(part.begin(), part.end(),
-                       [](char c) { return c == '/' || static_cast<unsigned char>(c) < 0x20; }))
-      return rejection{404, "not_found", "not a build key: source, pipeline and id are "
-                                         "non-empty, at most 256 bytes, without '/'", ""};
+/// Key parts in a URL: a path that names no build (or target) is 404.
+std::optional<rejection> check_url_parts(std::initializer_list<const std::string*> parts) {
+  for (auto* part : parts)
+    if (auto problem = key_part_problem(*part))
+      return rejection{404, "not_found",
+                       "not a build key or target name: each part " + *problem, ""};
   return std::nullopt;
 }
 
@@ -435,10 +441,8 @@ std::unique_ptr<source> make_native_source(const config::native_config& cfg) {
 checked<model::envelope> native_message(const model::build_key& key, std::string target,
                                         std::string_view content_type, std::string_view body,
                                         model::timestamp now) {
-  if (auto r = check_key(key))
+  if (auto r = check_url_parts({&key.source, &key.pipeline, &key.id, &target}))
     return *r;
-  if (target.empty() || target.size() > 256)
-    return rejection{404, "not_found", "not a target name", ""};
   BT_TRY(m, json_body(content_type, body, "a message"));
   if (auto r = m.only({"type", "unit", "lint", "generation", "delivery"}))
     return *r;
@@ -452,7 +456,7 @@ checked<model::envelope> native_message(const model::build_key& key, std::string
 checked<model::envelope> native_command(const model::build_key& key,
                                         std::string_view content_type, std::string_view body,
                                         model::timestamp now) {
-  if (auto r = check_key(key))
+  if (auto r = check_url_parts({&key.source, &key.pipeline, &key.id}))
     return *r;
   BT_TRY(c, json_body(content_type, body, "a command"));
   if (auto r = c.only({"type"}))
