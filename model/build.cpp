@@ -57,10 +57,7 @@ std::string_view to_string(build_state s) {
 }
 
 std::optional<build_state> parse_build_state(std::string_view s) {
-  for (int v = 0; v <= static_cast<int>(build_state::aborted); ++v)
-    if (to_string(static_cast<build_state>(v)) == s)
-      return static_cast<build_state>(v);
-  return std::nullopt;
+  return parse_enum(s, build_state::aborted);
 }
 
 std::string_view to_string(wait_end e) {
@@ -72,13 +69,6 @@ std::string_view to_string(wait_end e) {
   return "unknown";
 }
 
-std::optional<wait_end> parse_wait_end(std::string_view s) {
-  for (auto e : {wait_end::pass, wait_end::fail, wait_end::timed_out})
-    if (to_string(e) == s)
-      return e;
-  return std::nullopt;
-}
-
 std::string_view to_string(message_status s) {
   switch (s) {
     case message_status::pending: return "pending";
@@ -86,13 +76,6 @@ std::string_view to_string(message_status s) {
     case message_status::ignored: return "ignored";
   }
   return "unknown";
-}
-
-std::optional<message_status> parse_message_status(std::string_view s) {
-  for (auto m : {message_status::pending, message_status::consumed, message_status::ignored})
-    if (to_string(m) == s)
-      return m;
-  return std::nullopt;
 }
 
 bool is_final(build_state s) {

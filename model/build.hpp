@@ -16,7 +16,6 @@ namespace bt::model {
 /// How a target's wait for a message ended. New values go last.
 enum class wait_end { pass, fail, timed_out };
 std::string_view to_string(wait_end e);
-std::optional<wait_end> parse_wait_end(std::string_view s);
 
 /// A target's wait for a message: it began when the attempt `attempt` passed with
 /// `waits`, and holds the job open until a pass or fail message ends it (or its
@@ -160,7 +159,6 @@ struct build_limits {
 /// Where a target message stands. New values go last.
 enum class message_status { pending, consumed, ignored };
 std::string_view to_string(message_status s);
-std::optional<message_status> parse_message_status(std::string_view s);
 
 /// A target message as the build keeps it, in arrival order.
 struct message_record {

@@ -13,14 +13,6 @@ std::string_view to_string(release_reason r) {
   return "unknown";
 }
 
-std::optional<release_reason> parse_release_reason(std::string_view s) {
-  for (auto r : {release_reason::all_statistics, release_reason::build_completed_timeout,
-                 release_reason::failure_timeout})
-    if (to_string(r) == s)
-      return r;
-  return std::nullopt;
-}
-
 std::string trim_statistic(std::string_view name) {
   auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
   auto first = std::find_if_not(name.begin(), name.end(), blank);

@@ -24,7 +24,6 @@ struct collation_rule {
 /// Why a wait ended with a send. New values go last.
 enum class release_reason { all_statistics, build_completed_timeout, failure_timeout };
 std::string_view to_string(release_reason r);
-std::optional<release_reason> parse_release_reason(std::string_view s);
 
 /// One sink's wait on one build. It begins when the build starts (or is first seen)
 /// and ends once: released with a reason, or dropped.

@@ -68,10 +68,7 @@ std::string_view to_string(message_kind k) {
 }
 
 std::optional<message_kind> parse_message_kind(std::string_view s) {
-  for (auto k : {message_kind::pass, message_kind::fail, message_kind::work})
-    if (to_string(k) == s)
-      return k;
-  return std::nullopt;
+  return parse_enum(s, message_kind::work);
 }
 
 std::string_view to_string(command_kind k) {
@@ -85,11 +82,7 @@ std::string_view to_string(command_kind k) {
 }
 
 std::optional<command_kind> parse_command_kind(std::string_view s) {
-  for (auto k : {command_kind::pause, command_kind::resume, command_kind::abort,
-                 command_kind::restart})
-    if (to_string(k) == s)
-      return k;
-  return std::nullopt;
+  return parse_enum(s, command_kind::restart);
 }
 
 } // namespace bt::model

@@ -11,6 +11,16 @@
 
 namespace bt::model {
 
+/// The value of an enumeration (values 0 to `last`, each named by its `to_string`)
+/// that `name` names; none for a name it does not have.
+template <class Enum>
+std::optional<Enum> parse_enum(std::string_view name, Enum last) {
+  for (int v = 0; v <= static_cast<int>(last); ++v)
+    if (to_string(static_cast<Enum>(v)) == name)
+      return static_cast<Enum>(v);
+  return std::nullopt;
+}
+
 /// Identifies a build across CI systems: `source/pipeline/id`. Never the number
 /// alone: builds of different pipelines share numbers.
 struct build_key {
