@@ -415,27 +415,12 @@ struct event_applier {
 
   void operator()(const deadline_passed&) {
     // What is due is looked at after every event; this one only brings the time.
-    bool targets = due_deadlines();
-    out.changed = waits_due() || targets;
+    // Waits settle here only when no target timed out: then this event changes no
+    // outcome, so a release sends the revision the build has. Otherwise they settle
+    // once the new outcome is decided, as after any event.
+    out.changed = due_deadlines() || settle_waits();
     if (!out.changed)
       out.ignored = "nothing was due";
-  }
-
-  /// Whether a waiting sink's wait would end at `now` (settle_waits ends it, once the
-  /// event's outcome is decided).
-  bool waits_due() const {
-    for (auto& [sink, c] : b.collations) {
-      auto rule = waits.find(sink);
-      if (c.ended() || rule == waits.end())
-        continue;
-      auto seen = c;
-      if (!seen.finished && b.is_finished())
-        seen.finished = now;
-      auto step = evaluate(seen, rule->second, now);
-      if (step.release || step.drop)
-        return true;
-    }
-    return false;
   }
 
   /// Lets each waiting sink's wait see the build as it is at `now`: the finish, an
