@@ -86,9 +86,7 @@ bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = 
         .inc();
     } else if (auto* j = std::get_if<model::job_finished_effect>(&effect)) {
       if (st.peers.dispatcher)
-        self->send(st.peers.dispatcher,
-                   model::notice{st.build, model::notice_kind::job_finished, std::nullopt,
-                                 std::nullopt, j->attempt});
+        self->send(st.peers.dispatcher, model::job_notice(st.build, std::move(j->attempt)));
     } else if (auto* w = std::get_if<model::wait_dropped_effect>(&effect)) {
       support::metrics()
         .get_counter("buildtrack_collation_dropped_total",

@@ -175,7 +175,7 @@ bool record(self_ptr self) {
       return false;
     // A release, or a job notice, is a part of its build recorded on its own.
     store::outbox_record r{n.subject.key, n.job ? 1 : n.subject.revision, {},
-                           n.job ? "job:" + *n.job : n.sink ? *n.sink : ""};
+                           n.job ? "job:" + *n.job : n.sink ? *n.sink : "", n.job.has_value()};
     for (auto& e : entries[i])
       r.entries.emplace_back(e.id(), notify::encode(e));
     records.push_back(std::move(r));

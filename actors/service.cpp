@@ -190,14 +190,14 @@ std::optional<std::string> service::recover() {
     return "the stored streaks could not be read";
   if (book)
     caf::anon_send(impl_->tracker, caf::put_atom::value, std::move(*book));
-  std::unordered_map<std::string, std::uint64_t> notified;
+  std::unordered_map<std::string, store::build_notices> notified;
   if (impl_->dispatcher && !st.notified(notified))
     return "the notification outbox could not be read";
   std::vector<model::build_summary> index;
   std::vector<model::build_key> keys;
   std::vector<model::finished_effect> judge;
   std::vector<model::rollup_effect> roll_up;
-  std::size_t noticed_again = 0;
+  std::size_t noticed_again = 0, jobs_noticed_again = 0;
   const auto& tracked = *impl_->settings.tracked_branches;
   std::size_t deadlines = 0;
   bool read = st.for_each([&](const model::build& b) {
@@ -219,11 +219,18 @@ std::optional<std::string> service::recover() {
     // announced it; announcing again is idempotent. A current verdict shows the
     // verdict was not lost, a notice recorded for this revision likewise.
     auto seen = notified.find(b.key.str());
-    auto noticed = seen == notified.end() ? std::uint64_t{0} : seen->second;
-    if (auto n = model::due_notice(b, noticed, tracked); n && impl_->dispatcher) {
+    auto recorded = seen == notified.end() ? store::build_notices{} : seen->second;
+    if (auto n = model::due_notice(b, recorded.revision, tracked); n && impl_->dispatcher) {
       caf::anon_send(impl_->dispatcher, std::move(*n));
       ++noticed_again;
     }
+    // Likewise a job notice the stored state announced but the outbox never recorded:
+    // the journal's tail no longer holds the event that announced it.
+    if (impl_->dispatcher)
+      for (auto& n : model::unrecorded_job_notices(b, recorded.jobs)) {
+        caf::anon_send(impl_->dispatcher, std::move(n));
+        ++jobs_noticed_again;
+      }
     bool settled = model::settled(b, tracked);
     for (auto& effect : model::announcements(b)) {
       if (auto* f = std::get_if<model::finished_effect>(&effect); f && !settled)
@@ -274,6 +281,7 @@ std::optional<std::string> service::recover() {
   caf::anon_send(impl_->timeouts, start_atom::value);
   support::log(support::log_level::info, "recovered",
                {{"builds", builds}, {"judged_again", judge.size()}, {"noticed_again", noticed_again},
+                {"job_notices_again", jobs_noticed_again},
                 {"rolled_up_again", roll_up.size()}, {"deadlines", deadlines},
                 {"journal_replayed", *replayed}});
   return std::nullopt;

@@ -288,11 +288,15 @@ struct event_applier {
         return;
       }
     }
+    auto r = in; // a copy: an unnumbered attempt gets its number here
+    r.announced = at != j.attempts.end() && at->announced;
     // A terminal report for an attempt not finished before: a job_finished notice.
     if (announce_jobs && is_terminal(in.state)
-        && (at == j.attempts.end() || !is_terminal(at->state)))
+        && (at == j.attempts.end() || !is_terminal(at->state))) {
       out.effects.emplace_back(job_finished_effect{b.key, in.id});
-    auto r = in; // a copy: an unnumbered attempt gets its number here
+      r.announced = true;
+      ++b.announced_jobs;
+    }
     if (at != j.attempts.end()) {
       // A later report may leave out what an earlier one said.
       if (r.url.empty())

@@ -198,6 +198,10 @@ struct build {
   /// How many jobs ever waited for a message (have a `wait`): derived from `jobs`, not
   /// stored; spares builds without targets every look at them.
   std::size_t targets = 0;
+  /// How many `job_finished` notices the build announced (attempts with `announced`,
+  /// those let go at max_attempts included): recovery compares it with the outbox's
+  /// count to find notices a crash lost.
+  std::uint64_t announced_jobs = 0;
 
   /// The outcome is settled (passed, failed, canceled, interrupted, aborted). A
   /// build whose own work ended may still wait for messages.

@@ -61,7 +61,8 @@ build_info decode_info(const json& j) {
 /// number orders it. Version 4 adds targets that wait (an attempt's `waits` and
 /// a job event's `wait_timeout_ms`, a job's `wait`), a build's `generation` and `messages`, and
 /// the message, command and deadline events. Version 5 adds each waiting sink's wait
-/// for statistics (a build's `collations`).
+/// for statistics (a build's `collations`), and later, optionally (absent: none), an
+/// attempt's `announced` and a build's `announced_jobs` (job_finished notices).
 constexpr int format_version = 5;
 
 /// Whether an attempt fails, for documents written before version 3: the rule the
@@ -186,6 +187,7 @@ attempt decode_attempt(const json& j, int version) {
   a.fails = version >= 3 ? j.at("fails").get<bool>() : legacy_fails(a);
   if (version >= 4)
     a.waits = j.at("waits").get<bool>();
+  a.announced = j.value("announced", false);
   return a;
 }
 
@@ -323,7 +325,8 @@ public:
       .name("url").value(a.url).raw(",")
       .name("started").value(a.started).raw(",")
       .name("finished").value(a.finished).raw(",")
-      .name("waits").value(a.waits).raw("}");
+      .name("waits").value(a.waits)
+      .raw(a.announced ? R"(,"announced":true})" : "}");
   }
   writer& value(const unit_result& u) {
     return raw("{")
@@ -514,6 +517,8 @@ std::string encode(const build& b) {
       .name("omitted_statistics").value(b.omitted_statistics).raw(",");
   if (b.omitted_messages != 0)
     w.name("omitted_messages").value(b.omitted_messages).raw(",");
+  if (b.announced_jobs != 0)
+    w.name("announced_jobs").value(b.announced_jobs).raw(",");
   w.name("generation").value(b.generation).raw(",").name("messages");
   w.list(b.messages, [](writer& w, auto& m) { w.value(m); });
   w.raw(",").name("collations");
@@ -612,6 +617,7 @@ std::optional<build> decode_build(const json& j, std::string* error) {
     b.revision = j.at("revision").get<std::uint64_t>();
     b.omitted_jobs = j.value("omitted_jobs", std::int64_t{0});
     b.omitted_statistics = j.value("omitted_statistics", std::int64_t{0});
+    b.announced_jobs = j.value("announced_jobs", std::uint64_t{0});
     if (!j.at("streak").is_null())
       b.streak = decode_result(j.at("streak"), version);
     if (version >= 4) {

@@ -109,6 +109,9 @@ struct attempt {
   /// A target that waits (SPEC §1): once this attempt has passed, its job waits for a
   /// `pass` or `fail` message before it is done.
   bool waits = false;
+  /// Set by the model (never by a source) once a `job_finished` notice was announced
+  /// for this attempt: recovery re-sends only those whose outbox record is missing.
+  bool announced = false;
 
   bool operator==(const attempt&) const = default;
 };

@@ -109,4 +109,19 @@ std::vector<notice> due_releases(const build& b, const std::map<std::string, std
   return out;
 }
 
+notice job_notice(const build& b, std::string attempt) {
+  return notice{b, notice_kind::job_finished, std::nullopt, std::nullopt, std::move(attempt)};
+}
+
+std::vector<notice> unrecorded_job_notices(const build& b, std::uint64_t recorded) {
+  std::vector<notice> out;
+  if (b.announced_jobs <= recorded)
+    return out;
+  for (auto& [group, j] : b.jobs)
+    for (auto& a : j.attempts)
+      if (a.announced)
+        out.push_back(job_notice(b, a.id));
+  return out;
+}
+
 } // namespace bt::model

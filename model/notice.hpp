@@ -39,6 +39,14 @@ bool waits_for_release(const build& subject, const std::string& sink);
 std::vector<notice> due_releases(const build& b, const std::map<std::string, std::uint64_t>& released,
                                  const std::vector<std::string>& tracked_branches);
 
+/// The job_finished notice of attempt `attempt` of `b`.
+notice job_notice(const build& b, std::string attempt);
+
+/// The job_finished notices a crash may have lost: when `b` announced more of them
+/// than the outbox recorded (`recorded`), one per attempt it still keeps that it
+/// announced (the outbox takes those it recorded before only once). Empty otherwise.
+std::vector<notice> unrecorded_job_notices(const build& b, std::uint64_t recorded);
+
 /// Whether the streak tracker judges a finished build: passed or failed, not
 /// personal, on a tracked branch.
 bool streak_judges(const finished_effect& f, const std::vector<std::string>& tracked_branches);

@@ -33,12 +33,17 @@ bool memory_store::outbox_add(std::span<const outbox_record> records,
   admitted.assign(records.size(), {});
   for (size_t i = 0; i < records.size(); ++i) {
     auto& r = records[i];
-    auto& slots = r.part.empty() ? notified_ : parts_[r.build.str()];
-    auto [seen, first] = slots.try_emplace(r.part.empty() ? r.build.str() : r.part, r.revision);
+    auto name = r.build.str();
+    auto [seen, first] = parts_[name].try_emplace(r.part, r.revision);
     if (!first && seen->second > r.revision)
       continue;
     bool again = !first && seen->second == r.revision;
     seen->second = r.revision;
+    auto& notices = notified_[name];
+    if (r.part.empty())
+      notices.revision = r.revision;
+    else if (first && r.job_notice)
+      ++notices.jobs;
     for (auto& [id, doc] : r.entries) {
       if (again && !outbox_.count(id))
         continue;
@@ -76,7 +81,7 @@ bool memory_store::outbox_load(std::vector<std::pair<std::string, std::string>>&
   return true;
 }
 
-bool memory_store::notified(std::unordered_map<std::string, std::uint64_t>& out) {
+bool memory_store::notified(std::unordered_map<std::string, build_notices>& out) {
   std::lock_guard guard{mutex_};
   out = notified_;
   return true;

@@ -28,7 +28,7 @@ public:
                   std::vector<std::vector<std::string>>& admitted) override;
   bool outbox_apply(std::span<const outbox_change> changes) override;
   bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) override;
-  bool notified(std::unordered_map<std::string, std::uint64_t>& out) override;
+  bool notified(std::unordered_map<std::string, build_notices>& out) override;
   std::optional<std::string> message_ref(const model::build_key& build, const std::string& sink,
                                          bool& failed) override;
   bool ready() const override { return true; }
@@ -46,8 +46,9 @@ private:
   std::unordered_map<std::string, model::build> builds_;
   std::optional<model::streak_book> streaks_;
   std::unordered_map<std::string, std::string> outbox_;
-  std::unordered_map<std::string, std::uint64_t> notified_;
-  /// Parts of builds recorded apart (outbox_record::part), by build.
+  std::unordered_map<std::string, build_notices> notified_;
+  /// Revisions recorded by build, then by part (outbox_record::part; "" for the
+  /// build's own).
   std::unordered_map<std::string, std::unordered_map<std::string, std::uint64_t>> parts_;
   std::unordered_map<std::string, std::unordered_map<std::string, std::string>> messages_;
   std::vector<std::string> dead_letters_;

@@ -257,6 +257,7 @@ bool redis_store::erase(const std::vector<model::build_key>& keys) {
     dels.push_back({"DEL", build_key(name)});
     dels.push_back({"DEL", messages_key(name)});
     dels.push_back({"HDEL", notified_key(), name});
+    dels.push_back({"HDEL", job_notices_key(), name});
     dels.push_back({"DEL", notified_key() + ":" + name});
   }
   std::lock_guard guard{snapshot_mutex_};
@@ -266,22 +267,26 @@ bool redis_store::erase(const std::vector<model::build_key>& keys) {
 
 namespace {
 
-/// Records a notice's outbox entries unless a newer revision of its build was
-/// recorded; answers the ids now in the outbox to send (see store::outbox_add).
-/// KEYS notified, outbox; ARGV build, revision, then id, document pairs.
+/// Records a notice's outbox entries unless a newer revision of its build (or part)
+/// was recorded; answers the ids now in the outbox to send (see store::outbox_add).
+/// The first record of a job notice counts it under its build.
+/// KEYS notified (or the build's parts), outbox, job notice counts; ARGV build (or
+/// part), revision, the build to count the job notice under ('' for none), then id,
+/// document pairs.
 constexpr const char* outbox_add_script = R"(
 local seen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
 local revision = tonumber(ARGV[2])
 local ids = {}
 if seen > revision then return ids end
 if seen == revision then
-  for i = 3, #ARGV, 2 do
+  for i = 4, #ARGV, 2 do
     if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then table.insert(ids, ARGV[i]) end
   end
   return ids
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-for i = 3, #ARGV, 2 do
+if seen < 0 and ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[3], 1) end
+for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   table.insert(ids, ARGV[i])
 end
@@ -297,9 +302,15 @@ bool redis_store::outbox_add(std::span<const outbox_record> records,
   for (auto& r : records) {
     // A part of a build is recorded in a hash of the build's own, erased with it.
     auto build = r.build.str();
-    redis_command cmd{"EVAL", outbox_add_script, "2",
+    redis_command cmd{"EVAL",
+                      outbox_add_script,
+                      "3",
                       r.part.empty() ? notified_key() : notified_key() + ":" + build,
-                      outbox_key(), r.part.empty() ? build : r.part, std::to_string(r.revision)};
+                      outbox_key(),
+                      job_notices_key(),
+                      r.part.empty() ? build : r.part,
+                      std::to_string(r.revision),
+                      r.job_notice ? build : ""};
     for (auto& [id, doc] : r.entries) {
       cmd.push_back(id);
       cmd.push_back(doc);
@@ -371,14 +382,18 @@ bool redis_store::outbox_load(std::vector<std::pair<std::string, std::string>>& 
   return true;
 }
 
-bool redis_store::notified(std::unordered_map<std::string, std::uint64_t>& out) {
+bool redis_store::notified(std::unordered_map<std::string, build_notices>& out) {
   out.clear();
-  auto replies = read({{"HGETALL", notified_key()}});
+  auto replies = read({{"HGETALL", notified_key()}, {"HGETALL", job_notices_key()}});
   if (!replies)
     return false;
-  auto& all = (*replies)[0].elements;
-  for (size_t i = 0; i + 1 < all.size(); i += 2)
-    out[all[i].text] = std::strtoull(all[i + 1].text.c_str(), nullptr, 10);
+  auto number = [](const redis_reply& r) { return std::strtoull(r.text.c_str(), nullptr, 10); };
+  auto& outcomes = (*replies)[0].elements;
+  for (size_t i = 0; i + 1 < outcomes.size(); i += 2)
+    out[outcomes[i].text].revision = number(outcomes[i + 1]);
+  auto& jobs = (*replies)[1].elements;
+  for (size_t i = 0; i + 1 < jobs.size(); i += 2)
+    out[jobs[i].text].jobs = number(jobs[i + 1]);
   return true;
 }
 

@@ -74,7 +74,7 @@ public:
                   std::vector<std::vector<std::string>>& admitted) override;
   bool outbox_apply(std::span<const outbox_change> changes) override;
   bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) override;
-  bool notified(std::unordered_map<std::string, std::uint64_t>& out) override;
+  bool notified(std::unordered_map<std::string, build_notices>& out) override;
   std::optional<std::string> message_ref(const model::build_key& build, const std::string& sink,
                                          bool& failed) override;
   bool ready() const override { return ready_.load(std::memory_order_relaxed); }
@@ -103,6 +103,8 @@ private:
   std::string streaks_key() const { return cfg_.key_prefix + "streaks"; }
   std::string outbox_key() const { return cfg_.key_prefix + "outbox"; }
   std::string notified_key() const { return cfg_.key_prefix + "notified"; }
+  /// Job notices recorded, counted by build.
+  std::string job_notices_key() const { return cfg_.key_prefix + "notified-jobs"; }
   std::string dead_letters_key() const { return cfg_.key_prefix + "deadletters"; }
   std::string messages_key(const std::string& build) const {
     return cfg_.key_prefix + "messages:" + build;

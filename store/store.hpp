@@ -44,6 +44,15 @@ struct outbox_record {
   /// and taken once on its own (a release to one sink: its name; a job notice:
   /// `job:<attempt id>`); parts go with the build when it is erased.
   std::string part;
+  /// A job_finished notice's part: the build's count of them (build_notices::jobs)
+  /// grows by one the first time it is recorded.
+  bool job_notice = false;
+};
+
+/// What the outbox recorded for one build, read back at recovery.
+struct build_notices {
+  std::uint64_t revision = 0; ///< of the last outcome notice recorded
+  std::uint64_t jobs = 0;     ///< job_finished notices recorded
 };
 
 /// Where accepted events and build states are kept. Implementations are
@@ -104,8 +113,8 @@ public:
   virtual bool outbox_apply(std::span<const outbox_change> changes) = 0;
   /// Every outbox entry (id, document).
   virtual bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) = 0;
-  /// The revision of the last notice recorded for each build, by build key.
-  virtual bool notified(std::unordered_map<std::string, std::uint64_t>& out) = 0;
+  /// What was recorded for each build with a notice, by build key.
+  virtual bool notified(std::unordered_map<std::string, build_notices>& out) = 0;
   /// The message `sink` keeps for `build`, if any; `failed` when it could not be read.
   virtual std::optional<std::string> message_ref(const model::build_key& build,
                                                  const std::string& sink, bool& failed) = 0;

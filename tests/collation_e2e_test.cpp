@@ -244,3 +244,51 @@ TEST_F(collation_e2e, waits_survive_kill_9_and_a_release_is_not_sent_twice) {
     for (int n = 1; n <= 3; ++n)
       EXPECT_EQ(to(sink, n).size(), 1u) << sink << " build " << n;
 }
+
+// The window a job notice can fall into: the build's state, which marks the attempt
+// announced, was written (so the journal's tail no longer announces it) but the
+// process died before the outbox recorded it. The test makes that window by erasing
+// one recorded job notice while the daemon is down: the restart sends exactly that
+// one again. A restart with nothing erased sends nothing again.
+TEST_F(collation_e2e, a_job_notice_the_outbox_never_recorded_is_sent_after_kill_9) {
+  start_daemon();
+  auto job = [](const std::string& id, int attempt, const std::string& state) {
+    return json{{"job", {{"id", id}, {"name", "unit"}, {"attempt", attempt}, {"state", state}}}};
+  };
+  auto attempt_of = [](const receiver::request& r) {
+    return json::parse(r.body)["job"]["attempt"]["id"].get<std::string>();
+  };
+  auto count = [&](int n, const std::string& id) {
+    std::size_t k = 0;
+    for (auto& r : to("jobs", n))
+      k += attempt_of(r) == id;
+    return k;
+  };
+  send(1, "build.started");
+  send(1, "job.finished", job("u-1", 0, "failed"));
+  send(1, "job.finished", job("u-2", 1, "passed"));
+  ASSERT_TRUE(eventually([&] { return to("jobs", 1).size() == 2; }));
+  // The build's state is written with both attempts marked.
+  const std::string build = "native/stats/1";
+  ASSERT_TRUE(eventually([&] {
+    return redis.text("GET buildtrack:build:" + build).find(R"("announced_jobs":2)")
+           != std::string::npos;
+  }));
+  daemon->kill9();
+  ASSERT_EQ(redis.integer("HDEL buildtrack:notified:" + build + " job:u-2"), 1);
+  ASSERT_EQ(redis.integer("HINCRBY buildtrack:notified-jobs " + build + " -1"), 1);
+  daemon->start();
+  // The barrier: a job notice of a build after the restart.
+  send(2, "job.finished", job("v-1", 0, "passed"));
+  ASSERT_TRUE(eventually([&] { return !to("jobs", 2).empty() && count(1, "u-2") == 2; }));
+  EXPECT_EQ(count(1, "u-1"), 1u);
+  EXPECT_EQ(redis.integer("HLEN buildtrack:notified:" + build), 2);
+  // Nothing erased: nothing sent again.
+  daemon->kill9();
+  daemon->start();
+  send(3, "job.finished", job("w-1", 0, "passed"));
+  ASSERT_TRUE(eventually([&] { return !to("jobs", 3).empty(); }));
+  EXPECT_EQ(count(1, "u-1"), 1u);
+  EXPECT_EQ(count(1, "u-2"), 2u);
+  EXPECT_EQ(to("jobs", 2).size(), 1u);
+}

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "model/build.hpp"
+#include "model/notice.hpp"
 #include "sources/buildkite.hpp"
 
 using namespace bt::model;
@@ -369,4 +370,39 @@ TEST(build_state, new_states_have_names_and_count_as_ended_or_not) {
   EXPECT_TRUE(is_final(build_state::aborted));
   EXPECT_FALSE(is_final(build_state::waiting));
   EXPECT_TRUE(is_final(build_state::interrupted));
+}
+
+// A job notice is announced once per attempt that finishes; the attempt keeps the
+// mark through later reports, and the build counts every announcement.
+TEST_F(fixture, each_finished_attempt_is_announced_once_marked_and_counted) {
+  announce_rules jobs{{}, true};
+  auto announced = [&](const envelope& e) {
+    auto a = apply(b, e, at(++clock), {}, jobs);
+    std::vector<std::string> ids;
+    for (auto& effect : a.effects)
+      if (auto* j = std::get_if<job_finished_effect>(&effect))
+        ids.push_back(j->attempt);
+    return ids;
+  };
+  using ids = std::vector<std::string>;
+  EXPECT_EQ(announced(job_env("u1", "unit", 0, job_state::running)), ids{});
+  EXPECT_EQ(announced(job_env("u1", "unit", 0, job_state::failed, 1)), ids{"u1"});
+  EXPECT_EQ(announced(job_env("u1", "unit", 0, job_state::failed, 2)), ids{})
+    << "a changed report of a finished attempt";
+  EXPECT_TRUE(b.jobs.at("unit").attempts.at(0).announced) << "kept through that report";
+  EXPECT_EQ(announced(job_env("u2", "unit", 1, job_state::passed, 0)), ids{"u2"});
+  EXPECT_EQ(b.announced_jobs, 2u);
+  // Without a sink that asks, nothing is announced or marked.
+  apply(b, job_env("l1", "lint", 0, job_state::passed, 0), at(++clock));
+  EXPECT_FALSE(b.jobs.at("lint").attempts.at(0).announced);
+  EXPECT_EQ(b.announced_jobs, 2u);
+  // Recovery: when the outbox counted fewer, every marked attempt is announced again
+  // (the outbox takes each once); when it counted them all, none is.
+  EXPECT_TRUE(unrecorded_job_notices(b, 2).empty());
+  ids again;
+  for (auto& n : unrecorded_job_notices(b, 1)) {
+    EXPECT_EQ(n.kind, notice_kind::job_finished);
+    again.push_back(*n.job);
+  }
+  EXPECT_EQ(again, (ids{"u1", "u2"}));
 }

@@ -288,3 +288,14 @@ TEST(codec, unknown_names_and_future_versions_are_refused_with_the_reason) {
   EXPECT_FALSE(codec::decode_envelope(event, &why));
   EXPECT_NE(why.find("unknown build end 'vanished'"), std::string::npos) << why;
 }
+
+TEST(codec, announced_job_notices_round_trip) {
+  build b;
+  announce_rules jobs{{}, true};
+  for (int i = 0; i < 3; ++i)
+    apply(b, flaky_attempt(i, i == 2), at(i), {}, jobs);
+  ASSERT_EQ(b.announced_jobs, 3u);
+  auto back = codec::decode_build(json::parse(codec::encode(b)));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, b);
+}

@@ -40,17 +40,21 @@ public:
 
   /// The integer reply to `command` (e.g. "XLEN key"); -1 when there is none.
   long long integer(const std::string& command) const {
-    timeval tv{1, 0};
-    auto* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
     long long n = -1;
-    if (c && !c->err)
-      if (auto* r = static_cast<redisReply*>(redisCommand(c, command.c_str()))) {
-        n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-        freeReplyObject(r);
-      }
-    if (c)
-      redisFree(c);
+    run(command, [&](const redisReply& r) {
+      if (r.type == REDIS_REPLY_INTEGER)
+        n = r.integer;
+    });
     return n;
+  }
+  /// The string reply to `command` (e.g. "GET key"); empty when there is none.
+  std::string text(const std::string& command) const {
+    std::string out;
+    run(command, [&](const redisReply& r) {
+      if (r.type == REDIS_REPLY_STRING)
+        out.assign(r.str, r.len);
+    });
+    return out;
   }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
 
@@ -88,6 +92,20 @@ public:
   }
 
 private:
+  /// Runs `command` (split on spaces) on a new connection and hands `read` the reply.
+  template <class Read>
+  void run(const std::string& command, Read read) const {
+    timeval tv{1, 0};
+    auto* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+    if (c && !c->err)
+      if (auto* r = static_cast<redisReply*>(redisCommand(c, command.c_str()))) {
+        read(*r);
+        freeReplyObject(r);
+      }
+    if (c)
+      redisFree(c);
+  }
+
   bool answers() const {
     timeval tv{0, 100'000};
     auto* c = redisConnectWithTimeout("127.0.0.1", port_, tv);

@@ -325,10 +325,10 @@ void check_outbox(store::store& s) {
   ASSERT_EQ(entries.size(), 2u);
   EXPECT_EQ(entries[1].first, "slack|b1");
   EXPECT_EQ(entries[1].second, "doc-2");
-  std::unordered_map<std::string, std::uint64_t> notified;
+  std::unordered_map<std::string, store::build_notices> notified;
   ASSERT_TRUE(s.notified(notified));
-  EXPECT_EQ(notified[b1.str()], 2u);
-  EXPECT_EQ(notified[b2.str()], 1u) << "a notice no sink wants is still remembered";
+  EXPECT_EQ(notified[b1.str()].revision, 2u);
+  EXPECT_EQ(notified[b2.str()].revision, 1u) << "a notice no sink wants is still remembered";
   // Delivered with a message kept; retried with attempts counted: one write.
   store::outbox_change delivered{"slack|b1", b1, "slack"};
   delivered.remove = true;
@@ -361,13 +361,23 @@ void check_outbox(store::store& s) {
   sent.remove = true;
   ASSERT_TRUE(s.outbox_apply(std::span{&sent, 1}));
   EXPECT_EQ(add(part), ids{}) << "a delivered release is not sent again";
+  // Job notices are parts counted per build, each once however often it comes.
+  store::outbox_record job{b1, 1, {{"hook|b1|job:a", "job a"}}, "job:a", true};
+  EXPECT_EQ(add(job), ids{"hook|b1|job:a"});
+  EXPECT_EQ(add(job), ids{"hook|b1|job:a"}) << "recorded, not yet sent";
+  EXPECT_EQ(add({b1, 1, {}, "job:b", true}), ids{}) << "a job notice no sink wants";
+  ASSERT_TRUE(s.notified(notified));
+  EXPECT_EQ(notified[b1.str()].jobs, 2u);
+  EXPECT_EQ(notified[b1.str()].revision, 2u);
+  EXPECT_EQ(notified[b2.str()].jobs, 0u);
   // Expiry forgets the message, the notified revision and the parts.
   ASSERT_TRUE(s.erase({b1}));
   EXPECT_FALSE(s.message_ref(b1, "slack", failed));
   ASSERT_TRUE(s.notified(notified));
-  EXPECT_EQ(notified.count(b1.str()), 0u);
+  EXPECT_EQ(notified.count(b1.str()), 0u) << "neither its revision nor its job count";
   EXPECT_EQ(notified.count(b2.str()), 1u);
   EXPECT_EQ(add(part), ids{"wait|b1"}) << "the part went with the build";
+  EXPECT_EQ(add(job), ids{"hook|b1|job:a"});
 }
 
 } // namespace
@@ -377,7 +387,8 @@ TEST(redis_store, outbox_records_each_revision_once_and_keeps_messages) {
   store::redis_store s{config_for(server)};
   check_outbox(s);
   EXPECT_EQ(server.integer("LLEN bt-test:deadletters"), 1);
-  EXPECT_EQ(server.integer("HLEN bt-test:notified:buildkite/web/1"), 1) << "the last add";
+  EXPECT_EQ(server.integer("HLEN bt-test:notified:buildkite/web/1"), 2) << "the last adds";
+  EXPECT_EQ(server.integer("HLEN bt-test:notified-jobs"), 1) << "counted again after the erase";
 }
 
 TEST(memory_store, outbox_records_each_revision_once_and_keeps_messages) {
