@@ -1,5 +1,7 @@
 #include "store/memory_store.hpp"
 
+#include <cstdlib>
+
 namespace bt::store {
 
 void memory_store::append(const std::vector<model::envelope>&, std::function<void(bool)> done) {
@@ -120,6 +122,45 @@ bool memory_store::load_streaks(std::optional<model::streak_book>& out) {
   std::lock_guard guard{mutex_};
   out = streaks_;
   return true;
+}
+
+std::optional<std::vector<published>>
+memory_store::exchange_publish(const std::string& exchange,
+                               std::span<const exchange_publication> messages, std::size_t backlog) {
+  std::lock_guard guard{mutex_};
+  auto& b = exchanges_[exchange];
+  std::vector<published> out;
+  for (auto& m : messages) {
+    if (auto it = b.positions.find(m.dedup_id); it != b.positions.end()) {
+      out.push_back({it->second, false});
+      continue;
+    }
+    auto id = std::to_string(++b.last) + "-0";
+    b.messages.push_back({id, m.routing_key, m.payload});
+    b.dedup_order.push_back(m.dedup_id);
+    b.positions.emplace(m.dedup_id, id);
+    while (b.messages.size() > backlog) {
+      b.messages.pop_front();
+      b.positions.erase(b.dedup_order.front());
+      b.dedup_order.pop_front();
+    }
+    out.push_back({std::move(id), true});
+  }
+  return out;
+}
+
+std::optional<std::vector<exchange_message>>
+memory_store::exchange_read(const std::string& exchange, const std::string& after, std::size_t count) {
+  std::lock_guard guard{mutex_};
+  std::vector<exchange_message> out;
+  auto it = exchanges_.find(exchange);
+  if (it == exchanges_.end())
+    return out;
+  auto from = after.empty() ? 0 : std::strtoull(after.c_str(), nullptr, 10);
+  for (auto& m : it->second.messages)
+    if (std::strtoull(m.id.c_str(), nullptr, 10) > from && out.size() < count)
+      out.push_back(m);
+  return out;
 }
 
 } // namespace bt::store

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <deque>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -31,6 +32,11 @@ public:
   bool notified(std::unordered_map<std::string, build_notices>& out) override;
   std::optional<std::string> message_ref(const model::build_key& build, const std::string& sink,
                                          bool& failed) override;
+  std::optional<std::vector<published>>
+  exchange_publish(const std::string& exchange, std::span<const exchange_publication> messages,
+                   std::size_t backlog) override;
+  std::optional<std::vector<exchange_message>>
+  exchange_read(const std::string& exchange, const std::string& after, std::size_t count) override;
   bool ready() const override { return true; }
 
   /// The dead-letter list, oldest first (tests, debugging).
@@ -52,6 +58,14 @@ private:
   std::unordered_map<std::string, std::unordered_map<std::string, std::uint64_t>> parts_;
   std::unordered_map<std::string, std::unordered_map<std::string, std::string>> messages_;
   std::vector<std::string> dead_letters_;
+  /// An exchange's backlog: positions are `<n>-0`, n counting from 1.
+  struct backlog {
+    std::deque<exchange_message> messages;
+    std::deque<std::string> dedup_order; ///< oldest first, trimmed with the messages
+    std::unordered_map<std::string, std::string> positions; ///< by dedup id
+    std::uint64_t last = 0;
+  };
+  std::unordered_map<std::string, backlog> exchanges_;
 };
 
 } // namespace bt::store

@@ -36,6 +36,7 @@ redis_store::redis_store(redis_store_config cfg)
     reader_client_{cfg_.endpoint, cfg_.timeout},
     snapshot_client_{cfg_.endpoint, cfg_.timeout},
     outbox_client_{cfg_.endpoint, cfg_.timeout},
+    exchange_client_{cfg_.endpoint, cfg_.timeout},
     writer_{[this] { write_loop(); }} {
 }
 
@@ -353,22 +354,109 @@ bool redis_store::outbox_apply(std::span<const outbox_change> changes) {
 
 std::optional<std::vector<redis_reply>>
 redis_store::write_outbox(const std::vector<redis_command>& cmds) {
+  return run_on(outbox_mutex_, outbox_client_, cmds, "outbox write");
+}
+
+std::optional<std::vector<redis_reply>> redis_store::run_on(std::mutex& mutex,
+                                                                redis_client& client,
+                                                                const std::vector<redis_command>& cmds,
+                                                                std::string_view what) {
   std::variant<std::vector<redis_reply>, std::string> result;
   {
-    std::lock_guard guard{outbox_mutex_};
-    result = outbox_client_.pipeline(cmds, true);
+    std::lock_guard guard{mutex};
+    result = client.pipeline(cmds, true);
   }
   if (auto* why = std::get_if<std::string>(&result)) {
-    support::log(support::log_level::error, "outbox write failed", {{"reason", *why}});
+    support::log(support::log_level::error, std::string{what} + " failed", {{"reason", *why}});
     return std::nullopt;
   }
   auto& replies = std::get<0>(result);
   for (auto& r : replies)
     if (r.kind == redis_reply::error) {
-      support::log(support::log_level::error, "outbox write refused", {{"reason", r.text}});
+      support::log(support::log_level::error, std::string{what} + " refused",
+                   {{"reason", r.text}});
       return std::nullopt;
     }
   return std::move(replies);
+}
+
+namespace {
+
+/// Appends the messages whose dedup id is not known yet to the exchange's stream
+/// (trimmed to about the backlog), one after the other, remembering each dedup id
+/// with its position, as many ids as the backlog holds. Answers position, fresh (1) or not (0), for each.
+/// KEYS stream, dedup order (list), dedup positions (hash); ARGV backlog, then
+/// dedup id, routing key, payload triples.
+constexpr const char* exchange_publish_script = R"(
+local backlog = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV, 3 do
+  local known = redis.call('HGET', KEYS[3], ARGV[i])
+  if known then
+    table.insert(out, known)
+    table.insert(out, 0)
+  else
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', backlog, '*',
+                          'key', ARGV[i + 1], 'payload', ARGV[i + 2])
+    redis.call('HSET', KEYS[3], ARGV[i], id)
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    table.insert(out, id)
+    table.insert(out, 1)
+    local over = redis.call('LLEN', KEYS[2]) - backlog
+    while over > 0 do
+      local old = redis.call('LPOP', KEYS[2], math.min(over, 1000))
+      redis.call('HDEL', KEYS[3], unpack(old))
+      over = over - #old
+    end
+  end
+end
+return out
+)";
+
+} // namespace
+
+std::optional<std::vector<published>>
+redis_store::exchange_publish(const std::string& exchange,
+                              std::span<const exchange_publication> messages, std::size_t backlog) {
+  auto stream = exchange_key(exchange);
+  redis_command cmd{"EVAL", exchange_publish_script, "3", stream, stream + ":dedup-order",
+                    stream + ":dedup", std::to_string(std::max<std::size_t>(backlog, 1))};
+  for (auto& m : messages) {
+    cmd.push_back(m.dedup_id);
+    cmd.push_back(m.routing_key);
+    cmd.push_back(m.payload);
+  }
+  // Safe to send again after a lost reply: what was appended is known by its dedup id.
+  auto replies = run_on(exchange_mutex_, exchange_client_, {cmd}, "exchange publish");
+  if (!replies)
+    return std::nullopt;
+  auto& all = (*replies)[0].elements;
+  std::vector<published> out;
+  for (size_t i = 0; i + 1 < all.size(); i += 2)
+    out.push_back({std::move(all[i].text), all[i + 1].number != 0});
+  return out;
+}
+
+std::optional<std::vector<exchange_message>>
+redis_store::exchange_read(const std::string& exchange, const std::string& after, std::size_t count) {
+  auto replies = run_on(exchange_mutex_, exchange_client_,
+                        {{"XRANGE", exchange_key(exchange), after.empty() ? "-" : "(" + after, "+",
+                          "COUNT", std::to_string(count)}},
+                        "exchange read");
+  if (!replies)
+    return std::nullopt;
+  auto& reply = (*replies)[0];
+  std::vector<exchange_message> out;
+  for (auto& entry : reply.elements) {
+    if (entry.elements.size() != 2)
+      continue;
+    exchange_message m{std::move(entry.elements[0].text), {}, {}};
+    auto& fields = entry.elements[1].elements;
+    for (size_t i = 0; i + 1 < fields.size(); i += 2)
+      (fields[i].text == "key" ? m.routing_key : m.payload) = std::move(fields[i + 1].text);
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 bool redis_store::outbox_load(std::vector<std::pair<std::string, std::string>>& out) {

@@ -77,6 +77,11 @@ public:
   bool notified(std::unordered_map<std::string, build_notices>& out) override;
   std::optional<std::string> message_ref(const model::build_key& build, const std::string& sink,
                                          bool& failed) override;
+  std::optional<std::vector<published>>
+  exchange_publish(const std::string& exchange, std::span<const exchange_publication> messages,
+                   std::size_t backlog) override;
+  std::optional<std::vector<exchange_message>>
+  exchange_read(const std::string& exchange, const std::string& after, std::size_t count) override;
   bool ready() const override { return ready_.load(std::memory_order_relaxed); }
   std::uint64_t data_epoch() const override { return data_epoch_.load(std::memory_order_acquire); }
 
@@ -105,6 +110,10 @@ private:
   std::string notified_key() const { return cfg_.key_prefix + "notified"; }
   /// Job notices recorded, counted by build.
   std::string job_notices_key() const { return cfg_.key_prefix + "notified-jobs"; }
+  /// An exchange's backlog stream (`:dedup`, `:dedup-order` beside it).
+  std::string exchange_key(const std::string& exchange) const {
+    return cfg_.key_prefix + "exchange:" + exchange;
+  }
   std::string dead_letters_key() const { return cfg_.key_prefix + "deadletters"; }
   std::string messages_key(const std::string& build) const {
     return cfg_.key_prefix + "messages:" + build;
@@ -116,6 +125,11 @@ private:
   /// the old one went stale, so every command must be safe to repeat. Nothing, after
   /// logging why, when Redis could not be reached or refused a command.
   std::optional<std::vector<redis_reply>> write_outbox(const std::vector<redis_command>& cmds);
+  /// One round trip on `client` under `mutex`, sent again on a fresh connection when
+  /// the old one went stale (idempotent commands only); `what` names it in the log.
+  std::optional<std::vector<redis_reply>> run_on(std::mutex& mutex, redis_client& client,
+                                                     const std::vector<redis_command>& cmds,
+                                                     std::string_view what);
   /// Runs commands in pipelines of at most `chunk`; false unless every reply is `ok`.
   bool run_all(redis_client& client, const std::vector<redis_command>& cmds,
                const std::function<bool(const redis_reply&)>& ok);
@@ -139,6 +153,8 @@ private:
   redis_client snapshot_client_;
   std::mutex outbox_mutex_;   ///< guards outbox_client_ (the dispatcher's writes)
   redis_client outbox_client_;
+  std::mutex exchange_mutex_; ///< guards exchange_client_ (the exchange actor's)
+  redis_client exchange_client_;
   std::thread writer_;
 };
 

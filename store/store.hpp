@@ -49,6 +49,28 @@ struct outbox_record {
   bool job_notice = false;
 };
 
+/// A message to publish on a topic exchange (SPEC §8).
+struct exchange_publication {
+  /// Identifies the message whatever published it: the same one again (a retried
+  /// delivery, a replayed event) is in the backlog once.
+  std::string dedup_id;
+  std::string routing_key;
+  std::string payload; ///< JSON text
+};
+
+/// A message in an exchange's backlog.
+struct exchange_message {
+  std::string id; ///< its position: increasing, what a subscriber resumes after
+  std::string routing_key;
+  std::string payload; ///< JSON text
+};
+
+/// What became of one publication.
+struct published {
+  std::string id;    ///< its position in the backlog
+  bool fresh = true; ///< false: it was published before (not to be sent again)
+};
+
 /// What the outbox recorded for one build, read back at recovery.
 struct build_notices {
   std::uint64_t revision = 0; ///< of the last outcome notice recorded
@@ -118,6 +140,20 @@ public:
   /// The message `sink` keeps for `build`, if any; `failed` when it could not be read.
   virtual std::optional<std::string> message_ref(const model::build_key& build,
                                                  const std::string& sink, bool& failed) = 0;
+
+  // Topic exchanges: a bounded backlog per exchange. The one writer is the exchange
+  // actor.
+
+  /// Appends the publications not in the backlog yet, in order, keeping about the
+  /// last `backlog` messages (and as many dedup ids); answers each one's fate.
+  /// Nothing when it could not be written.
+  virtual std::optional<std::vector<published>>
+  exchange_publish(const std::string& exchange, std::span<const exchange_publication> messages,
+                   std::size_t backlog) = 0;
+  /// At most `count` messages after position `after` (empty: from the oldest), oldest
+  /// first. Nothing when it could not be read.
+  virtual std::optional<std::vector<exchange_message>>
+  exchange_read(const std::string& exchange, const std::string& after, std::size_t count) = 0;
 
   /// Whether the store can accept writes now (`/readyz`).
   virtual bool ready() const = 0;

@@ -396,3 +396,60 @@ TEST(memory_store, outbox_records_each_revision_once_and_keeps_messages) {
   check_outbox(s);
   EXPECT_EQ(s.dead_letters(), std::vector<std::string>{"letter"});
 }
+
+namespace {
+
+/// The exchange backlog contract, the same for every store.
+void check_exchange(store::store& s) {
+  using pubs = std::vector<store::exchange_publication>;
+  auto publish = [&](pubs m, std::size_t backlog = 100) {
+    auto out = s.exchange_publish("jobs", m, backlog);
+    EXPECT_TRUE(out);
+    return out.value_or(std::vector<store::published>{});
+  };
+  auto first = publish({{"m1", "a.b._", R"({"n":1})"}, {"m2", "a.c._", R"({"n":2})"}});
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_TRUE(first[0].fresh && first[1].fresh);
+  // The same message again (a retried delivery) keeps its place; a new one follows.
+  auto again = publish({{"m2", "a.c._", R"({"n":2})"}, {"m3", "x._", R"({"n":3})"}});
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_FALSE(again[0].fresh);
+  EXPECT_EQ(again[0].id, first[1].id);
+  EXPECT_TRUE(again[1].fresh);
+  auto all = s.exchange_read("jobs", "", 10);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].id, first[0].id);
+  EXPECT_EQ((*all)[0].routing_key, "a.b._");
+  EXPECT_EQ((*all)[0].payload, R"({"n":1})");
+  EXPECT_EQ((*all)[2].id, again[1].id);
+  // After a position: what follows it, at most `count`.
+  auto after = s.exchange_read("jobs", first[0].id, 1);
+  ASSERT_TRUE(after);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].id, first[1].id);
+  EXPECT_TRUE(s.exchange_read("jobs", again[1].id, 10)->empty());
+  EXPECT_TRUE(s.exchange_read("other", "", 10)->empty()) << "exchanges are apart";
+  // Past the backlog the oldest dedup ids go: after m4, m3 is still known, m1 is not.
+  EXPECT_TRUE(publish({{"m4", "x._", "{}"}}, 2).at(0).fresh);
+  EXPECT_FALSE(publish({{"m3", "x._", "{}"}}, 2).at(0).fresh) << "m3 is one of the last two";
+  EXPECT_TRUE(publish({{"m1", "a.b._", "{}"}}, 2).at(0).fresh) << "m1 went with the backlog";
+  auto kept = s.exchange_read("jobs", "", 10);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->back().routing_key, "a.b._");
+}
+
+} // namespace
+
+TEST(redis_store, exchange_backlog_takes_each_message_once_in_order) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  check_exchange(s);
+  EXPECT_EQ(server.integer("LLEN bt-test:exchange:jobs:dedup-order"), 2);
+  EXPECT_EQ(server.integer("HLEN bt-test:exchange:jobs:dedup"), 2);
+}
+
+TEST(memory_store, exchange_backlog_takes_each_message_once_in_order) {
+  store::memory_store s;
+  check_exchange(s);
+}
