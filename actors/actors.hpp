@@ -25,12 +25,16 @@
 #include "net/client.hpp"
 #include "model/streak.hpp"
 #include "store/store.hpp"
+#include "support/push_channel.hpp"
 
 namespace bt::actors {
 
 /// Completes an HTTP request from an actor: status and JSON body. Runs on a CAF
 /// thread; the HTTP layer posts the result back to its connection's strand.
 using http_reply = std::function<void(int status, std::string body)>;
+/// Completes a publication from outside the actors: each message's fate, or nothing
+/// when the store refused them. Runs on a CAF thread.
+using publish_reply = std::function<void(std::optional<std::vector<store::published>>)>;
 
 using streaks_atom = caf::atom_constant<caf::atom("streaks")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
@@ -44,6 +48,8 @@ using load_atom = caf::atom_constant<caf::atom("load")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
+using publish_atom = caf::atom_constant<caf::atom("publish")>;
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 
 /// What became of a build command (SPEC §3.4).
 struct command_outcome {
@@ -238,6 +244,31 @@ using timeout_supervisor_actor = caf::typed_actor<
   // INTERNAL. The timer armed for the earliest deadline went off (`n` names the timer).
   caf::reacts_to<tick_atom, std::uint64_t>>;
 
+/// A subscriber of a topic exchange: the bindings it asked for and where it is
+/// written to.
+struct subscription {
+  std::uint64_t id = 0; ///< unique in the process, to unsubscribe
+  std::string exchange;
+  std::vector<std::string> bindings; ///< AMQP topic patterns, checked already
+  std::string since;                 ///< replay the backlog after this position first
+  std::shared_ptr<support::push_channel> channel;
+};
+
+/// The topic exchanges (SPEC §8): each publication goes into its exchange's backlog
+/// in the store, then to every subscriber with a matching binding, in publish order.
+/// Its store calls block, so it runs on a thread of its own; subscribers' queues
+/// never make it wait.
+using exchange_actor = caf::typed_actor<
+  // Publishes messages on an exchange; answers each one's position and whether it is
+  // new (a message published before is not sent again); errc::store_unavailable when
+  // the store refused them.
+  caf::replies_to<publish_atom, std::string, std::vector<store::exchange_publication>>::with<
+    std::vector<store::published>>,
+  // A new subscriber: the backlog after its `since` first, then what is published.
+  caf::reacts_to<subscribe_atom, subscription>,
+  // A subscriber went away.
+  caf::reacts_to<forget_atom, std::uint64_t>>;
+
 /// Bridges HTTP threads to actors: asks, then completes the HTTP reply.
 using gateway_actor = caf::typed_actor<
   // One build.
@@ -245,7 +276,9 @@ using gateway_actor = caf::typed_actor<
   // A build list.
   caf::reacts_to<caf::get_atom, model::build_query, http_reply>,
   // Every streak.
-  caf::reacts_to<caf::get_atom, streaks_atom, http_reply>>;
+  caf::reacts_to<caf::get_atom, streaks_atom, http_reply>,
+  // Publishes on a topic exchange.
+  caf::reacts_to<publish_atom, std::string, std::vector<store::exchange_publication>, publish_reply>>;
 
 } // namespace bt::actors
 
@@ -265,6 +298,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::build_summary)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::finished_effect)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::streak_result>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::http_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::publish_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::model::notice)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::delivery_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::tally_ptr)
@@ -274,3 +308,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::build>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::streak_book>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::model::build_key>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::timestamp>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::subscription)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::store::exchange_publication>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::store::published>)

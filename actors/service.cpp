@@ -9,6 +9,7 @@
 
 #include "actors/build_loader.hpp"
 #include "actors/catalog.hpp"
+#include "actors/exchange.hpp"
 #include "actors/gateway.hpp"
 #include "actors/notify_dispatcher.hpp"
 #include "actors/registry.hpp"
@@ -104,6 +105,11 @@ struct service::impl {
   // Its store calls block: a thread of its own.
   build_loader_actor loader;
   registry_actor registry;
+  std::shared_ptr<std::atomic<std::uint64_t>> subscribers
+    = std::make_shared<std::atomic<std::uint64_t>>(0);
+  std::atomic<std::uint64_t> last_subscription{0};
+  // Its store calls block: a thread of its own.
+  exchange_actor exchange;
   gateway_actor gateway;
   snapshotter_actor snapshots;
 
@@ -137,7 +143,9 @@ struct service::impl {
       loader{system.spawn<caf::detached>(build_loader, store)},
       registry{system.spawn(actors::registry, loader, build_peers{tracker, catalog, dispatcher, timeouts},
                             settings, stats)},
-      gateway{system.spawn(actors::gateway, registry, catalog, tracker)},
+      exchange{system.spawn<caf::detached>(actors::exchange, store,
+                                           static_cast<std::size_t>(c.exchanges.backlog), subscribers)},
+      gateway{system.spawn(actors::gateway, registry, catalog, tracker, exchange)},
       // Its store calls block: a thread of its own, not a scheduler worker.
       snapshots{system.spawn<caf::detached>(
         snapshotter, store, registry, tracker, catalog,
@@ -156,6 +164,8 @@ struct service::impl {
                 [d = deadlines_held] { return static_cast<double>(d->load()); });
     m.set_gauge("buildtrack_collation_waits", "Sinks' waits for statistics not ended yet.", this,
                 [w = waits_pending] { return static_cast<double>(w->load()); });
+    m.set_gauge("buildtrack_exchange_subscribers", "WebSocket subscribers of the topic exchanges.",
+                this, [s = subscribers] { return static_cast<double>(s->load()); });
     m.set_gauge("buildtrack_builds_dirty", "Builds changed since the last snapshot.", this,
                 [s = stats] { return static_cast<double>(s->dirty.load()); });
     for (auto& sink : c.notifications)
@@ -171,7 +181,8 @@ struct service::impl {
     for (auto h : {caf::actor_cast<caf::actor>(snapshots), caf::actor_cast<caf::actor>(gateway),
                    caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(loader),
                    caf::actor_cast<caf::actor>(catalog), caf::actor_cast<caf::actor>(tracker),
-                   caf::actor_cast<caf::actor>(dispatcher), caf::actor_cast<caf::actor>(timeouts)})
+                   caf::actor_cast<caf::actor>(dispatcher), caf::actor_cast<caf::actor>(timeouts),
+                   caf::actor_cast<caf::actor>(exchange)})
       if (h)
         caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
@@ -335,6 +346,25 @@ void service::list_builds(const model::build_query& q, reply_fn reply) {
 void service::streaks(reply_fn reply) {
   caf::anon_send(impl_->gateway, caf::get_atom::value, streaks_atom::value,
                  http_reply{std::move(reply)});
+}
+
+void service::publish(std::string exchange, std::vector<store::exchange_publication> messages,
+                      publish_fn done) {
+  caf::anon_send(impl_->gateway, publish_atom::value, std::move(exchange), std::move(messages),
+                 publish_reply{std::move(done)});
+}
+
+std::uint64_t service::subscribe(std::string exchange, std::vector<std::string> bindings,
+                                 std::string since, std::shared_ptr<support::push_channel> channel) {
+  auto id = ++impl_->last_subscription;
+  caf::anon_send(impl_->exchange, subscribe_atom::value,
+                 subscription{id, std::move(exchange), std::move(bindings), std::move(since),
+                              std::move(channel)});
+  return id;
+}
+
+void service::unsubscribe(std::uint64_t id) {
+  caf::anon_send(impl_->exchange, forget_atom::value, id);
 }
 
 } // namespace bt::actors

@@ -10,6 +10,7 @@
 #include "model/event.hpp"
 #include "model/index.hpp"
 #include "store/store.hpp"
+#include "support/push_channel.hpp"
 
 namespace bt::actors {
 
@@ -53,6 +54,18 @@ public:
   void list_builds(const model::build_query& q, reply_fn reply);
   /// Every streak.
   void streaks(reply_fn reply);
+
+  /// Publishes on topic exchange `exchange` (SPEC §8); `done` gets each message's
+  /// fate, or nothing when the store refused them, on an actor thread.
+  using publish_fn = std::function<void(std::optional<std::vector<store::published>>)>;
+  void publish(std::string exchange, std::vector<store::exchange_publication> messages,
+               publish_fn done);
+  /// Subscribes `channel` to what `exchange` publishes with a routing key matching one
+  /// of `bindings` (checked already), the backlog after `since` first (empty: none).
+  /// Returns the subscription's id, for unsubscribe().
+  std::uint64_t subscribe(std::string exchange, std::vector<std::string> bindings, std::string since,
+                          std::shared_ptr<support::push_channel> channel);
+  void unsubscribe(std::uint64_t id);
 
 private:
   struct impl;

@@ -450,7 +450,31 @@ config parse(const std::string& text) {
                         }},
                        {"native", [&](auto& p2, auto& n2) {
                           walk(p2, n2, {{"token", string_into(c.native.token)}});
+                        }},
+                       {"taskcluster", [&](auto& p2, auto& n2) {
+                          walk(p2, n2, {{"token", string_into(c.taskcluster.token)},
+                                        {"root_url", string_into(c.taskcluster.root_url)},
+                                        {"route_prefix", string_into(c.taskcluster.route_prefix)},
+                                        {"exchange", string_into(c.taskcluster.exchange)}});
+                          while (c.taskcluster.root_url.ends_with('/'))
+                            c.taskcluster.root_url.pop_back();
+                          if (!c.taskcluster.root_url.empty()
+                              && !c.taskcluster.root_url.starts_with("http://")
+                              && !c.taskcluster.root_url.starts_with("https://"))
+                            fail(p2 + ".root_url", n2["root_url"], "expected an http(s) URL");
+                          auto& prefix = c.taskcluster.route_prefix;
+                          if (prefix.empty() || prefix.find('.') != std::string::npos
+                              || prefix.size() > 25)
+                            fail(p2 + ".route_prefix", n2["route_prefix"],
+                                 "a route's first word: 1 to 25 characters, no dot");
+                          if (c.taskcluster.exchange.empty())
+                            fail(p2 + ".exchange", n2["exchange"], "required: a name");
                         }}});
+         }},
+        {"exchanges", [&](auto& p, auto& n) {
+           walk(p, n, {{"backlog", int_into(c.exchanges.backlog, 1, 100'000'000)},
+                       {"subscriber_queue", int_into(c.exchanges.subscriber_queue, 1, 1'000'000)},
+                       {"idle_timeout", duration_into(c.exchanges.idle_timeout, 1s, 1h)}});
          }},
         {"collator", [&](auto& p, auto& n) {
            walk(p, n, {{"check_interval", duration_into(c.collator.check_interval, 100ms, 1h)},
@@ -512,6 +536,10 @@ config parse(const std::string& text) {
       c.notifications.push_back(std::move(sink));
     });
   return c;
+}
+
+std::vector<std::string> exchange_names(const config& c) {
+  return {c.taskcluster.exchange};
 }
 
 config load(const std::string& path) {

@@ -56,6 +56,25 @@ struct native_config {
   std::string token; ///< `Authorization: Bearer <token>`; empty: the API refuses every call
 };
 
+/// `sources.taskcluster.*`: queue task events, `POST /webhooks/taskcluster`.
+struct taskcluster_config {
+  std::string token; ///< `Authorization: Bearer <token>`; empty: refuses every call
+  /// The deployment's root URL: task definitions, artifact listings and links.
+  std::string root_url;
+  std::string route_prefix = "tc-treeherder";
+  /// Where Treeherder job messages are published.
+  std::string exchange = "exchange/taskcluster-treeherder/v1/jobs";
+};
+
+/// `exchanges.*`: the topic exchanges and their WebSocket subscribers (SPEC §8).
+struct exchanges_config {
+  int backlog = 100'000; ///< messages kept per exchange for subscribers to resume
+  int subscriber_queue = 1024;   ///< frames waiting per subscriber before a gap opens
+  /// A subscriber connection with nothing received for this long is closed; pings go
+  /// out at half of it, so a live client always answers in time.
+  duration idle_timeout = std::chrono::seconds{30};
+};
+
 /// `collator.*`: the defaults of every sink's `wait_for` (SPEC §5).
 struct collator_config {
   /// tcWebHooks' polling period. buildtrack does not poll (waits end on timers and
@@ -142,6 +161,8 @@ struct config {
   store_config store;
   buildkite_config buildkite;
   native_config native;
+  taskcluster_config taskcluster;
+  exchanges_config exchanges;
   tracking_config tracking;
   collator_config collator;
   actors_config actors;
@@ -149,6 +170,9 @@ struct config {
   std::vector<person_config> people;
   std::string log_level = "info";
 };
+
+/// The topic exchanges that exist: what subscribers may subscribe to.
+std::vector<std::string> exchange_names(const config& c);
 
 /// Parses YAML text. `${VAR}` and `${VAR:-default}` in scalar values are taken from
 /// the environment. Throws config_error naming the key path and line.

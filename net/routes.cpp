@@ -8,6 +8,7 @@
 
 #include <boost/beast/http.hpp>
 
+#include "model/topic.hpp"
 #include "sources/native.hpp"
 #include "sources/source.hpp"
 #include "support/clock.hpp"
@@ -61,6 +62,32 @@ std::optional<std::string> url_decode(std::string_view in, bool plus_is_space) {
     }
   }
   return out;
+}
+
+/// The `name=value` pairs of a query string, decoded; nothing when one is malformed.
+std::optional<std::vector<std::pair<std::string, std::string>>> query_params(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = pair.find('=');
+    auto name = url_decode(pair.substr(0, eq), true);
+    auto value = url_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+    if (!name || !value)
+      return std::nullopt;
+    out.emplace_back(std::move(*name), std::move(*value));
+  }
+  return out;
+}
+
+/// A backlog position as subscribers give it back: `<ms>-<seq>` or `<ms>`.
+bool is_position(std::string_view s) {
+  auto dash = s.find('-');
+  auto digits = [](std::string_view d) {
+    return !d.empty() && d.size() <= 20 && d.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  return digits(s.substr(0, dash)) && (dash == std::string_view::npos || digits(s.substr(dash + 1)));
 }
 
 /// Counts events per source, type and outcome. Each thread remembers the counters it
@@ -337,37 +364,101 @@ void api::read_build(const model::build_key& key, responder& respond) {
 
 void api::list_builds(std::string_view query, responder& respond) {
   model::build_query q;
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    auto eq = pair.find('=');
-    auto name = url_decode(pair.substr(0, eq), true);
-    auto value = url_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
-    if (!name || !value)
-      return send_rejection(respond, error(400, "bad_query", "malformed URL encoding"));
-    if (*name == "pipeline")
-      q.pipeline = *value;
-    else if (*name == "branch")
-      q.branch = *value;
-    else if (*name == "state") {
-      q.state = model::parse_build_state(*value);
+  auto params = query_params(query);
+  if (!params)
+    return send_rejection(respond, error(400, "bad_query", "malformed URL encoding"));
+  for (auto& [name, value] : *params) {
+    if (name == "pipeline")
+      q.pipeline = value;
+    else if (name == "branch")
+      q.branch = value;
+    else if (name == "state") {
+      q.state = model::parse_build_state(value);
       if (!q.state)
         return send_rejection(respond, error(400, "bad_query", "unknown build state", "state"));
-    } else if (*name == "limit") {
+    } else if (name == "limit") {
       char* end = nullptr;
-      long n = std::strtol(value->c_str(), &end, 10);
-      if (value->empty() || *end != '\0' || n < 1 || n > 1000)
+      long n = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || n < 1 || n > 1000)
         return send_rejection(respond,
                               error(400, "bad_query", "limit must be 1 to 1000", "limit"));
       q.limit = static_cast<size_t>(n);
     } else {
-      return send_rejection(respond, error(400, "bad_query", "unknown parameter", *name));
+      return send_rejection(respond, error(400, "bad_query", "unknown parameter", name));
     }
   }
   service_.list_builds(q, [respond](int status, std::string body) {
     respond(json_response(static_cast<unsigned>(status), std::move(body)));
   });
+}
+
+upgrade_plan api::upgrade(const request& req) {
+  upgrade_plan plan;
+  auto refuse = [&](const sources::rejection& r) {
+    plan.refusal = json_response(static_cast<unsigned>(r.status), r.body());
+    if (r.status == 503)
+      plan.refusal->set(http::field::retry_after, "1");
+    return plan;
+  };
+  std::string_view target{req.target().data(), req.target().size()};
+  auto qmark = target.find('?');
+  auto path = target.substr(0, qmark);
+  auto query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
+  constexpr std::string_view prefix = "/api/v1/exchanges/", suffix = "/subscribe";
+  if (!path.starts_with(prefix) || !path.ends_with(suffix) || path.size() <= prefix.size() + suffix.size())
+    return refuse(error(404, "not_found", "no such endpoint"));
+  if (!serving_.load(std::memory_order_acquire))
+    return refuse(error(503, "starting", "recovering from the store; retry later"));
+  auto params = query_params(query);
+  if (!params)
+    return refuse(error(400, "bad_query", "malformed URL encoding"));
+  // Credentials first. A browser cannot set headers on a WebSocket: the admin token
+  // may come as `access_token` too.
+  bool allowed = admin_allowed(req);
+  for (auto& [name, value] : *params)
+    if (name == "access_token" && !cfg_.server.admin_token.empty())
+      allowed = allowed || support::constant_time_equal(value, cfg_.server.admin_token);
+  if (!allowed)
+    return refuse(error(401, "unauthorized", "subscribing needs the admin token", "Authorization"));
+  auto name = url_decode(path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()), false);
+  auto known = config::exchange_names(cfg_);
+  if (!name || std::find(known.begin(), known.end(), *name) == known.end())
+    return refuse(error(404, "not_found", "no such exchange"));
+  std::vector<std::string> bindings;
+  std::string since;
+  for (auto& [key, value] : *params) {
+    if (key == "bind") {
+      if (auto problem = model::binding_problem(value))
+        return refuse(error(400, "bad_binding", *problem, "bind"));
+      bindings.push_back(value);
+    } else if (key == "since") {
+      if (!is_position(value))
+        return refuse(error(400, "bad_query", "since is a position a message gave (its id)", "since"));
+      since = value;
+    } else if (key != "access_token") {
+      return refuse(error(400, "bad_query", "unknown parameter", key));
+    }
+  }
+  if (bindings.empty())
+    return refuse(error(400, "bad_binding", "at least one bind=<pattern> ('#' for everything)", "bind"));
+  auto& missed = support::metrics().get_counter(
+    "buildtrack_exchange_missed_total",
+    "Messages a subscriber's queue could not take (told to it in a missed notice), by exchange.",
+    "exchange=\"" + support::label_value(*name) + "\"");
+  plan.queue_limit = static_cast<std::size_t>(cfg_.exchanges.subscriber_queue);
+  plan.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.exchanges.idle_timeout);
+  plan.position = since;
+  plan.gap_note = [&missed](std::uint64_t n, const std::string& resume) {
+    missed.inc(n);
+    return nlohmann::json{{"missed", n}, {"resume", resume}}.dump();
+  };
+  auto id = std::make_shared<std::uint64_t>(0);
+  plan.opened = [this, id, exchange = *name, bindings = std::move(bindings),
+                 since](std::shared_ptr<support::push_channel> channel) {
+    *id = service_.subscribe(exchange, bindings, since, std::move(channel));
+  };
+  plan.closed = [this, id] { service_.unsubscribe(*id); };
+  return plan;
 }
 
 } // namespace bt::net

@@ -24,6 +24,10 @@ class api final : public handler {
 public:
   api(const config::config& cfg, actors::service& svc, store::store& st);
   void handle(request&& req, responder respond) override;
+  /// `GET /api/v1/exchanges/{exchange}/subscribe?bind=<pattern>&…[&since=<id>]`
+  /// (SPEC §8): checks the admin token, the exchange and every binding before the
+  /// upgrade; then the subscriber gets the backlog after `since` and what follows.
+  upgrade_plan upgrade(const request& req) override;
   /// Until the service has recovered what the store holds, inputs and reads answer
   /// 503 with Retry-After and /readyz says why; /healthz and /metrics answer. Starts
   /// serving when constructed with `serving` true (the default).

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
+#include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/dispatch.hpp>
@@ -13,6 +16,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -24,7 +28,15 @@ namespace bt::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
+
+upgrade_plan handler::upgrade(const request&) {
+  upgrade_plan refused;
+  refused.refusal = json_response(
+    404, R"({"error":{"code":"not_found","message":"nothing to upgrade to here"}})");
+  return refused;
+}
 
 response json_response(unsigned status, std::string body, unsigned version, bool keep_alive) {
   response res{static_cast<http::status>(status), version};
@@ -61,12 +73,196 @@ private:
   std::shared_ptr<connection_count> count_;
 };
 
+class websocket_session;
+
+/// A subscriber's queue: frames offered from any thread, taken by its session on its
+/// strand. Bounded: a full queue opens a gap that counts what is offered until the
+/// queue has drained, then closes with one note.
+class ws_channel final : public support::push_channel {
+public:
+  ws_channel(asio::any_io_executor strand, std::weak_ptr<websocket_session> session,
+             const upgrade_plan& plan)
+    : strand_{std::move(strand)}, session_{std::move(session)}, limit_{plan.queue_limit},
+      last_{plan.position}, gap_note_{plan.gap_note} {}
+
+  bool offer(std::string frame, const std::string& position) override {
+    std::lock_guard guard{mutex_};
+    if (gone_ || closing_)
+      return false;
+    if (missed_ > 0 || frames_.size() >= limit_) {
+      if (missed_++ == 0)
+        resume_ = last_;
+      return false;
+    }
+    frames_.push_back(std::move(frame));
+    last_ = position;
+    wake();
+    return true;
+  }
+
+  void close() override {
+    std::lock_guard guard{mutex_};
+    closing_ = true;
+    wake();
+  }
+
+  /// What to write next: a frame, else the note of a gap that drained; nothing when
+  /// there is nothing (the session is then idle until woken). On the strand.
+  std::optional<std::string> next() {
+    std::lock_guard guard{mutex_};
+    if (!frames_.empty()) {
+      auto frame = std::move(frames_.front());
+      frames_.pop_front();
+      return frame;
+    }
+    if (missed_ > 0) {
+      auto note = gap_note_ ? gap_note_(missed_, resume_) : std::string{};
+      missed_ = 0;
+      return note;
+    }
+    idle_ = true;
+    return std::nullopt;
+  }
+
+  /// Whether the session should close: asked to, with nothing left to write.
+  bool closing() {
+    std::lock_guard guard{mutex_};
+    return closing_ && frames_.empty() && missed_ == 0;
+  }
+
+  /// The connection is gone: nothing more is taken.
+  void detach() {
+    std::lock_guard guard{mutex_};
+    gone_ = true;
+    frames_.clear();
+  }
+
+private:
+  /// Gets an idle session writing again (mutex_ held).
+  void wake();
+
+  asio::any_io_executor strand_;
+  std::weak_ptr<websocket_session> session_;
+  const std::size_t limit_;
+  std::mutex mutex_;
+  std::deque<std::string> frames_;
+  std::string last_;   ///< position of the last frame queued
+  std::string resume_; ///< position before the open gap
+  std::uint64_t missed_ = 0;
+  bool idle_ = true, closing_ = false, gone_ = false;
+  std::function<std::string(std::uint64_t, const std::string&)> gap_note_;
+};
+
+/// One WebSocket connection, upgraded from an HTTP one: writes what its channel
+/// holds, one frame at a time, and reads only to answer pings and see the close.
+class websocket_session : public std::enable_shared_from_this<websocket_session> {
+public:
+  websocket_session(beast::tcp_stream&& stream, upgrade_plan plan,
+                    std::shared_ptr<connection_count> count)
+    : ws_{std::move(stream)}, plan_{std::move(plan)}, slot_{std::move(count)} {}
+  /// Dropped without finishing (the server is going away): the channel takes nothing
+  /// more, so nobody posts to an io_context that is going away. The owner is not
+  /// told: it may be gone first.
+  ~websocket_session() {
+    if (channel_)
+      channel_->detach();
+  }
+
+  void run(request req) {
+    beast::get_lowest_layer(ws_).expires_never(); // the websocket timeouts take over
+    websocket::stream_base::timeout timeouts{std::chrono::seconds{10}, plan_.idle_timeout, true};
+    ws_.set_option(timeouts);
+    ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(http::field::server, "buildtrack"); }));
+    ws_.read_message_max(64 * 1024); // subscribers have nothing to say
+    req_ = std::move(req);
+    ws_.async_accept(req_, beast::bind_front_handler(&websocket_session::on_accept,
+                                                      shared_from_this()));
+  }
+
+  /// Writes what the channel holds, when nothing is being written. On the strand.
+  void kick() {
+    if (writing_ || closing_ || !channel_)
+      return;
+    if (auto frame = channel_->next()) {
+      writing_ = true;
+      current_ = std::move(*frame);
+      ws_.text(true);
+      ws_.async_write(asio::buffer(current_),
+                      beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
+      return;
+    }
+    if (channel_->closing()) {
+      closing_ = true;
+      ws_.async_close(websocket::close_code::normal,
+                      [self = shared_from_this()](beast::error_code) { self->finish(); });
+    }
+  }
+
+private:
+  void on_accept(beast::error_code ec) {
+    if (ec)
+      return; // never opened: nobody to tell
+    channel_ = std::make_shared<ws_channel>(ws_.get_executor(), weak_from_this(), plan_);
+    if (plan_.opened)
+      plan_.opened(channel_);
+    do_read();
+  }
+
+  void do_read() {
+    ws_.async_read(buffer_, beast::bind_front_handler(&websocket_session::on_read,
+                                                      shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec)
+      return finish();
+    buffer_.consume(buffer_.size());
+    do_read();
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    writing_ = false;
+    if (ec)
+      return finish();
+    kick();
+  }
+
+  /// The connection is done (closed, failed or timed out): tell the owner once.
+  void finish() {
+    if (!channel_)
+      return;
+    channel_->detach();
+    if (auto closed = std::exchange(plan_.closed, nullptr))
+      closed();
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  upgrade_plan plan_;
+  connection_slot slot_;
+  request req_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<ws_channel> channel_;
+  std::string current_; ///< the frame being written
+  bool writing_ = false, closing_ = false;
+};
+
+void ws_channel::wake() {
+  if (!idle_)
+    return;
+  idle_ = false;
+  asio::post(strand_, [session = session_] {
+    if (auto s = session.lock())
+      s->kick();
+  });
+}
+
 /// One HTTP connection: read a request, hand it to the handler, write the answer.
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
   http_session(tcp::socket&& socket, const config::server_config& cfg, handler& h,
                std::shared_ptr<connection_count> count)
-    : stream_{std::move(socket)}, cfg_{cfg}, handler_{h}, slot_{std::move(count)} {
+    : stream_{std::move(socket)}, cfg_{cfg}, handler_{h}, count_{count}, slot_{std::move(count)} {
   }
 
   void run() {
@@ -95,6 +291,8 @@ private:
     if (ec)
       return reject(400, error_json("bad_request", "malformed HTTP request"));
     auto req = parser_->release();
+    if (websocket::is_upgrade(req))
+      return upgrade(std::move(req));
     auto version = req.version();
     bool keep_alive = req.keep_alive();
     stream_.expires_never();
@@ -122,6 +320,25 @@ private:
       support::log(support::log_level::error, "request handler failed", {{"reason", e.what()}});
       respond(json_response(500, error_json("internal", "the request could not be handled")));
     }
+  }
+
+  /// Hands the connection to a WebSocket session, unless the handler refuses.
+  void upgrade(request req) {
+    stream_.expires_never();
+    upgrade_plan plan;
+    try {
+      plan = handler_.upgrade(req);
+    } catch (const std::exception& e) {
+      support::log(support::log_level::error, "upgrade handler failed", {{"reason", e.what()}});
+      plan.refusal = json_response(500, error_json("internal", "the request could not be handled"));
+    }
+    if (plan.refusal) {
+      plan.refusal->version(req.version());
+      plan.refusal->keep_alive(false);
+      return do_write(std::move(*plan.refusal));
+    }
+    std::make_shared<websocket_session>(std::move(stream_), std::move(plan), count_)
+      ->run(std::move(req));
   }
 
   /// Answers a request that could not be read, then closes the connection.
@@ -174,6 +391,7 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   const config::server_config& cfg_;
   handler& handler_;
+  std::shared_ptr<connection_count> count_;
   connection_slot slot_;
 };
 

@@ -1,12 +1,17 @@
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include "config/config.hpp"
+#include "support/push_channel.hpp"
 
 namespace bt::net {
 
@@ -15,15 +20,36 @@ using response = boost::beast::http::response<boost::beast::http::string_body>;
 /// Completes a request; call exactly once, from any thread.
 using responder = std::function<void(response)>;
 
+/// How the server serves a WebSocket upgrade request: a subscriber that is written
+/// to (server push) and whose own messages are read and dropped.
+struct upgrade_plan {
+  /// Answered instead of upgrading (the connection stays HTTP); the rest is unused.
+  std::optional<response> refusal;
+  std::size_t queue_limit = 1024; ///< frames waiting before a gap opens
+  /// Nothing received for this long closes the connection; pings go out at half of it.
+  std::chrono::milliseconds idle_timeout{30'000};
+  std::string position; ///< where the subscriber starts: a gap before any frame resumes here
+  /// The frame written where a gap closes: how many frames it lost, and the position
+  /// of the last frame before it.
+  std::function<std::string(std::uint64_t missed, const std::string& resume)> gap_note;
+  /// Once the handshake is done: where to write. On the connection's strand.
+  std::function<void(std::shared_ptr<support::push_channel>)> opened;
+  /// Once the connection is gone (called once, only after `opened`).
+  std::function<void()> closed;
+};
+
 /// What the server does with a request. No I/O of its own; may answer later.
 class handler {
 public:
   virtual ~handler() = default;
   virtual void handle(request&& req, responder respond) = 0;
+  /// A WebSocket upgrade request: how to serve it. Refused with 404 unless overridden.
+  virtual upgrade_plan upgrade(const request& req);
 };
 
 /// A Beast HTTP/1.1 server: keep-alive, a strand per connection, `body_limit`
-/// (413), header limit (431) and read timeouts against slow clients.
+/// (413), header limit (431) and read timeouts against slow clients; WebSocket
+/// upgrades as the handler plans them (bounded queues, pings, idle timeouts).
 class server {
 public:
   server(config::server_config cfg, handler& h);

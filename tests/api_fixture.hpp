@@ -10,7 +10,9 @@
 #include "net/routes.hpp"
 #include "net/server.hpp"
 #include "store/memory_store.hpp"
+#include "store/redis_store.hpp"
 #include "tests/http_client.hpp"
+#include "tests/redis_server.hpp"
 
 namespace bt::test {
 
@@ -40,6 +42,13 @@ struct api_fixture : ::testing::Test {
   }
 
   void SetUp() override { start(); }
+
+  /// A Redis store on `server`, for a fixture's SetUp() to set before it starts.
+  static std::shared_ptr<store::store> redis_store_on(const redis_server& server) {
+    store::redis_store_config rc;
+    rc.endpoint = *store::parse_redis_url(server.url());
+    return std::make_shared<store::redis_store>(rc);
+  }
 
   void TearDown() override {
     server->stop();

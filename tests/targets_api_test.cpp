@@ -34,9 +34,7 @@ struct targets_api : test::api_fixture {
       }()} {}
 
   void SetUp() override {
-    store::redis_store_config rc;
-    rc.endpoint = *store::parse_redis_url(redis.url());
-    store = std::make_shared<store::redis_store>(rc);
+    store = redis_store_on(redis);
     api_fixture::SetUp();
   }
 
