@@ -264,6 +264,9 @@ using exchange_actor = caf::typed_actor<
   // the store refused them.
   caf::replies_to<publish_atom, std::string, std::vector<store::exchange_publication>>::with<
     std::vector<store::published>>,
+  // The same for a caller outside the actors: the reply gets the fates (none when the
+  // store refused them), on the exchange's thread.
+  caf::reacts_to<publish_atom, std::string, std::vector<store::exchange_publication>, publish_reply>,
   // A new subscriber: the backlog after its `since` first, then what is published.
   caf::reacts_to<subscribe_atom, subscription>,
   // A subscriber went away.
@@ -276,9 +279,7 @@ using gateway_actor = caf::typed_actor<
   // A build list.
   caf::reacts_to<caf::get_atom, model::build_query, http_reply>,
   // Every streak.
-  caf::reacts_to<caf::get_atom, streaks_atom, http_reply>,
-  // Publishes on a topic exchange.
-  caf::reacts_to<publish_atom, std::string, std::vector<store::exchange_publication>, publish_reply>>;
+  caf::reacts_to<caf::get_atom, streaks_atom, http_reply>>;
 
 } // namespace bt::actors
 

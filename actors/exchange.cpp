@@ -43,6 +43,36 @@ void replay(self_ptr self, const subscription& s) {
   }
 }
 
+/// Writes `messages` to the backlog, then offers the new ones to the subscribers
+/// whose bindings match. Nothing when the store refused them.
+std::optional<std::vector<store::published>>
+publish(self_ptr self, const std::string& name, const std::vector<store::exchange_publication>& messages) {
+  auto& st = self->state;
+  auto fates = st.store->exchange_publish(name, messages, st.backlog);
+  if (!fates)
+    return std::nullopt;
+  std::size_t fresh = 0;
+  for (std::size_t i = 0; i < messages.size() && i < fates->size(); ++i) {
+    if (!(*fates)[i].fresh)
+      continue;
+    ++fresh;
+    store::exchange_message m{(*fates)[i].id, messages[i].routing_key, messages[i].payload};
+    std::string frame;
+    for (auto& [id, s] : st.subscribers)
+      if (s.exchange == name && wants(s, m.routing_key)) {
+        if (frame.empty())
+          frame = exchange_frame(name, m);
+        s.channel->offer(frame, m.id);
+      }
+  }
+  support::metrics()
+    .get_counter("buildtrack_exchange_published_total",
+                 "Messages published on a topic exchange (each once), by exchange.",
+                 "exchange=\"" + support::label_value(name) + "\"")
+    .inc(fresh);
+  return fates;
+}
+
 } // namespace
 
 std::string exchange_frame(const std::string& exchange, const store::exchange_message& m) {
@@ -67,31 +97,12 @@ exchange_actor::behavior_type exchange(exchange_actor::stateful_pointer<exchange
   return {
     [=](publish_atom, const std::string& name, const std::vector<store::exchange_publication>& messages)
       -> caf::result<std::vector<store::published>> {
-      auto& st = self->state;
-      auto fates = st.store->exchange_publish(name, messages, st.backlog);
-      if (!fates)
-        return caf::make_error(errc::store_unavailable);
-      std::size_t fresh = 0;
-      for (std::size_t i = 0; i < messages.size() && i < fates->size(); ++i) {
-        if (!(*fates)[i].fresh)
-          continue;
-        ++fresh;
-        store::exchange_message m{(*fates)[i].id, messages[i].routing_key, messages[i].payload};
-        std::string frame;
-        for (auto& [id, s] : st.subscribers)
-          if (s.exchange == name && wants(s, m.routing_key)) {
-            if (frame.empty())
-              frame = exchange_frame(name, m);
-            s.channel->offer(frame, m.id);
-          }
-      }
-      support::metrics()
-        .get_counter("buildtrack_exchange_published_total",
-                     "Messages published on a topic exchange (each once), by exchange.",
-                     "exchange=\"" + support::label_value(name) + "\"")
-        .inc(fresh);
-      return std::move(*fates);
+      if (auto fates = publish(self, name, messages))
+        return std::move(*fates);
+      return caf::make_error(errc::store_unavailable);
     },
+    [=](publish_atom, const std::string& name, const std::vector<store::exchange_publication>& messages,
+        const publish_reply& reply) { reply(publish(self, name, messages)); },
     [=](subscribe_atom, subscription& s) {
       auto& st = self->state;
       replay(self, s);

@@ -36,11 +36,10 @@ auto fail(http_reply reply) {
 
 gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
                                      registry_actor registry, catalog_actor catalog,
-                                     streak_tracker_actor tracker, exchange_actor exchange) {
+                                     streak_tracker_actor tracker) {
   self->state.registry = std::move(registry);
   self->state.catalog = std::move(catalog);
   self->state.tracker = std::move(tracker);
-  self->state.exchange = std::move(exchange);
   return {
     [=](caf::get_atom, const model::build_key& key, http_reply& reply) {
       self->request(self->state.registry, caf::infinite, caf::get_atom::value, key)
@@ -53,13 +52,6 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
     [=](caf::get_atom, streaks_atom, http_reply& reply) {
       self->request(self->state.tracker, caf::infinite, caf::get_atom::value)
         .then(answer(reply), fail(reply));
-    },
-    [=](publish_atom, std::string& name, std::vector<store::exchange_publication>& messages,
-        publish_reply& reply) {
-      self->request(self->state.exchange, caf::infinite, publish_atom::value, std::move(name),
-                    std::move(messages))
-        .then([reply](std::vector<store::published>& fates) { reply(std::move(fates)); },
-              [reply](caf::error&) { reply(std::nullopt); });
     },
   };
 }

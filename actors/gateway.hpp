@@ -12,12 +12,11 @@ struct gateway_state {
   registry_actor registry;
   catalog_actor catalog;
   streak_tracker_actor tracker;
-  exchange_actor exchange;
 };
 
 /// Answers HTTP reads: one request to the owning actor, then the HTTP reply.
 gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
                                      registry_actor registry, catalog_actor catalog,
-                                     streak_tracker_actor tracker, exchange_actor exchange);
+                                     streak_tracker_actor tracker);
 
 } // namespace bt::actors

@@ -16,6 +16,7 @@
 #include "actors/snapshotter.hpp"
 #include "actors/streak_tracker.hpp"
 #include "actors/timeout_supervisor.hpp"
+#include "notify/exchange.hpp"
 #include "support/clock.hpp"
 #include "support/log.hpp"
 #include "support/metrics.hpp"
@@ -48,6 +49,33 @@ std::shared_ptr<const model::announce_rules> announce_rules_of(const config::con
                                              sink.wait_for->failure_timeout)});
   }
   return rules;
+}
+
+/// How the dispatcher delivers: over HTTP, or for an exchange sink onto the topic
+/// exchange, whose answer reads as an HTTP status (200 published, even before;
+/// 503 when the store refused it, to be tried again).
+transport sink_transport(exchange_actor exchange) {
+  return [http = http_transport(), exchange](net::outbound_request req, std::chrono::milliseconds timeout,
+                                             std::function<void(net::inbound_response)> done) {
+    if (req.method != notify::publish_method)
+      return http(std::move(req), timeout, std::move(done));
+    std::string key, dedup;
+    for (auto& [name, value] : req.headers) {
+      if (name == notify::routing_key_header)
+        key = value;
+      else if (name == notify::dedup_header)
+        dedup = value;
+    }
+    std::vector<store::exchange_publication> message{{std::move(dedup), std::move(key), std::move(req.body)}};
+    caf::anon_send(exchange, publish_atom::value, std::move(req.url), std::move(message),
+                   publish_reply{[done = std::move(done)](auto fates) {
+                     net::inbound_response r;
+                     r.status = fates ? 200 : 503;
+                     if (!fates)
+                       r.error = "the exchange's backlog could not be written";
+                     done(std::move(r));
+                   }});
+  };
 }
 
 } // namespace
@@ -99,17 +127,17 @@ struct service::impl {
     = std::make_shared<std::atomic<std::uint64_t>>(0);
   timeout_supervisor_actor timeouts;
   streak_tracker_actor tracker;
+  std::shared_ptr<std::atomic<std::uint64_t>> subscribers
+    = std::make_shared<std::atomic<std::uint64_t>>(0);
+  std::atomic<std::uint64_t> last_subscription{0};
+  // Its store calls block: a thread of its own.
+  exchange_actor exchange;
   // Its store calls block: a thread of its own. Invalid when no sink is configured.
   notify_dispatcher_actor dispatcher;
   catalog_actor catalog;
   // Its store calls block: a thread of its own.
   build_loader_actor loader;
   registry_actor registry;
-  std::shared_ptr<std::atomic<std::uint64_t>> subscribers
-    = std::make_shared<std::atomic<std::uint64_t>>(0);
-  std::atomic<std::uint64_t> last_subscription{0};
-  // Its store calls block: a thread of its own.
-  exchange_actor exchange;
   gateway_actor gateway;
   snapshotter_actor snapshots;
 
@@ -133,19 +161,19 @@ struct service::impl {
                                              /*held=*/true, deadlines_held, waits_pending,
                                              std::string{model::collation_deadline}})},
       tracker{system.spawn(streak_tracker, c.tracking.branches)},
+      exchange{system.spawn<caf::detached>(actors::exchange, store,
+                                           static_cast<std::size_t>(c.exchanges.backlog), subscribers)},
       dispatcher{c.notifications.empty()
                    ? notify_dispatcher_actor{}
                    : system.spawn<caf::detached>(notify_dispatcher, store, c.notifications,
-                                                 c.people, http_transport(), notify_stats)},
+                                                 c.people, sink_transport(exchange), notify_stats)},
       // Spawned with an argument: CAF 0.17 dereferences a null argument tuple when a
       // function-based actor takes none (UBSan reports it).
       catalog{system.spawn(actors::catalog, listed)},
       loader{system.spawn<caf::detached>(build_loader, store)},
       registry{system.spawn(actors::registry, loader, build_peers{tracker, catalog, dispatcher, timeouts},
                             settings, stats)},
-      exchange{system.spawn<caf::detached>(actors::exchange, store,
-                                           static_cast<std::size_t>(c.exchanges.backlog), subscribers)},
-      gateway{system.spawn(actors::gateway, registry, catalog, tracker, exchange)},
+      gateway{system.spawn(actors::gateway, registry, catalog, tracker)},
       // Its store calls block: a thread of its own, not a scheduler worker.
       snapshots{system.spawn<caf::detached>(
         snapshotter, store, registry, tracker, catalog,
@@ -350,7 +378,7 @@ void service::streaks(reply_fn reply) {
 
 void service::publish(std::string exchange, std::vector<store::exchange_publication> messages,
                       publish_fn done) {
-  caf::anon_send(impl_->gateway, publish_atom::value, std::move(exchange), std::move(messages),
+  caf::anon_send(impl_->exchange, publish_atom::value, std::move(exchange), std::move(messages),
                  publish_reply{std::move(done)});
 }
 

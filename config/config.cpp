@@ -308,6 +308,7 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
            s.body_template = text.str();
          }},
         {"content_type", string_into(s.content_type)},
+        {"exchange", string_into(s.exchange)},
         {"wait_for", [&](auto& p2, auto& n2) {
            wait_for_config w{{}, c.collator.build_completed_timeout, c.collator.failure_timeout};
            walk(p2, n2, {{"statistics", list_into(w.statistics)},
@@ -339,6 +340,8 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
   if (!s.body_template.empty())
     check_template(p + (n["template"].IsDefined() ? ".template" : ".template_file"),
                    n["template"].IsDefined() ? n["template"] : n["template_file"], s);
+  if (s.kind != "exchange" && n["exchange"].IsDefined())
+    fail(p + ".exchange", n["exchange"], "only for kind exchange");
   if (s.kind == "slack") {
     if (std::find(s.on.begin(), s.on.end(), "job_finished") != s.on.end())
       fail(p + ".on", n["on"], "job_finished is for webhook sinks");
@@ -360,8 +363,19 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
     check_url(p + ".url", key_or_map(n, "url"), s.url);
     if (!on_set)
       s.on = {"failed", "broken", "still_failing", "fixed", "passed", "recovered"};
+  } else if (s.kind == "exchange") {
+    for (auto key : {"url", "headers", "auth", "secret", "template", "template_file",
+                     "content_type"})
+      kind_only(key, "webhook");
+    for (auto key : {"token", "channel", "api_url"})
+      kind_only(key, "slack");
+    if (s.exchange.empty())
+      fail(p + ".exchange", key_or_map(n, "exchange"), "required for an exchange sink");
+    if (!on_set)
+      s.on = {"failed", "broken", "still_failing", "fixed", "passed", "recovered"};
   } else {
-    fail(p + ".kind", key_or_map(n, "kind"), "expected slack or webhook, got '" + s.kind + "'");
+    fail(p + ".kind", key_or_map(n, "kind"),
+         "expected slack, webhook or exchange, got '" + s.kind + "'");
   }
   return s;
 }
@@ -539,7 +553,11 @@ config parse(const std::string& text) {
 }
 
 std::vector<std::string> exchange_names(const config& c) {
-  return {c.taskcluster.exchange};
+  std::vector<std::string> names{c.taskcluster.exchange};
+  for (auto& sink : c.notifications)
+    if (sink.kind == "exchange" && std::find(names.begin(), names.end(), sink.exchange) == names.end())
+      names.push_back(sink.exchange);
+  return names;
 }
 
 config load(const std::string& path) {

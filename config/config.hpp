@@ -122,7 +122,7 @@ struct retry_config {
 /// `notifications[]`: one sink. Kind-specific keys are empty for other kinds.
 struct sink_config {
   std::string name; ///< unique; part of every outbox key
-  std::string kind; ///< "slack" or "webhook"
+  std::string kind; ///< "slack", "webhook" or "exchange"
   /// Notice kinds this sink wants: failed, broken, still_failing, fixed, passed,
   /// recovered. Default: failed and fixed for Slack, all for webhooks.
   std::vector<std::string> on;
@@ -146,6 +146,8 @@ struct sink_config {
   /// `template_file:`); empty: the default document. Checked at load.
   std::string body_template;
   std::string content_type = "application/json";
+  // exchange
+  std::string exchange; ///< the topic exchange it publishes on
 };
 
 /// `people[]`: who someone is in each system, for Slack mentions.

@@ -8,6 +8,7 @@
 
 #include "model/codec.hpp"
 #include "model/streak.hpp"
+#include "notify/exchange.hpp"
 #include "notify/slack.hpp"
 #include "notify/webhook.hpp"
 
@@ -90,6 +91,8 @@ std::unique_ptr<sink> make_sink(const config::sink_config& cfg,
                                 const std::vector<config::person_config>& people) {
   if (cfg.kind == "slack")
     return std::make_unique<slack_sink>(cfg, people);
+  if (cfg.kind == "exchange")
+    return std::make_unique<exchange_sink>(cfg);
   return std::make_unique<webhook_sink>(cfg);
 }
 

@@ -275,3 +275,34 @@ TEST(config, a_broken_body_template_is_an_error_naming_the_sink_and_the_line) {
               .find("only for kind webhook"),
             std::string::npos);
 }
+
+TEST(config, exchange_sinks_and_the_exchanges_they_make) {
+  auto c = parse("notifications:\n"
+                 "  - {name: bus, kind: exchange, exchange: outcomes}\n"
+                 "  - {name: bus2, kind: exchange, exchange: outcomes, on: [failed]}\n"
+                 "sources:\n  taskcluster: {exchange: th-jobs, root_url: 'https://tc.example.com/'}\n"
+                 "exchanges: {backlog: 500, subscriber_queue: 16, idle_timeout: 5s}\n");
+  ASSERT_EQ(c.notifications.size(), 2u);
+  EXPECT_EQ(c.notifications[0].exchange, "outcomes");
+  EXPECT_EQ(c.notifications[0].on.size(), 6u) << "every outcome kind by default";
+  EXPECT_EQ(c.taskcluster.root_url, "https://tc.example.com") << "no trailing slash";
+  EXPECT_EQ(c.exchanges.backlog, 500);
+  EXPECT_EQ(c.exchanges.subscriber_queue, 16);
+  EXPECT_EQ(c.exchanges.idle_timeout, 5s);
+  EXPECT_EQ(exchange_names(c), (std::vector<std::string>{"th-jobs", "outcomes"}));
+  EXPECT_EQ(exchange_names(parse("")), std::vector<std::string>{"exchange/taskcluster-treeherder/v1/jobs"});
+  EXPECT_NE(error_of("notifications:\n  - {name: b, kind: exchange}\n").find("notifications[0].exchange: required"),
+            std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {name: b, kind: exchange, exchange: x, url: 'https://x'}\n")
+              .find("notifications[0].url: only for kind webhook"),
+            std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {name: h, kind: webhook, url: 'https://x', exchange: x}\n")
+              .find("notifications[0].exchange: only for kind exchange"),
+            std::string::npos);
+  EXPECT_NE(error_of("sources:\n  taskcluster: {route_prefix: a.b}\n").find("sources.taskcluster.route_prefix"),
+            std::string::npos);
+  EXPECT_NE(error_of("sources:\n  taskcluster: {root_url: ftp://x}\n").find("sources.taskcluster.root_url"),
+            std::string::npos);
+  EXPECT_NE(error_of("exchanges: {subscriber_queue: 0}\n").find("exchanges.subscriber_queue"),
+            std::string::npos);
+}

@@ -3,6 +3,7 @@
 // Messages are published through the service, as the exchange's publishers do.
 #include <chrono>
 #include <future>
+#include <map>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -250,4 +251,84 @@ TEST_F(exchange_api_with_token, subscribing_needs_the_admin_token) {
   EXPECT_TRUE(header.open());
   test::ws_client query{port, jobs_path + "?bind=%23&access_token=admin-0123456789"};
   EXPECT_TRUE(query.open());
+}
+
+namespace {
+
+const std::string native_token = "native-token-0123456789";
+
+/// An `exchange` sink on the `outcomes` exchange, fed by native events.
+struct exchange_sink_api : test::api_fixture {
+  test::redis_server redis;
+  exchange_sink_api()
+    : api_fixture{[] {
+        auto c = config::parse("notifications:\n  - {name: bus, kind: exchange, exchange: outcomes}\n"
+                               "tracking: {branches: [main]}\n");
+        c.native.token = native_token;
+        return c;
+      }()} {}
+  void SetUp() override {
+    store = redis_store_on(redis);
+    api_fixture::SetUp();
+  }
+  /// A message on `outcomes` routed `end`, straight through the service.
+  void publish_on_outcomes() {
+    std::promise<bool> done;
+    service->publish("outcomes", {{"barrier", "end", "{}"}},
+                     [&](auto fates) { done.set_value(fates.has_value()); });
+    EXPECT_TRUE(done.get_future().get());
+  }
+  void event(const std::string& type, int id, json extra = json::object()) {
+    json e = {{"type", type},
+              {"build", {{"pipeline", "deploy.prod"}, {"id", std::to_string(id)}, {"number", id},
+                         {"branch", "main"}}}};
+    e.update(extra);
+    auto r = client().post("/api/v1/events", e.dump(),
+                           {{"Authorization", "Bearer " + native_token},
+                            {"Content-Type", "application/json"}});
+    ASSERT_EQ(r.status, 202) << r.body;
+  }
+};
+
+} // namespace
+
+// Build outcomes go through the outbox onto the exchange, each once, routed by
+// source, pipeline and kind; a subscriber binds to what it cares about.
+TEST_F(exchange_sink_api, outcomes_are_published_once_with_source_pipeline_and_kind) {
+  test::ws_client bus{port, "/api/v1/exchanges/outcomes/subscribe?since=0&bind=native.%23"};
+  test::ws_client other{port, "/api/v1/exchanges/outcomes/subscribe?since=0&bind=buildkite.%23&bind=end"};
+  ASSERT_TRUE(bus.open()) << bus.status << bus.body;
+  ASSERT_TRUE(other.open());
+  auto job = [](const std::string& state) {
+    return json{{"job", {{"id", "u-" + state}, {"name", "unit"}, {"state", state}}}};
+  };
+  event("job.finished", 1, job("failed"));
+  event("build.finished", 1);
+  event("build.finished", 1); // a repeat: nothing new
+  event("job.finished", 2, job("passed"));
+  event("build.finished", 2);
+  std::map<std::string, json> by_build;
+  for (int i = 0; i < 2; ++i) {
+    auto frame = bus.read(10s);
+    ASSERT_TRUE(frame);
+    auto f = json::parse(*frame);
+    auto build = f["payload"]["build"]["key"].get<std::string>();
+    EXPECT_FALSE(by_build.count(build)) << "twice: " << build;
+    by_build[build] = f;
+  }
+  ASSERT_EQ(by_build.size(), 2u);
+  auto& failed = by_build["native/deploy.prod/1"];
+  EXPECT_EQ(failed["exchange"], "outcomes");
+  EXPECT_EQ(failed["routingKey"], "native.deploy_prod." + failed["payload"]["kind"].get<std::string>())
+    << "a dot in the pipeline is not a word break";
+  EXPECT_NE(failed["payload"]["kind"], "passed");
+  EXPECT_EQ(failed["payload"]["delivery"], "bus:native/deploy.prod/1:1");
+  auto& fixed = by_build["native/deploy.prod/2"];
+  EXPECT_EQ(fixed["payload"]["kind"], "fixed");
+  EXPECT_EQ(fixed["routingKey"], "native.deploy_prod.fixed");
+  // The other subscriber's bindings match none of it: its first frame is the barrier.
+  publish_on_outcomes();
+  auto first = other.read(10s);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(json::parse(*first)["routingKey"], "end");
 }
