@@ -104,15 +104,38 @@ struct notify_e2e : ::testing::Test {
   }
 
   /// Build `n` of pipeline `app`: jobs `failing` fail (first attempt), then it finishes.
-  void build(int n, std::vector<int> failing, int jobs = 1, const std::string& branch = "main") {
-    deliver(payloads::build_delivery("build.running", "app", n, "running", branch));
+  void build(int n, std::vector<int> failing, int jobs = 1, const std::string& branch = "main",
+             const std::string& pipeline = "app") {
+    deliver(payloads::build_delivery("build.running", pipeline, n, "running", branch));
     for (int step = 0; step < jobs; ++step) {
       bool fails = std::find(failing.begin(), failing.end(), step) != failing.end();
-      deliver(payloads::job_delivery("app", n, step, 0, true, fails, branch));
+      deliver(payloads::job_delivery(pipeline, n, step, 0, true, fails, branch));
     }
-    deliver(payloads::build_delivery("build.finished", "app", n,
+    deliver(payloads::build_delivery("build.finished", pipeline, n,
                                      failing.empty() ? "passed" : "failed", branch));
   }
+
+  /// The barrier a test that expects nothing more waits on: build `n` of pipeline
+  /// `barrier` fails, and `sinks` hear of it. Each sink's notices are recorded in the
+  /// order their outcomes settled, so one owed for an earlier build would have been
+  /// sent by then.
+  void barrier(int n, std::initializer_list<receiver*> sinks) {
+    build(n, {0}, 1, "main", "barrier");
+    auto tag = "/barrier/builds/" + std::to_string(n);
+    for (auto* sink : sinks)
+      ASSERT_TRUE(eventually([&] { return !about(*sink, tag).empty(); })) << tag;
+  }
+
+  /// The requests `r` got whose body mentions `needle` (a build's URL path).
+  static std::vector<receiver::request> about(receiver& r, const std::string& needle) {
+    std::vector<receiver::request> out;
+    for (auto& req : r.requests())
+      if (req.body.find(needle) != std::string::npos)
+        out.push_back(req);
+    return out;
+  }
+  /// The requests about pipeline `app`.
+  static std::vector<receiver::request> app(receiver& r) { return about(r, "/app/builds/"); }
 
   /// Posts to the native API (events, messages, commands) and expects `status`.
   void native(const std::string& path, const json& doc, unsigned status = 202) {
@@ -146,10 +169,11 @@ TEST_F(notify_e2e, failures_post_once_each_with_the_streak_in_the_header) {
     ASSERT_TRUE(eventually([&] { return to(slack, "/api/chat.postMessage").size() == size_t(n); }));
   }
   ASSERT_TRUE(eventually([&] { return hook.count() == 4; }));
-  std::this_thread::sleep_for(500ms); // nothing more may come
+  barrier(1, {&slack, &hook}); // nothing more may come for app
   auto posts = to(slack, "/api/chat.postMessage");
-  ASSERT_EQ(posts.size(), 4u);
-  EXPECT_EQ(slack.count(), 4u) << "no chat.update expected";
+  ASSERT_EQ(posts.size(), 5u);
+  EXPECT_EQ(slack.count(), 5u) << "no chat.update expected";
+  EXPECT_EQ(app(slack).size(), 4u);
   EXPECT_EQ(headline(posts[0]), ":red_circle: Build 1 failed");
   EXPECT_EQ(headline(posts[1]), ":red_circle: Build 2 failed (2nd failure)");
   EXPECT_EQ(headline(posts[2]), ":red_circle: Build 3 failed (:exclamation: 3rd failure)");
@@ -165,13 +189,14 @@ TEST_F(notify_e2e, failures_post_once_each_with_the_streak_in_the_header) {
     << text;
   // Webhooks: signed (the receiver answered 200), one delivery id each, custom header.
   std::set<std::string> ids;
-  for (auto& r : hook.requests()) {
+  for (auto& r : app(hook)) {
     ids.insert(r.headers["X-Buildtrack-Delivery"]);
     EXPECT_EQ(r.headers["X-Team"], "ci");
   }
   EXPECT_EQ(ids.size(), 4u);
-  EXPECT_EQ(metric(R"(buildtrack_notification_attempts_total{sink="hook",result="delivered"})"), 4);
-  EXPECT_EQ(metric(R"(buildtrack_notification_attempts_total{sink="slack",result="delivered"})"), 4);
+  EXPECT_EQ(app(hook).size(), 4u);
+  EXPECT_EQ(metric(R"(buildtrack_notification_attempts_total{sink="hook",result="delivered"})"), 5);
+  EXPECT_EQ(metric(R"(buildtrack_notification_attempts_total{sink="slack",result="delivered"})"), 5);
   EXPECT_EQ(metric("buildtrack_notification_outbox"), 0);
 }
 
@@ -196,8 +221,8 @@ TEST_F(notify_e2e, a_late_failing_job_and_a_fixing_retry_edit_the_same_message) 
     auto updates = to(slack, "/api/chat.update");
     return !updates.empty() && headline(updates.back()).starts_with(":large_green_circle:");
   }));
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(to(slack, "/api/chat.postMessage").size(), 1u);
+  barrier(1, {&slack});
+  EXPECT_EQ(to(slack, "/api/chat.postMessage").size(), 2u) << "app's and the barrier's";
   for (auto& u : to(slack, "/api/chat.update"))
     EXPECT_EQ(json::parse(u.body)["ts"], ts);
   auto last = json::parse(to(slack, "/api/chat.update").back().body).dump();
@@ -214,9 +239,9 @@ TEST_F(notify_e2e, a_branch_no_sink_follows_sends_nothing) {
     return c.get("/api/v1/builds/buildkite/app/1").body.find(R"("state":"failed")")
            != std::string::npos;
   }));
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(slack.count(), 0u);
-  EXPECT_EQ(hook.count(), 0u);
+  barrier(1, {&slack, &hook});
+  EXPECT_TRUE(app(slack).empty());
+  EXPECT_TRUE(app(hook).empty());
 }
 
 TEST_F(notify_e2e, a_receiver_down_then_up_gets_the_notice_once) {
@@ -230,8 +255,8 @@ TEST_F(notify_e2e, a_receiver_down_then_up_gets_the_notice_once) {
   })) << metrics();
   hook.start();
   ASSERT_TRUE(eventually([&] { return hook.count() == 1; }));
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(hook.count(), 1u);
+  barrier(1, {&hook});
+  EXPECT_EQ(app(hook).size(), 1u);
 }
 
 TEST_F(notify_e2e, retry_after_from_a_429_is_waited_for) {
@@ -258,8 +283,8 @@ TEST_F(notify_e2e, server_errors_forever_end_in_the_dead_letter_list) {
                 }};
   start_daemon();
   build(1, {0});
+  // The entry leaves the outbox for the dead letters after its last attempt's answer.
   ASSERT_TRUE(eventually([&] { return redis.integer("LLEN buildtrack:deadletters") == 1; }));
-  std::this_thread::sleep_for(500ms);
   EXPECT_EQ(hook.count(), 4u) << "max_attempts";
   EXPECT_EQ(redis.integer("HLEN buildtrack:outbox"), 0);
   EXPECT_EQ(slack.count(), 1u);
@@ -280,22 +305,22 @@ TEST_F(notify_e2e, kill_9_between_outbox_write_and_delivery_delivers_once_after_
   hook.start();
   daemon->start();
   ASSERT_TRUE(eventually([&] { return slack.count() == 1 && hook.count() == 1; }));
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(slack.count(), 1u);
-  EXPECT_EQ(hook.count(), 1u);
+  barrier(1, {&slack, &hook});
+  EXPECT_EQ(app(slack).size(), 1u);
+  EXPECT_EQ(app(hook).size(), 1u);
   EXPECT_TRUE(eventually([&] { return redis.integer("HLEN buildtrack:outbox") == 0; }));
   // Delivered is delivered: another kill and restart sends nothing again...
   daemon->kill9();
   daemon->start();
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(slack.count(), 1u);
-  EXPECT_EQ(hook.count(), 1u);
+  barrier(2, {&slack, &hook});
+  EXPECT_EQ(app(slack).size(), 1u);
+  EXPECT_EQ(app(hook).size(), 1u);
   // ...and a later change edits the message posted before the restarts.
   deliver(payloads::job_delivery("app", 1, 1, 0, true, true));
-  ASSERT_TRUE(eventually([&] { return slack.count() == 2; }));
-  auto update = slack.requests()[1];
+  ASSERT_TRUE(eventually([&] { return app(slack).size() == 2; }));
+  auto update = app(slack)[1];
   EXPECT_EQ(update.target, "/api/chat.update");
-  EXPECT_EQ(json::parse(update.body)["ts"], json::parse(slack_ok()(slack.requests()[0], 0).body)["ts"]);
+  EXPECT_EQ(json::parse(update.body)["ts"], json::parse(slack_ok()(app(slack)[0], 0).body)["ts"]);
 }
 
 } // namespace
