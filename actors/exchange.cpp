@@ -22,9 +22,30 @@ bool wants(const subscription& s, const std::string& routing_key) {
   return false;
 }
 
-/// Offers the backlog after `s.since` to a new subscriber. What its queue cannot take
-/// is counted in its gap, and its note tells where to resume.
+/// Whether backlog position `a` (`<ms>-<seq>`, or `<ms>`) comes before `b`.
+bool position_before(const std::string& a, const std::string& b) {
+  auto parts = [](const std::string& p) {
+    auto dash = p.find('-');
+    return std::pair{std::strtoull(p.c_str(), nullptr, 10),
+                     dash == std::string::npos ? 0ull : std::strtoull(p.c_str() + dash + 1, nullptr, 10)};
+  };
+  return parts(a) < parts(b);
+}
+
+/// Offers the backlog after `s.since` to a new subscriber, first telling it when
+/// messages after its position were already let go. What its queue cannot take is
+/// counted in its gap, and its note tells where to resume.
 void replay(self_ptr self, const subscription& s) {
+  auto span = self->state.store->exchange_span(s.exchange);
+  if (!span) {
+    support::log(support::log_level::error, "exchange backlog not read; subscriber closed",
+                 {{"exchange", s.exchange}});
+    s.channel->close();
+    return;
+  }
+  if (span->trimmed && (span->oldest.empty() || position_before(s.since, span->oldest)))
+    s.channel->offer(nlohmann::json{{"truncated", true}, {"since", s.since}, {"oldest", span->oldest}}.dump(),
+                     s.since);
   auto after = s.since;
   for (;;) {
     auto page = self->state.store->exchange_read(s.exchange, after, replay_page);
@@ -105,7 +126,8 @@ exchange_actor::behavior_type exchange(exchange_actor::stateful_pointer<exchange
         const publish_reply& reply) { reply(publish(self, name, messages)); },
     [=](subscribe_atom, subscription& s) {
       auto& st = self->state;
-      replay(self, s);
+      if (!s.since.empty())
+        replay(self, s);
       auto id = s.id;
       st.subscribers.emplace(id, std::move(s));
       st.subscribed->store(st.subscribers.size(), std::memory_order_relaxed);

@@ -140,6 +140,7 @@ memory_store::exchange_publish(const std::string& exchange,
     b.dedup_order.push_back(m.dedup_id);
     b.positions.emplace(m.dedup_id, id);
     while (b.messages.size() > backlog) {
+      b.trimmed = true;
       b.messages.pop_front();
       b.positions.erase(b.dedup_order.front());
       b.dedup_order.pop_front();
@@ -161,6 +162,15 @@ memory_store::exchange_read(const std::string& exchange, const std::string& afte
     if (std::strtoull(m.id.c_str(), nullptr, 10) > from && out.size() < count)
       out.push_back(m);
   return out;
+}
+
+std::optional<backlog_span> memory_store::exchange_span(const std::string& exchange) {
+  std::lock_guard guard{mutex_};
+  auto it = exchanges_.find(exchange);
+  if (it == exchanges_.end())
+    return backlog_span{};
+  auto& b = it->second;
+  return backlog_span{b.messages.empty() ? "" : b.messages.front().id, b.trimmed};
 }
 
 } // namespace bt::store

@@ -37,6 +37,7 @@ public:
                    std::size_t backlog) override;
   std::optional<std::vector<exchange_message>>
   exchange_read(const std::string& exchange, const std::string& after, std::size_t count) override;
+  std::optional<backlog_span> exchange_span(const std::string& exchange) override;
   bool ready() const override { return true; }
 
   /// The dead-letter list, oldest first (tests, debugging).
@@ -64,6 +65,7 @@ private:
     std::deque<std::string> dedup_order; ///< oldest first, trimmed with the messages
     std::unordered_map<std::string, std::string> positions; ///< by dedup id
     std::uint64_t last = 0;
+    bool trimmed = false; ///< a message was let go
   };
   std::unordered_map<std::string, backlog> exchanges_;
 };

@@ -437,6 +437,35 @@ redis_store::exchange_publish(const std::string& exchange,
   return out;
 }
 
+std::optional<backlog_span> redis_store::exchange_span(const std::string& exchange) {
+  auto stream = exchange_key(exchange);
+  auto exists = run_on(exchange_mutex_, exchange_client_, {{"EXISTS", stream}}, "exchange read");
+  if (!exists)
+    return std::nullopt;
+  backlog_span span;
+  if ((*exists)[0].number == 0) // XINFO on a missing key is an error
+    return span;
+  auto info = run_on(exchange_mutex_, exchange_client_, {{"XINFO", "STREAM", stream}}, "exchange read");
+  if (!info)
+    return std::nullopt;
+  // Pairs of name and value; `entries-added` (Redis 7) counts every message ever
+  // added, `length` those kept: the backlog only ever drops messages by trimming.
+  long long length = 0, added = 0;
+  auto& fields = (*info)[0].elements;
+  for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+    auto& name = fields[i].text;
+    auto& value = fields[i + 1];
+    if (name == "length")
+      length = value.number;
+    else if (name == "entries-added")
+      added = value.number;
+    else if (name == "first-entry" && !value.elements.empty())
+      span.oldest = value.elements[0].text;
+  }
+  span.trimmed = added > length;
+  return span;
+}
+
 std::optional<std::vector<exchange_message>>
 redis_store::exchange_read(const std::string& exchange, const std::string& after, std::size_t count) {
   auto replies = run_on(exchange_mutex_, exchange_client_,

@@ -82,6 +82,7 @@ public:
                    std::size_t backlog) override;
   std::optional<std::vector<exchange_message>>
   exchange_read(const std::string& exchange, const std::string& after, std::size_t count) override;
+  std::optional<backlog_span> exchange_span(const std::string& exchange) override;
   bool ready() const override { return ready_.load(std::memory_order_relaxed); }
   std::uint64_t data_epoch() const override { return data_epoch_.load(std::memory_order_acquire); }
 

@@ -65,6 +65,13 @@ struct exchange_message {
   std::string payload; ///< JSON text
 };
 
+/// What an exchange's backlog holds: its oldest message, and whether older ones were
+/// let go (a subscriber resuming from before `oldest` may have missed some).
+struct backlog_span {
+  std::string oldest; ///< empty when the backlog is empty
+  bool trimmed = false;
+};
+
 /// What became of one publication.
 struct published {
   std::string id;    ///< its position in the backlog
@@ -154,6 +161,8 @@ public:
   /// first. Nothing when it could not be read.
   virtual std::optional<std::vector<exchange_message>>
   exchange_read(const std::string& exchange, const std::string& after, std::size_t count) = 0;
+  /// The oldest message kept and whether any was let go. Nothing when it could not be read.
+  virtual std::optional<backlog_span> exchange_span(const std::string& exchange) = 0;
 
   /// Whether the store can accept writes now (`/readyz`).
   virtual bool ready() const = 0;

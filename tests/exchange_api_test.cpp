@@ -25,10 +25,11 @@ const std::string jobs_path = "/api/v1/exchanges/exchange%2Ftaskcluster-treeherd
 
 struct exchange_api : test::api_fixture {
   test::redis_server redis;
-  exchange_api()
-    : api_fixture{[] {
+  explicit exchange_api(int backlog = 100'000)
+    : api_fixture{[backlog] {
         config::config c;
         c.exchanges.subscriber_queue = 64;
+        c.exchanges.backlog = backlog;
         return c;
       }()} {}
   void SetUp() override {
@@ -210,6 +211,49 @@ TEST_F(exchange_api, a_restart_keeps_the_backlog) {
   test::ws_client c{port, jobs_path + "?bind=%23&since=0"};
   ASSERT_TRUE(c.open());
   EXPECT_EQ(numbers(read_until(c, 3)), (std::vector<int>{1, 2, 3}));
+}
+
+namespace {
+
+/// A backlog of 100 messages.
+struct exchange_api_short_backlog : exchange_api {
+  exchange_api_short_backlog() : exchange_api{100} {}
+};
+
+} // namespace
+
+// A subscriber without `since` gets what is published from now on; one whose position
+// is older than the backlog is told that messages after it were let go, then gets the
+// backlog; one within the backlog is not told anything.
+TEST_F(exchange_api_short_backlog, a_position_older_than_the_backlog_is_told_so) {
+  auto any = [](int) { return std::string{"tc-treeherder.try._"}; };
+  auto first = publish(1, 1, any);
+  test::ws_client live{port, jobs_path + "?bind=%23"};
+  ASSERT_TRUE(live.open());
+  publish(2, 400, any);
+  auto positions = publish(401, 401, any);
+  test::ws_client old{port, jobs_path + "?bind=%23&since=" + first.at(0)};
+  ASSERT_TRUE(old.open());
+  auto notice = old.read(10s);
+  ASSERT_TRUE(notice);
+  auto n = json::parse(*notice);
+  EXPECT_EQ(n["truncated"], true) << n.dump();
+  EXPECT_EQ(n["since"], first.at(0));
+  auto next = old.read(10s);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(json::parse(*next)["id"], n["oldest"]) << "the backlog follows, oldest first";
+  // Within the backlog: no notice, the next message first.
+  auto recent = publish(402, 402, any);
+  test::ws_client fresh{port, jobs_path + "?bind=%23&since=" + positions.at(0)};
+  auto after = fresh.read(10s);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(json::parse(*after)["payload"]["n"], 402);
+  // The live subscriber was never sent the backlog: message 1 came before it. (Which
+  // message is its first depends on when its subscription took effect, after its
+  // handshake: not before message 2, and surely before 402.)
+  auto live_first = live.read(10s);
+  ASSERT_TRUE(live_first);
+  EXPECT_GE(json::parse(*live_first)["payload"]["n"].get<int>(), 2);
 }
 
 TEST_F(exchange_api, bad_subscriptions_are_refused_before_the_upgrade) {

@@ -437,6 +437,13 @@ void check_exchange(store::store& s) {
   auto kept = s.exchange_read("jobs", "", 10);
   ASSERT_TRUE(kept);
   EXPECT_EQ(kept->back().routing_key, "a.b._");
+  auto span = s.exchange_span("jobs");
+  ASSERT_TRUE(span);
+  EXPECT_EQ(span->oldest, kept->front().id);
+  auto none = s.exchange_span("other");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->oldest.empty());
+  EXPECT_FALSE(none->trimmed);
 }
 
 } // namespace
@@ -452,4 +459,25 @@ TEST(redis_store, exchange_backlog_takes_each_message_once_in_order) {
 TEST(memory_store, exchange_backlog_takes_each_message_once_in_order) {
   store::memory_store s;
   check_exchange(s);
+  EXPECT_TRUE(s.exchange_span("jobs")->trimmed) << "kept to the last two";
+}
+
+// Redis trims a stream by whole nodes (XADD MAXLEN ~): the span says trimmed once
+// messages really went, not before.
+TEST(redis_store, exchange_span_says_when_messages_were_let_go) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  std::vector<store::exchange_publication> batch;
+  for (int i = 0; i < 10; ++i)
+    batch.push_back({"m" + std::to_string(i), "k", "{}"});
+  ASSERT_TRUE(s.exchange_publish("x", batch, 1000));
+  EXPECT_FALSE(s.exchange_span("x")->trimmed);
+  batch.clear();
+  for (int i = 10; i < 1000; ++i)
+    batch.push_back({"m" + std::to_string(i), "k", "{}"});
+  ASSERT_TRUE(s.exchange_publish("x", batch, 10));
+  auto span = s.exchange_span("x");
+  ASSERT_TRUE(span);
+  EXPECT_TRUE(span->trimmed);
+  EXPECT_EQ(span->oldest, s.exchange_read("x", "", 1)->front().id);
 }
