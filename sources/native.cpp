@@ -40,20 +40,6 @@ const std::map<std::string, job_state, std::less<>> finished_states{
   {"timed_out", job_state::timed_out}, {"canceled", job_state::canceled},
   {"skipped", job_state::skipped},   {"broken", job_state::broken}};
 
-/// A key part: non-empty, no '/', at most 256 bytes, no control characters.
-/// What is wrong with `value` as a part of a build key or a target name: it must be
-/// non-empty, at most 256 bytes, without '/' or control characters.
-std::optional<std::string> key_part_problem(const std::string& value) {
-  if (value.empty())
-    return "required, a non-empty string";
-  if (value.size() > 256)
-    return "at most 256 bytes";
-  if (std::any_of(value.begin(), value.end(),
-                  [](char c) { return c == '/' || static_cast<unsigned char>(c) < 0x20; }))
-    return "may not hold '/' or control characters";
-  return std::nullopt;
-}
-
 /// A key part in a payload: 422 naming the field.
 std::optional<rejection> check_key_part(const fields& f, std::string_view name,
                                         const std::string& value) {

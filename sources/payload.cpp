@@ -19,6 +19,19 @@ std::optional<simdjson::dom::element> fields::get(std::string_view name) const {
   return e;
 }
 
+/// What is wrong with `value` as a part of a build key or a target name: it must be
+/// non-empty, at most 256 bytes, without '/' or control characters.
+std::optional<std::string> key_part_problem(const std::string& value) {
+  if (value.empty())
+    return "required, a non-empty string";
+  if (value.size() > 256)
+    return "at most 256 bytes";
+  if (std::any_of(value.begin(), value.end(),
+                  [](char c) { return c == '/' || static_cast<unsigned char>(c) < 0x20; }))
+    return "may not hold '/' or control characters";
+  return std::nullopt;
+}
+
 std::string fields::at(std::string_view name) const {
   return path.empty() ? std::string{name} : path + "." + std::string{name};
 }

@@ -13,6 +13,10 @@
 
 namespace bt::sources {
 
+/// What is wrong with `value` as a part of a build key or a target name: it must be
+/// non-empty, at most 256 bytes, without '/' or control characters.
+std::optional<std::string> key_part_problem(const std::string& value);
+
 /// 422 `invalid_field`: valid JSON, but `field` is not what the source expects.
 rejection invalid(std::string field, std::string message);
 
