@@ -59,6 +59,21 @@ std::optional<url_parts> parse_url(std::string_view url) {
   return out;
 }
 
+std::string percent_encode(std::string_view s, std::string_view keep) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                      || c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved || keep.find(static_cast<char>(c)) != std::string_view::npos)
+      out += static_cast<char>(c);
+    else
+      out += {'%', hex[c >> 4], hex[c & 15]};
+  }
+  return out;
+}
+
 bool is_loopback_host(std::string_view host) {
   if (host == "localhost" || host == "::1")
     return true;

@@ -36,6 +36,10 @@ struct url_parts {
 };
 std::optional<url_parts> parse_url(std::string_view url);
 
+/// `s` with every byte other than RFC 3986's unreserved ones (letters, digits, `-._~`)
+/// and those in `keep` as `%XX`: a path segment, or with `keep` "/" a path.
+std::string percent_encode(std::string_view s, std::string_view keep = {});
+
 /// True for hosts that never leave this machine: localhost, 127.0.0.0/8, ::1.
 bool is_loopback_host(std::string_view host);
 

@@ -1,22 +1,7 @@
 #include "net/taskcluster_queue.hpp"
 
-#include <cctype>
-
 namespace bt::net {
 namespace {
-
-/// A query-string value, percent-encoded.
-std::string query_value(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-      out += static_cast<char>(c);
-    else
-      out += {'%', hex[c >> 4], hex[c & 15]};
-  }
-  return out;
-}
 
 /// The JSON object an answer carries, or why it does not.
 std::optional<nlohmann::json> object_of(const inbound_response& r, std::string& error, bool& retry) {
@@ -44,7 +29,7 @@ std::optional<nlohmann::json> object_of(const inbound_response& r, std::string& 
 void artifact_page(http_client& client, std::chrono::milliseconds timeout, std::string base,
                    std::string token, std::vector<std::string> names,
                    std::function<void(taskcluster_queue::result<std::vector<std::string>>)> done) {
-  auto url = token.empty() ? base : base + "?continuationToken=" + query_value(token);
+  auto url = token.empty() ? base : base + "?continuationToken=" + percent_encode(token);
   outbound_request req{"GET", std::move(url), {}, {}};
   req.headers.emplace_back("Accept", "application/json");
   client.send(std::move(req), timeout,
@@ -77,7 +62,7 @@ taskcluster_queue::taskcluster_queue(std::string root_url, http_client& client,
 
 void taskcluster_queue::task(const std::string& task_id,
                              std::function<void(result<nlohmann::json>)> done) {
-  outbound_request req{"GET", root_url_ + "/api/queue/v1/task/" + query_value(task_id), {}, {}};
+  outbound_request req{"GET", root_url_ + "/api/queue/v1/task/" + percent_encode(task_id), {}, {}};
   req.headers.emplace_back("Accept", "application/json");
   client_.send(std::move(req), timeout_, [done = std::move(done)](inbound_response r) {
     result<nlohmann::json> out;
@@ -89,7 +74,7 @@ void taskcluster_queue::task(const std::string& task_id,
 void taskcluster_queue::artifacts(const std::string& task_id, std::int64_t run,
                                   std::function<void(result<std::vector<std::string>>)> done) {
   artifact_page(client_, timeout_,
-                root_url_ + "/api/queue/v1/task/" + query_value(task_id) + "/runs/"
+                root_url_ + "/api/queue/v1/task/" + percent_encode(task_id) + "/runs/"
                   + std::to_string(run) + "/artifacts",
                 "", {}, std::move(done));
 }

@@ -1,9 +1,9 @@
 #include "sources/treeherder.hpp"
 
 #include <array>
-#include <cctype>
 #include <charconv>
 
+#include "net/client.hpp"
 #include "support/json_schema.hpp"
 
 namespace bt::sources::treeherder {
@@ -98,24 +98,12 @@ std::string result_of(const json& run) {
   return "unknown";
 }
 
-/// Bytes other than URL-unreserved ones and `/` as %XX: an artifact name may hold
-/// anything, a link must be a URI (the original pasted names in as they were).
-std::string escape_path(std::string_view name) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : name) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/')
-      out += static_cast<char>(c);
-    else
-      out += {'%', hex[c >> 4], hex[c & 15]};
-  }
-  return out;
-}
-
 std::string artifact_url(const settings& s, const std::string& task, std::int64_t run,
                          std::string_view name) {
+  // An artifact name may hold anything; a link must be a URI (the original pasted
+  // names in as they were).
   return s.root_url + "/api/queue/v1/task/" + task + "/runs/" + std::to_string(run) + "/artifacts/"
-         + escape_path(name);
+         + net::percent_encode(name, "/");
 }
 
 /// `jobInfo.links` for a run's artifacts (reference §3.5): the basename as the text,

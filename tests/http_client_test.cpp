@@ -82,6 +82,8 @@ TEST(http_client, parses_urls_and_knows_loopback) {
   EXPECT_TRUE(net::is_loopback_host("127.0.0.2"));
   EXPECT_TRUE(net::is_loopback_host("localhost"));
   EXPECT_FALSE(net::is_loopback_host("10.0.0.1"));
+  EXPECT_EQ(net::percent_encode("a-z_0.9~/b c?é"), "a-z_0.9~%2Fb%20c%3F%C3%A9");
+  EXPECT_EQ(net::percent_encode("public/a b", "/"), "public/a%20b");
 }
 
 TEST(http_client, posts_and_reads_the_answer_with_retry_after) {
