@@ -24,11 +24,24 @@ namespace {
 namespace http = boost::beast::http;
 using clock_type = std::chrono::steady_clock;
 
-void send_rejection(responder& respond, const sources::rejection& r) {
+/// The answer for a refusal: its status and JSON body, `Retry-After` for 429 and 503.
+response rejection_response(const sources::rejection& r) {
   auto res = json_response(static_cast<unsigned>(r.status), r.body());
   if (r.status == 503 || r.status == 429)
     res.set(http::field::retry_after, "1");
-  respond(std::move(res));
+  return res;
+}
+
+void send_rejection(responder& respond, const sources::rejection& r) {
+  respond(rejection_response(r));
+}
+
+/// A request target's path and query (without the '?').
+std::pair<std::string_view, std::string_view> path_and_query(const request& req) {
+  std::string_view target{req.target().data(), req.target().size()};
+  auto qmark = target.find('?');
+  return {target.substr(0, qmark),
+          qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1)};
 }
 
 sources::rejection error(int status, std::string code, std::string message,
@@ -124,10 +137,7 @@ bool api::admin_allowed(const request& req) const {
 }
 
 void api::handle(request&& req, responder respond) {
-  std::string_view target{req.target().data(), req.target().size()};
-  auto qmark = target.find('?');
-  auto path = target.substr(0, qmark);
-  auto query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
+  auto [path, query] = path_and_query(req);
   auto method = req.method();
   auto wrong_method = [&](const char* allowed) {
     auto res = json_response(405, error(405, "method_not_allowed",
@@ -395,15 +405,10 @@ void api::list_builds(std::string_view query, responder& respond) {
 upgrade_plan api::upgrade(const request& req) {
   upgrade_plan plan;
   auto refuse = [&](const sources::rejection& r) {
-    plan.refusal = json_response(static_cast<unsigned>(r.status), r.body());
-    if (r.status == 503)
-      plan.refusal->set(http::field::retry_after, "1");
+    plan.refusal = rejection_response(r);
     return plan;
   };
-  std::string_view target{req.target().data(), req.target().size()};
-  auto qmark = target.find('?');
-  auto path = target.substr(0, qmark);
-  auto query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
+  auto [path, query] = path_and_query(req);
   constexpr std::string_view prefix = "/api/v1/exchanges/", suffix = "/subscribe";
   if (!path.starts_with(prefix) || !path.ends_with(suffix) || path.size() <= prefix.size() + suffix.size())
     return refuse(error(404, "not_found", "no such endpoint"));
