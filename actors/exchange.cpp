@@ -36,25 +36,22 @@ bool position_before(const std::string& a, const std::string& b) {
 /// messages after its position were already let go. What its queue cannot take is
 /// counted in its gap, and its note tells where to resume.
 void replay(self_ptr self, const subscription& s) {
-  auto span = self->state.store->exchange_span(s.exchange);
-  if (!span) {
+  auto unread = [&] {
     support::log(support::log_level::error, "exchange backlog not read; subscriber closed",
                  {{"exchange", s.exchange}});
     s.channel->close();
-    return;
-  }
+  };
+  auto span = self->state.store->exchange_span(s.exchange);
+  if (!span)
+    return unread();
   if (span->trimmed && (span->oldest.empty() || position_before(s.since, span->oldest)))
     s.channel->offer(nlohmann::json{{"truncated", true}, {"since", s.since}, {"oldest", span->oldest}}.dump(),
                      s.since);
   auto after = s.since;
   for (;;) {
     auto page = self->state.store->exchange_read(s.exchange, after, replay_page);
-    if (!page) {
-      support::log(support::log_level::error, "exchange backlog not read; subscriber closed",
-                   {{"exchange", s.exchange}});
-      s.channel->close();
-      return;
-    }
+    if (!page)
+      return unread();
     for (auto& m : *page)
       if (wants(s, m.routing_key))
         s.channel->offer(exchange_frame(s.exchange, m), m.id);

@@ -157,10 +157,12 @@ memory_store::exchange_read(const std::string& exchange, const std::string& afte
   auto it = exchanges_.find(exchange);
   if (it == exchanges_.end())
     return out;
-  auto from = after.empty() ? 0 : std::strtoull(after.c_str(), nullptr, 10);
-  for (auto& m : it->second.messages)
-    if (std::strtoull(m.id.c_str(), nullptr, 10) > from && out.size() < count)
-      out.push_back(m);
+  // Positions count from 1 without gaps: the one after `after` is found, not searched.
+  auto& kept = it->second.messages;
+  std::uint64_t first = it->second.last + 1 - kept.size();
+  std::uint64_t from = after.empty() ? 0 : std::strtoull(after.c_str(), nullptr, 10);
+  for (auto i = from < first ? 0 : from + 1 - first; i < kept.size() && out.size() < count; ++i)
+    out.push_back(kept[i]);
   return out;
 }
 
