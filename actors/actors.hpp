@@ -18,6 +18,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 #include <caf/typed_response_promise.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include "model/build.hpp"
 #include "model/index.hpp"
@@ -272,6 +273,45 @@ using exchange_actor = caf::typed_actor<
   // A subscriber went away.
   caf::reacts_to<forget_atom, std::uint64_t>>;
 
+/// Inputs a relay kept pending, by id, as the store gives them back.
+using relay_inputs = std::vector<std::pair<std::string, model::envelope>>;
+
+/// A task definition as the Taskcluster queue answered it.
+struct task_read {
+  std::string task_id;
+  std::shared_ptr<const nlohmann::json> task; ///< none when the read failed
+  std::string error;
+  bool retry = true; ///< the failure may pass (no answer, 5xx)
+};
+
+/// A run's artifact names as the Taskcluster queue listed them.
+struct artifacts_read {
+  std::string task_id;
+  std::int64_t run = 0;
+  std::optional<std::vector<std::string>> names; ///< none when the listing failed
+};
+
+/// Turns journaled Taskcluster queue messages into Treeherder job messages on the
+/// topic exchange, each task's in the order they came.
+using treeherder_publisher_actor = caf::typed_actor<
+  // A journaled queue message (its body a model::relayed): publish its job messages.
+  caf::reacts_to<model::envelope>,
+  // Recovery: the inputs pending when last written, by id.
+  caf::reacts_to<caf::put_atom, relay_inputs>,
+  // For a snapshot: the pending inputs changed since they were last taken.
+  caf::replies_to<snapshot_atom>::with<std::vector<store::relay_change>>,
+  // Those were written (true) or must be taken again (false).
+  caf::reacts_to<snapshot_atom, bool>,
+  // The store lost what was written: every pending input is taken again.
+  caf::reacts_to<rewrite_atom>,
+  // INTERNAL. A task definition was read (or not).
+  caf::reacts_to<task_read>,
+  // INTERNAL. A run's artifacts were listed (or not).
+  caf::reacts_to<artifacts_read>,
+  // INTERNAL. The wait before a task's first input is tried again is over (`n` names
+  // the wait).
+  caf::reacts_to<retry_atom, std::string, std::uint64_t>>;
+
 /// Bridges HTTP threads to actors: asks, then completes the HTTP reply.
 using gateway_actor = caf::typed_actor<
   // One build.
@@ -312,3 +352,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bt::model::timestamp>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::subscription)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::store::exchange_publication>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::store::published>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<bt::store::relay_change>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::relay_inputs)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::task_read)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bt::actors::artifacts_read)

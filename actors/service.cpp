@@ -16,6 +16,7 @@
 #include "actors/snapshotter.hpp"
 #include "actors/streak_tracker.hpp"
 #include "actors/timeout_supervisor.hpp"
+#include "actors/treeherder_publisher.hpp"
 #include "notify/exchange.hpp"
 #include "support/clock.hpp"
 #include "support/log.hpp"
@@ -132,6 +133,8 @@ struct service::impl {
   std::atomic<std::uint64_t> last_subscription{0};
   // Its store calls block: a thread of its own.
   exchange_actor exchange;
+  std::shared_ptr<treeherder_stats> relay_stats = std::make_shared<treeherder_stats>();
+  treeherder_publisher_actor relay;
   // Its store calls block: a thread of its own. Invalid when no sink is configured.
   notify_dispatcher_actor dispatcher;
   catalog_actor catalog;
@@ -141,7 +144,7 @@ struct service::impl {
   gateway_actor gateway;
   snapshotter_actor snapshots;
 
-  impl(const config::config& c, std::shared_ptr<store::store> st)
+  impl(const config::config& c, std::shared_ptr<store::store> st, treeherder_settings relay_settings)
     : system{configure(cfg, c)},
       store{std::move(st)},
       settings{c.tracking.actor_idle_timeout,
@@ -163,6 +166,7 @@ struct service::impl {
       tracker{system.spawn(streak_tracker, c.tracking.branches)},
       exchange{system.spawn<caf::detached>(actors::exchange, store,
                                            static_cast<std::size_t>(c.exchanges.backlog), subscribers)},
+      relay{system.spawn(treeherder_publisher, std::move(relay_settings), exchange, relay_stats)},
       dispatcher{c.notifications.empty()
                    ? notify_dispatcher_actor{}
                    : system.spawn<caf::detached>(notify_dispatcher, store, c.notifications,
@@ -176,7 +180,7 @@ struct service::impl {
       gateway{system.spawn(actors::gateway, registry, catalog, tracker)},
       // Its store calls block: a thread of its own, not a scheduler worker.
       snapshots{system.spawn<caf::detached>(
-        snapshotter, store, registry, tracker, catalog,
+        snapshotter, store, registry, tracker, catalog, relay,
         snapshot_policy{c.store.snapshot_interval, c.store.retention, c.store.abandoned_after,
                         static_cast<std::size_t>(c.store.snapshot_max_builds)})} {
     // Before any deadline can be set: build actors and recovery set them later.
@@ -194,6 +198,9 @@ struct service::impl {
                 [w = waits_pending] { return static_cast<double>(w->load()); });
     m.set_gauge("buildtrack_exchange_subscribers", "WebSocket subscribers of the topic exchanges.",
                 this, [s = subscribers] { return static_cast<double>(s->load()); });
+    m.set_gauge("buildtrack_treeherder_pending",
+                "Taskcluster events accepted whose job messages are not published yet.", this,
+                [s = relay_stats] { return static_cast<double>(s->pending.load()); });
     m.set_gauge("buildtrack_builds_dirty", "Builds changed since the last snapshot.", this,
                 [s = stats] { return static_cast<double>(s->dirty.load()); });
     for (auto& sink : c.notifications)
@@ -210,14 +217,15 @@ struct service::impl {
                    caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(loader),
                    caf::actor_cast<caf::actor>(catalog), caf::actor_cast<caf::actor>(tracker),
                    caf::actor_cast<caf::actor>(dispatcher), caf::actor_cast<caf::actor>(timeouts),
-                   caf::actor_cast<caf::actor>(exchange)})
+                   caf::actor_cast<caf::actor>(relay), caf::actor_cast<caf::actor>(exchange)})
       if (h)
         caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
 };
 
 service::service(const config::config& cfg, std::shared_ptr<store::store> store)
-  : impl_{std::make_unique<impl>(cfg, std::move(store))} {
+  // Read before any actor runs: a schema that does not load stops the start.
+  : impl_{std::make_unique<impl>(cfg, std::move(store), treeherder_settings_of(cfg))} {
 }
 
 service::~service() = default;
@@ -229,6 +237,13 @@ std::optional<std::string> service::recover() {
     return "the stored streaks could not be read";
   if (book)
     caf::anon_send(impl_->tracker, caf::put_atom::value, std::move(*book));
+  // Inputs the journal no longer holds that were not published yet; they come before
+  // the journal's, as they came before.
+  relay_inputs relayed;
+  if (!st.load_relays(relayed))
+    return "the relays' pending inputs could not be read";
+  auto relays_kept = relayed.size();
+  caf::anon_send(impl_->relay, caf::put_atom::value, std::move(relayed));
   std::unordered_map<std::string, store::build_notices> notified;
   if (impl_->dispatcher && !st.notified(notified))
     return "the notification outbox could not be read";
@@ -307,6 +322,8 @@ std::optional<std::string> service::recover() {
   // One event at a time, each answered once applied: effects then reach the
   // streak tracker in journal order, as they did when the events first came.
   auto replayed = st.replay([&](model::envelope e) {
+    if (std::holds_alternative<model::relayed>(e.body))
+      return route(std::move(e));
     self->request(impl_->registry, caf::infinite, replay_atom::value, std::move(e))
       .receive([](bool) {},
                [](caf::error& err) {
@@ -322,11 +339,14 @@ std::optional<std::string> service::recover() {
                {{"builds", builds}, {"judged_again", judge.size()}, {"noticed_again", noticed_again},
                 {"job_notices_again", jobs_noticed_again},
                 {"rolled_up_again", roll_up.size()}, {"deadlines", deadlines},
+                {"relay_inputs_kept", relays_kept},
                 {"journal_replayed", *replayed}});
   return std::nullopt;
 }
 
 void service::route(model::envelope e) {
+  if (std::holds_alternative<model::relayed>(e.body))
+    return caf::anon_send(impl_->relay, std::move(e));
   caf::anon_send(impl_->registry, std::move(e));
 }
 

@@ -22,6 +22,7 @@ public:
   using reply_fn = std::function<void(int status, std::string body)>;
 
   /// Starts the actor system (scheduler settings from `cfg.actors`) and the actors.
+  /// Throws std::runtime_error when the Treeherder schemas do not load.
   service(const config::config& cfg, std::shared_ptr<store::store> store);
   /// Stops every actor and waits for them.
   ~service();
@@ -34,8 +35,8 @@ public:
   /// Returns why it could not (the store could not be read to the end).
   std::optional<std::string> recover();
 
-  /// Hands an accepted (journaled) event to its build. Events sent from one thread
-  /// reach their build in that order.
+  /// Hands an accepted (journaled) event to its build, or a relayed input to its
+  /// relay. Events sent from one thread reach their build in that order.
   void route(model::envelope e);
   /// Hands a request's accepted events to their builds, in order; `applied` runs
   /// once every one of them was applied (or dropped with a failed actor), with how

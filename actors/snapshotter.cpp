@@ -107,10 +107,12 @@ void after_snapshot(self_ptr self) {
     schedule_next(self);
 }
 
-/// Tells the registry and the streak tracker how the snapshot went.
+/// Tells the registry, the streak tracker and the relay how the snapshot went.
 void report(self_ptr self, bool written) {
   self->send(self->state.registry, snapshot_atom::value, written);
   self->send(self->state.tracker, snapshot_atom::value, written);
+  if (self->state.relay)
+    self->send(self->state.relay, snapshot_atom::value, written);
 }
 
 /// Writes a snapshot: the builds collected from the registry, the streaks if they
@@ -120,7 +122,7 @@ void write(self_ptr self, snapshot_batch& batch, const std::string& mark) {
   st.marks[batch.cycle] = mark;
   auto& snap = batch.state;
   snap.journal_mark = trim_point(st, batch);
-  if (snap.builds.empty() && !snap.streaks && snap.journal_mark == st.last_trim)
+  if (snap.builds.empty() && !snap.streaks && snap.relays.empty() && snap.journal_mark == st.last_trim)
     return after_snapshot(self);
   auto started = steady::now();
   // While the store is down, do not even try: the registry keeps it all dirty.
@@ -144,6 +146,8 @@ void write(self_ptr self, snapshot_batch& batch, const std::string& mark) {
 void write_back(self_ptr self) {
   auto& st = self->state;
   self->send(st.tracker, rewrite_atom::value);
+  if (st.relay)
+    self->send(st.relay, rewrite_atom::value);
   self->request(st.registry, caf::infinite, rewrite_atom::value)
     .then([=](lost_builds& lost) {
       self->send(self->state.catalog, forget_atom::value, std::move(lost));
@@ -160,12 +164,14 @@ std::chrono::milliseconds snapshot_policy::sweep_interval() const {
 snapshotter_actor::behavior_type
 snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
             std::shared_ptr<store::store> store, registry_actor registry,
-            streak_tracker_actor tracker, catalog_actor catalog, snapshot_policy policy) {
+            streak_tracker_actor tracker, catalog_actor catalog, treeherder_publisher_actor relay,
+            snapshot_policy policy) {
   auto& st = self->state;
   st.store = std::move(store);
   st.registry = std::move(registry);
   st.tracker = std::move(tracker);
   st.catalog = std::move(catalog);
+  st.relay = std::move(relay);
   st.policy = policy;
   st.data_epoch = st.store->data_epoch();
   st.next_sweep = self->home_system().clock().now() + policy.sweep_interval();
@@ -177,9 +183,9 @@ snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
         write_back(self);
       }
       // Read the mark first: every entry up to it has been routed to the registry,
-      // so the registry sees those events before this request. The streaks are
-      // asked for after the builds: verdicts asked for by the events in the builds
-      // reached the tracker before the builds' states were answered.
+      // so the registry (and the relay) see those events before this request. The
+      // streaks are asked for after the builds: verdicts asked for by the events in
+      // the builds reached the tracker before the builds' states were answered.
       auto mark = self->state.store->journal_mark();
       auto failed = [=](caf::error& err) {
         support::log(support::log_level::error, "snapshot could not be collected",
@@ -196,7 +202,15 @@ snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
               .then(
                 [=](std::optional<model::streak_book>& streaks) {
                   batch->state.streaks = std::move(streaks);
-                  write(self, *batch, mark);
+                  if (!self->state.relay)
+                    return write(self, *batch, mark);
+                  self->request(self->state.relay, caf::infinite, snapshot_atom::value)
+                    .then(
+                      [=](std::vector<store::relay_change>& relays) {
+                        batch->state.relays = std::move(relays);
+                        write(self, *batch, mark);
+                      },
+                      failed);
                 },
                 failed);
           },

@@ -30,6 +30,7 @@ struct snapshotter_state {
   registry_actor registry;
   streak_tracker_actor tracker;
   catalog_actor catalog;
+  treeherder_publisher_actor relay; ///< invalid when there is none
   snapshot_policy policy;
   std::map<std::uint64_t, std::string> marks; ///< journal mark read for each snapshot
   std::string last_trim;                      ///< how far the journal has been trimmed
@@ -39,14 +40,15 @@ struct snapshotter_state {
 
 /// The snapshot supervisor: every `policy.interval` it collects changed builds (at
 /// most `policy.max_builds`) from the registry and the streaks from the streak
-/// tracker, writes them in pipelined batches and trims the journal behind what every
-/// stored build holds; now and then it has the catalog pick expired builds, the
+/// tracker, and the inputs the Treeherder publisher has not published, writes them in
+/// pipelined batches and trims the journal behind what every stored build holds; now and then it has the catalog pick expired builds, the
 /// registry forget them and the store delete them. When the store lost its data, it
 /// has everything in memory written again. Its store calls block, so it runs on a
 /// thread of its own (spawn it detached).
 snapshotter_actor::behavior_type
 snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
             std::shared_ptr<store::store> store, registry_actor registry,
-            streak_tracker_actor tracker, catalog_actor catalog, snapshot_policy policy);
+            streak_tracker_actor tracker, catalog_actor catalog, treeherder_publisher_actor relay,
+            snapshot_policy policy);
 
 } // namespace bt::actors

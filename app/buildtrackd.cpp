@@ -119,7 +119,13 @@ int main(int argc, char** argv) {
   auto store = open_store(cfg);
   if (!store)
     return 2;
-  auto service = std::make_unique<bt::actors::service>(cfg, store);
+  std::unique_ptr<bt::actors::service> service;
+  try {
+    service = std::make_unique<bt::actors::service>(cfg, store);
+  } catch (const std::runtime_error& e) {
+    std::cerr << "buildtrackd: " << e.what() << '\n';
+    return 2;
+  }
   bt::net::api api{cfg, *service, *store};
   // Bound before the store is awaited, so that a taken port is reported at once and
   // probes get an answer (503 until recovered) while Redis is away.

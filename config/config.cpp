@@ -469,7 +469,9 @@ config parse(const std::string& text) {
                           walk(p2, n2, {{"token", string_into(c.taskcluster.token)},
                                         {"root_url", string_into(c.taskcluster.root_url)},
                                         {"route_prefix", string_into(c.taskcluster.route_prefix)},
-                                        {"exchange", string_into(c.taskcluster.exchange)}});
+                                        {"exchange", string_into(c.taskcluster.exchange)},
+                                        {"schemas", string_into(c.taskcluster.schemas)},
+                                        {"task_cache", int_into(c.taskcluster.task_cache, 1, 10'000'000)}});
                           while (c.taskcluster.root_url.ends_with('/'))
                             c.taskcluster.root_url.pop_back();
                           if (!c.taskcluster.root_url.empty()

@@ -64,6 +64,10 @@ struct taskcluster_config {
   std::string route_prefix = "tc-treeherder";
   /// Where Treeherder job messages are published.
   std::string exchange = "exchange/taskcluster-treeherder/v1/jobs";
+  /// The folder holding `pulse-job.schema.yml` and `task-treeherder-config.schema.yml`,
+  /// loaded at start; empty: the schemas that came with buildtrack.
+  std::string schemas;
+  int task_cache = 10'000; ///< task definitions kept, by task id (one task's runs read it once)
 };
 
 /// `exchanges.*`: the topic exchanges and their WebSocket subscribers (SPEC §8).

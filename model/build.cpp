@@ -417,6 +417,11 @@ struct event_applier {
     out.changed = true;
   }
 
+  /// Not the build's: the journal carries it for a relay, which takes it instead.
+  void operator()(const relayed&) {
+    out.ignored = "relayed input";
+  }
+
   void operator()(const deadline_passed&) {
     // What is due is looked at after every event; this one only brings the time.
     // Waits settle here only when no target timed out: then this event changes no

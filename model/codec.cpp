@@ -217,6 +217,8 @@ event_body decode_body(const json& j, int version) {
     return build_command{enum_v4<command_kind>(j.at("kind"), "command")};
   if (version >= 4 && type == "deadline")
     return deadline_passed{text(j, "name")};
+  if (version >= 5 && type == "relay")
+    return relayed{text(j, "relay"), text(j, "message")};
   throw std::invalid_argument{"unknown event type '" + type + "'"};
 }
 
@@ -401,6 +403,10 @@ public:
   }
   writer& value(const deadline_passed& d) {
     return raw("{").name("type").value("deadline").raw(",").name("name").value(d.name).raw("}");
+  }
+  writer& value(const relayed& r) {
+    return raw("{").name("type").value("relay").raw(",").name("relay").value(r.relay).raw(",")
+      .name("message").value(r.message).raw("}");
   }
   writer& event(const target_message& m) {
     return raw("{").name("type").value("message").raw(",").name("message").value(m).raw("}");

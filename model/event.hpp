@@ -207,9 +207,19 @@ struct streak_result {
   bool operator==(const streak_result&) const = default;
 };
 
-/// Everything that can happen to a build.
+/// An input kept in the journal for a relay beside the build model: a Taskcluster
+/// queue message that the Treeherder publisher turns into job messages. It travels in
+/// the journal so that an acknowledged message survives a crash until it is
+/// published; builds never see it (the model ignores it).
+struct relayed {
+  std::string relay;   ///< who takes it: "treeherder"
+  std::string message; ///< the input as received (JSON text)
+  bool operator==(const relayed&) const = default;
+};
+
+/// Everything that can happen to a build, and what the journal carries for a relay.
 using event_body = std::variant<build_event, job_event, statistic_event, streak_result,
-                                target_message, build_command, deadline_passed>;
+                                target_message, build_command, deadline_passed, relayed>;
 
 /// One accepted event, addressed to one build.
 struct envelope {

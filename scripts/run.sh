@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh release
 # Each source's secret: when not set, a random one for this run, printed once.
-for var in BUILDKITE_TOKEN BUILDTRACK_NATIVE_TOKEN; do
+for var in BUILDKITE_TOKEN BUILDTRACK_NATIVE_TOKEN BUILDTRACK_TASKCLUSTER_TOKEN; do
   if [ -z "${!var:-}" ]; then
     printf -v "$var" '%s' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     export "${var?}"

@@ -5,6 +5,7 @@
 
 #include "sources/buildkite.hpp"
 #include "sources/native.hpp"
+#include "sources/taskcluster.hpp"
 #include "support/crypto.hpp"
 
 namespace bt::sources {
@@ -13,6 +14,7 @@ std::vector<std::unique_ptr<source>> make_sources(const config::config& cfg) {
   std::vector<std::unique_ptr<source>> out;
   out.push_back(make_buildkite_source(cfg.buildkite));
   out.push_back(make_native_source(cfg.native));
+  out.push_back(make_taskcluster_source(cfg.taskcluster));
   return out;
 }
 

@@ -125,4 +125,66 @@ std::vector<model::job_event> job_events(const task_message& m) {
   return out;
 }
 
+std::vector<model::envelope> envelopes(const task_message& m, std::string_view body,
+                                       model::timestamp now, std::string_view root_url) {
+  auto key = build_of(m);
+  model::build_info info;
+  info.pipeline_name = m.scheduler;
+  if (!root_url.empty())
+    info.url = std::string{root_url} + "/tasks/groups/" + m.task_group;
+  std::vector<model::envelope> out;
+  for (auto& e : job_events(m))
+    out.push_back({key, "", now, info, std::move(e)});
+  out.push_back({key, "", now, std::nullopt, model::relayed{std::string{relay}, std::string{body}}});
+  return out;
+}
+
 } // namespace bt::sources::taskcluster
+
+namespace bt::sources {
+namespace {
+
+class taskcluster_source final : public source {
+public:
+  explicit taskcluster_source(const config::taskcluster_config& cfg) : cfg_{cfg} {}
+  std::string_view name() const override { return "taskcluster"; }
+  std::string_view path() const override { return "/webhooks/taskcluster"; }
+
+  std::optional<rejection> authenticate(const inbound& in) const override {
+    return check_bearer(in.header("Authorization"), cfg_.token);
+  }
+
+  /// The queue event (`task-completed`, ...), or `unknown`.
+  std::string label(const inbound& in) const override {
+    simdjson::dom::parser parser;
+    std::string_view exchange;
+    if (parser.parse(in.body.data(), in.body.size(), true)["exchange"].get(exchange) == simdjson::SUCCESS)
+      if (auto e = treeherder::event_of_exchange(exchange))
+        return "task-" + std::string{treeherder::to_string(*e)};
+    return "unknown";
+  }
+
+  checked<delivery> parse(const inbound& in) const override {
+    auto parsed = taskcluster::parse_message(in.body);
+    if (auto* r = std::get_if<rejection>(&parsed))
+      return *r;
+    auto& m = std::get<taskcluster::task_message>(parsed);
+    auto label = "task-" + std::string{treeherder::to_string(m.event)};
+    // Treeherder skips unscheduled tasks, and the queue says nothing of their runs.
+    if (m.event == treeherder::queue_event::defined)
+      return delivery{delivery::ignored, std::move(label), {}};
+    return delivery{delivery::events, std::move(label),
+                    taskcluster::envelopes(m, in.body, in.now, cfg_.root_url)};
+  }
+
+private:
+  const config::taskcluster_config& cfg_;
+};
+
+} // namespace
+
+std::unique_ptr<source> make_taskcluster_source(const config::taskcluster_config& cfg) {
+  return std::make_unique<taskcluster_source>(cfg);
+}
+
+} // namespace bt::sources

@@ -6,8 +6,10 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.hpp"
 #include "model/event.hpp"
 #include "sources/rejection.hpp"
+#include "sources/source.hpp"
 #include "sources/treeherder.hpp"
 
 /// Taskcluster queue pulse messages as `POST /webhooks/taskcluster` takes them (SPEC
@@ -50,4 +52,21 @@ model::build_key build_of(const task_message& m);
 /// run up to date (the model drops what it knew already).
 std::vector<model::job_event> job_events(const task_message& m);
 
+/// The envelopes of an accepted message: its job events for build_of(m), then the
+/// message itself (`body`) for the Treeherder publisher, all received at `now`.
+/// `root_url` (may be empty) gives the build its task group's link.
+std::vector<model::envelope> envelopes(const task_message& m, std::string_view body,
+                                       model::timestamp now, std::string_view root_url);
+
+/// Who takes the message envelopes() relays: the Treeherder publisher.
+inline constexpr std::string_view relay = "treeherder";
+
 } // namespace bt::sources::taskcluster
+
+namespace bt::sources {
+
+/// `POST /webhooks/taskcluster` (`Authorization: Bearer <sources.taskcluster.token>`):
+/// queue pulse messages; task-defined is acknowledged and ignored.
+std::unique_ptr<source> make_taskcluster_source(const config::taskcluster_config& cfg);
+
+} // namespace bt::sources

@@ -13,9 +13,9 @@ using nlohmann::json;
 
 constexpr std::array<std::string_view, 6> event_names{"defined",   "pending", "running",
                                                       "completed", "failed",  "exception"};
-constexpr std::array<std::string_view, 9> reason_names{
-  "missing_route",  "ambiguous_route", "v1_route",    "malformed_route", "missing_config",
-  "invalid_config", "invalid_job",     "routing_key", "exception_run"};
+constexpr std::array<std::string_view, 10> reason_names{
+  "missing_route",  "ambiguous_route", "v1_route",      "malformed_route", "missing_config",
+  "invalid_config", "invalid_job",     "routing_key",   "exception_run",   "unreadable_task"};
 constexpr std::string_view exchange_prefix = "exchange/taskcluster-queue/v1/task-";
 /// Routing key words are at most this long (tc-lib-pulse's maxSize).
 constexpr std::size_t max_word = 25;

@@ -37,6 +37,7 @@ enum class skip_reason {
   invalid_job,     ///< the job message fails pulse-job
   routing_key,     ///< a routing key word is over 25 characters
   exception_run,   ///< a run the queue made only to record an exception
+  unreadable_task, ///< the queue refused to give the task's definition (a 4xx)
 };
 std::string_view to_string(skip_reason r);
 

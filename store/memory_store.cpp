@@ -14,6 +14,17 @@ bool memory_store::write(const snapshot& s) {
     builds_[b.key.str()] = b;
   if (s.streaks)
     streaks_ = s.streaks;
+  for (auto& r : s.relays)
+    if (r.input)
+      relays_.insert_or_assign(r.id, *r.input);
+    else
+      relays_.erase(r.id);
+  return true;
+}
+
+bool memory_store::load_relays(std::vector<std::pair<std::string, model::envelope>>& out) {
+  std::lock_guard guard{mutex_};
+  out.assign(relays_.begin(), relays_.end());
   return true;
 }
 

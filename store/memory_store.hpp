@@ -1,6 +1,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -22,6 +23,7 @@ public:
   std::optional<model::build> load(const model::build_key& key, bool& failed) override;
   bool for_each(const std::function<void(const model::build&)>& visit) override;
   bool load_streaks(std::optional<model::streak_book>& out) override;
+  bool load_relays(std::vector<std::pair<std::string, model::envelope>>& out) override;
   std::optional<std::size_t> replay(const std::function<void(model::envelope)>&) override {
     return 0;
   }
@@ -52,6 +54,7 @@ private:
   mutable std::mutex mutex_;
   std::unordered_map<std::string, model::build> builds_;
   std::optional<model::streak_book> streaks_;
+  std::map<std::string, model::envelope> relays_;
   std::unordered_map<std::string, std::string> outbox_;
   std::unordered_map<std::string, build_notices> notified_;
   /// Revisions recorded by build, then by part (outbox_record::part; "" for the

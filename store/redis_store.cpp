@@ -241,14 +241,18 @@ bool redis_store::write(const snapshot& s) {
   for (auto& b : s.builds)
     sets.push_back({"SET", build_key(b.key.str()), model::codec::encode(b)});
   auto is_ok = [](const redis_reply& r) { return r.kind == redis_reply::status; };
+  auto counted = [](const redis_reply& r) { return r.kind == redis_reply::integer; };
+  std::vector<redis_command> relays;
+  for (auto& r : s.relays)
+    relays.push_back(r.input ? redis_command{"HSET", relays_key(), r.id, model::codec::encode(*r.input)}
+                             : redis_command{"HDEL", relays_key(), r.id});
   std::lock_guard guard{snapshot_mutex_};
-  if (!run_all(snapshot_client_, sets, is_ok))
+  if (!run_all(snapshot_client_, sets, is_ok) || !run_all(snapshot_client_, relays, counted))
     return false;
   // Trim only once every state above is written: entries before the mark are in it.
   if (s.journal_mark.empty())
     return true;
-  return run_all(snapshot_client_, {{"XTRIM", journal_key(), "MINID", s.journal_mark}},
-                 [](const redis_reply& r) { return r.kind == redis_reply::integer; });
+  return run_all(snapshot_client_, {{"XTRIM", journal_key(), "MINID", s.journal_mark}}, counted);
 }
 
 bool redis_store::erase(const std::vector<model::build_key>& keys) {
@@ -536,6 +540,24 @@ bool redis_store::load_streaks(std::optional<model::streak_book>& out) {
   if (!out)
     support::log(support::log_level::error, "stored streaks do not decode; starting without",
                  {{"reason", why}});
+  return true;
+}
+
+bool redis_store::load_relays(std::vector<std::pair<std::string, model::envelope>>& out) {
+  out.clear();
+  auto replies = read({{"HGETALL", relays_key()}});
+  if (!replies)
+    return false;
+  auto& fields = (*replies)[0].elements;
+  for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+    std::string why;
+    auto input = model::codec::decode_envelope(json::parse(fields[i + 1].text, nullptr, false), &why);
+    if (input)
+      out.emplace_back(std::move(fields[i].text), std::move(*input));
+    else
+      support::log(support::log_level::error, "a stored relay input does not decode; skipped",
+                   {{"id", fields[i].text}, {"reason", why}});
+  }
   return true;
 }
 

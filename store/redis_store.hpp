@@ -69,6 +69,7 @@ public:
   std::optional<model::build> load(const model::build_key& key, bool& failed) override;
   bool for_each(const std::function<void(const model::build&)>& visit) override;
   bool load_streaks(std::optional<model::streak_book>& out) override;
+  bool load_relays(std::vector<std::pair<std::string, model::envelope>>& out) override;
   std::optional<std::size_t> replay(const std::function<void(model::envelope)>& visit) override;
   bool outbox_add(std::span<const outbox_record> records,
                   std::vector<std::vector<std::string>>& admitted) override;
@@ -107,6 +108,8 @@ private:
   std::string journal_key() const { return cfg_.key_prefix + "journal"; }
   std::string build_key(const std::string& key) const { return cfg_.key_prefix + "build:" + key; }
   std::string streaks_key() const { return cfg_.key_prefix + "streaks"; }
+  /// The relays' pending inputs: a hash, id → journal document.
+  std::string relays_key() const { return cfg_.key_prefix + "relay-pending"; }
   std::string outbox_key() const { return cfg_.key_prefix + "outbox"; }
   std::string notified_key() const { return cfg_.key_prefix + "notified"; }
   /// Job notices recorded, counted by build.

@@ -14,6 +14,13 @@
 
 namespace bt::store {
 
+/// A change to what a relay keeps pending (the Treeherder publisher's queue messages
+/// not published yet): puts the journaled input under `id`, or (none) deletes it.
+struct relay_change {
+  std::string id;
+  std::optional<model::envelope> input; ///< its body a model::relayed
+};
+
 /// One batch of state to keep, written by the snapshot supervisor.
 struct snapshot {
   std::vector<model::build> builds;          ///< builds changed since the last snapshot
@@ -21,6 +28,9 @@ struct snapshot {
   /// Every journal entry up to this mark is reflected in the state written (or in an
   /// earlier snapshot), so the journal may be trimmed behind it. Empty: trim nothing.
   std::string journal_mark;
+  /// What the relays' pending inputs changed since they were last written: the journal
+  /// is trimmed behind inputs they have not published yet, so those must be kept.
+  std::vector<relay_change> relays;
 };
 
 /// One change to the notification outbox, applied atomically.
@@ -103,8 +113,9 @@ public:
   /// snapshot taken after reading it may trim. Empty when there is no journal.
   virtual std::string journal_mark() const = 0;
 
-  /// Writes the streaks, then the builds, then trims the journal behind
-  /// `s.journal_mark`. False (and nothing trimmed) when it could not be written.
+  /// Writes the streaks, then the builds and the relays' pending inputs, then trims the
+  /// journal behind `s.journal_mark`. False (and nothing trimmed) when it could not be
+  /// written.
   virtual bool write(const snapshot& s) = 0;
 
   /// Deletes builds (expiry), with what notifications kept about them. False when
@@ -123,6 +134,10 @@ public:
 
   /// The last written streaks into `out` (left empty when none were written).
   virtual bool load_streaks(std::optional<model::streak_book>& out) = 0;
+
+  /// The relays' pending inputs as last written (id, input). Inputs that do not
+  /// decode are logged and skipped.
+  virtual bool load_relays(std::vector<std::pair<std::string, model::envelope>>& out) = 0;
 
   /// Visits every journal entry not yet trimmed, oldest first; returns how many it
   /// visited. Entries that do not decode are logged and skipped. Once it returns, the

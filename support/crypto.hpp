@@ -8,6 +8,9 @@ namespace bt::support {
 /// Lower-case hex HMAC-SHA256 of `data` under `key`.
 std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 
+/// Lower-case hex SHA-256 of `data`: a stable name for an input.
+std::string sha256_hex(std::string_view data);
+
 /// Standard base64 with padding (HTTP Basic credentials).
 std::string base64(std::string_view data);
 

@@ -76,6 +76,18 @@ TEST(codec, every_event_round_trips) {
   }
 }
 
+// What the journal carries for a relay comes back as it went in, and builds ignore it.
+TEST(codec, relayed_inputs_round_trip_and_builds_ignore_them) {
+  envelope e{key, "", at(10), std::nullopt, relayed{"treeherder", R"({"exchange":"e","payload":{"q":"\"ü\n"}})"}};
+  auto text = codec::encode(e);
+  EXPECT_NE(text.find(R"("type":"relay")"), std::string::npos) << text;
+  auto back = codec::decode_envelope(json::parse(text));
+  ASSERT_TRUE(back) << text;
+  EXPECT_EQ(*back, e);
+  build b;
+  EXPECT_FALSE(apply(b, e, e.received).changed);
+}
+
 TEST(codec, a_build_round_trips) {
   auto b = run(storm());
   ASSERT_TRUE(b.is_finished());

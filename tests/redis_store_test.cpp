@@ -481,3 +481,49 @@ TEST(redis_store, exchange_span_says_when_messages_were_let_go) {
   EXPECT_TRUE(span->trimmed);
   EXPECT_EQ(span->oldest, s.exchange_read("x", "", 1)->front().id);
 }
+
+namespace {
+
+/// The relays' pending inputs, the same for every store: put, replaced, deleted,
+/// loaded back whole.
+void check_relays(store::store& s) {
+  auto input = [](std::string text) {
+    return model::envelope{{"taskcluster", "gecko-level-3", "group"}, "", model::timestamp{},
+                           std::nullopt, model::relayed{"treeherder", std::move(text)}};
+  };
+  std::vector<std::pair<std::string, model::envelope>> back;
+  ASSERT_TRUE(s.load_relays(back));
+  EXPECT_TRUE(back.empty());
+  store::snapshot first;
+  first.relays = {{"a", input(R"({"n":1})")}, {"b", input(R"({"n":2})")}};
+  ASSERT_TRUE(s.write(first));
+  store::snapshot second;
+  second.relays = {{"a", std::nullopt}, {"c", input(R"({"n":"ü"})")}, {"gone", std::nullopt}};
+  ASSERT_TRUE(s.write(second));
+  ASSERT_TRUE(s.load_relays(back));
+  std::sort(back.begin(), back.end(), [](auto& x, auto& y) { return x.first < y.first; });
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].first, "b");
+  EXPECT_EQ(back[0].second, input(R"({"n":2})"));
+  EXPECT_EQ(back[1].first, "c");
+  EXPECT_EQ(back[1].second, input(R"({"n":"ü"})"));
+}
+
+} // namespace
+
+TEST(redis_store, relay_inputs_are_kept_until_deleted) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  check_relays(s);
+  EXPECT_EQ(server.integer("HLEN bt-test:relay-pending"), 2);
+  // A stored input that does not decode is skipped, not a failed read.
+  EXPECT_EQ(server.integer("HSET bt-test:relay-pending broken {"), 1);
+  std::vector<std::pair<std::string, model::envelope>> back;
+  ASSERT_TRUE(s.load_relays(back));
+  EXPECT_EQ(back.size(), 2u);
+}
+
+TEST(memory_store, relay_inputs_are_kept_until_deleted) {
+  store::memory_store s;
+  check_relays(s);
+}

@@ -29,7 +29,8 @@ model::envelope finished(const model::build_key& key, model::timestamp at) {
 struct snapshotter_test : test::registry_fixture {
   // Not detached here: the test scheduler runs it deterministically.
   actors::snapshotter_actor snapshots = sys->spawn(
-    actors::snapshotter, store, registry, tracker, catalog, actors::snapshot_policy{200ms, 1h, 2h});
+    actors::snapshotter, store, registry, tracker, catalog, actors::treeherder_publisher_actor{},
+    actors::snapshot_policy{200ms, 1h, 2h});
 
   ~snapshotter_test() {
     caf::anon_send_exit(snapshots, caf::exit_reason::user_shutdown);
