@@ -15,9 +15,9 @@
 #include "support/json_schema.hpp"
 #include "tests/api_fixture.hpp"
 #include "tests/eventually.hpp"
-#include "tests/fake_receiver.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/redis_server.hpp"
+#include "tests/taskcluster_fakes.hpp"
 #include "tests/ws_client.hpp"
 
 using namespace bt;
@@ -28,8 +28,10 @@ namespace th = bt::sources::treeherder;
 namespace {
 
 const std::string token = "tc-secret";
-const std::string jobs_path = "/api/v1/exchanges/exchange%2Ftaskcluster-treeherder%2Fv1%2Fjobs/subscribe";
-const std::string revision = "5a4f1ba7f4a6e8b1f8e7b5c6d9d0c1b2a3f4e5d6";
+const std::string jobs_path = test::taskcluster::subscribe_path;
+using test::taskcluster::revision;
+using test::taskcluster::slug;
+using test::taskcluster::task_definition;
 
 const support::json_schema& schema(const std::string& file) {
   static std::map<std::string, support::json_schema> loaded;
@@ -44,68 +46,6 @@ const support::json_schema& schema(const std::string& file) {
   return loaded.emplace(file, std::move(*s)).first->second;
 }
 
-/// A task definition routed to Treeherder with `route` (mozilla-central on hg unless
-/// told), as the queue answers it.
-json task_definition(const std::string& route = "tc-treeherder.v2.mozilla-central." + revision + ".123",
-                     json treeherder = {{"symbol", "tp6"}, {"groupSymbol", "Rap"},
-                                        {"machine", {{"platform", "macosx1014-64-shippable"}}},
-                                        {"collection", {{"opt", true}}}, {"tier", 1}}) {
-  json t = {{"created", "2019-06-26T19:26:00.000Z"},
-            {"workerType", "gecko-t-osx-1014"},
-            {"routes", {"index.gecko.v2.mozilla-central.latest", route}},
-            {"metadata", {{"name", "test-macosx1014-64-shippable/opt-raptor-tp6"},
-                          {"owner", "ffxbld@mozilla.com"},
-                          {"description", "Raptor tp6"},
-                          {"source", "https://hg.mozilla.org/mozilla-central"}}},
-            {"extra", json::object()}};
-  if (!treeherder.is_null())
-    t["extra"]["treeherder"] = std::move(treeherder);
-  return t;
-}
-
-/// The Taskcluster queue, as far as buildtrack reads it: definitions by task id,
-/// one artifact per listed run. Reads of a task in `failing` answer 500 the first
-/// `failures` times.
-struct fake_queue {
-  std::mutex mutex;
-  std::map<std::string, json> tasks;
-  std::map<std::string, int> failing;
-  std::atomic<bool> listings_fail{false};
-  test::fake_receiver http{test::redis_server::free_port(), [this](auto& r, std::size_t) { return answer(r); }};
-
-  test::fake_receiver::answer_t answer(const test::fake_receiver::request& r) {
-    constexpr std::string_view prefix = "/api/queue/v1/task/";
-    std::string_view target = r.target;
-    if (!target.starts_with(prefix))
-      return {404, R"({"code":"ResourceNotFound"})"};
-    target.remove_prefix(prefix.size());
-    auto slash = target.find('/');
-    std::string id{target.substr(0, slash)};
-    std::lock_guard guard{mutex};
-    if (slash != std::string_view::npos) { // .../runs/<n>/artifacts
-      if (listings_fail)
-        return {503, R"({"code":"Unavailable"})"};
-      return {200, json{{"artifacts", {{{"name", "public/logs/live_backing.log"}}}}}.dump()};
-    }
-    if (auto f = failing.find(id); f != failing.end() && f->second > 0) {
-      --f->second;
-      return {500, R"({"code":"InternalServerError"})"};
-    }
-    auto it = tasks.find(id);
-    if (it == tasks.end())
-      return {404, R"({"code":"ResourceNotFound"})"};
-    return {200, it->second.dump()};
-  }
-
-  /// How many reads of task `id`'s definition came.
-  std::size_t reads_of(const std::string& id) {
-    std::size_t n = 0;
-    for (auto& r : http.requests())
-      n += r.target == "/api/queue/v1/task/" + id;
-    return n;
-  }
-};
-
 /// A fixture's message with its task id (and group) replaced: a task of its own.
 json message(const std::string& fixture, const std::string& task_id = "") {
   auto m = json::parse(test::fixture("taskcluster/" + fixture + ".json"));
@@ -119,16 +59,9 @@ std::string task_of(const json& m) {
   return m["payload"]["status"]["taskId"].get<std::string>();
 }
 
-/// A slug (22 characters of URL-safe base64 whose last two bits are zero) that
-/// differs for each `n`.
-std::string slug(int n) {
-  auto s = std::to_string(n);
-  return std::string(21 - s.size(), 'A') + s + "A";
-}
-
 struct taskcluster_api : test::api_fixture {
   test::redis_server redis;
-  fake_queue queue;
+  test::taskcluster::fake_queue queue;
 
   taskcluster_api()
     : api_fixture{[] {
@@ -137,7 +70,7 @@ struct taskcluster_api : test::api_fixture {
         c.exchanges.subscriber_queue = 256;
         return c;
       }()} {
-    cfg.taskcluster.root_url = "http://127.0.0.1:" + std::to_string(queue.http.port());
+    cfg.taskcluster.root_url = queue.root_url();
   }
   void SetUp() override {
     store = redis_store_on(redis);
@@ -150,8 +83,7 @@ struct taskcluster_api : test::api_fixture {
   }
 
   void define(const std::string& task_id, json definition = task_definition()) {
-    std::lock_guard guard{queue.mutex};
-    queue.tasks[task_id] = std::move(definition);
+    queue.define(task_id, std::move(definition));
   }
 
   /// What the mapping gives for message `m` of a task defined as `definition`, with
