@@ -154,6 +154,15 @@ inline std::vector<json> task_life(const std::string& task_id, const std::string
     out.push_back(queue_message(event, task_id, group, run_id, std::move(runs)));
   };
   json runs = json::array({run(0, "pending", "scheduled")});
+  // Run 1, created for `why`, from its pending to its completion.
+  auto second_run = [&](const std::string& why) {
+    runs.push_back(run(1, "pending", why));
+    msg("pending", 1, runs);
+    runs[1] = run(1, "running", why);
+    msg("running", 1, runs);
+    runs[1] = run(1, "completed", why, "completed");
+    msg("completed", 1, runs);
+  };
   msg("pending", 0, runs);
   runs[0] = run(0, "running", "scheduled");
   msg("running", 0, runs);
@@ -167,14 +176,10 @@ inline std::vector<json> task_life(const std::string& task_id, const std::string
       msg("failed", 0, runs);
       break;
     case 2:
+      // The 2024 era: the exception names the retry run the queue made already.
       runs[0] = run(0, "exception", "scheduled", "worker-shutdown");
-      runs.push_back(run(1, "pending", "retry"));
-      msg("exception", 0, runs);
-      msg("pending", 1, runs);
-      runs[1] = run(1, "running", "retry");
-      msg("running", 1, runs);
-      runs[1] = run(1, "completed", "retry", "completed");
-      msg("completed", 1, runs);
+      msg("exception", 0, json::array({runs[0], run(1, "pending", "retry")}));
+      second_run("retry");
       break;
     case 3:
       runs[0] = run(0, "exception", "scheduled", "canceled");
@@ -183,12 +188,7 @@ inline std::vector<json> task_life(const std::string& task_id, const std::string
     default:
       runs[0] = run(0, "failed", "scheduled", "failed");
       msg("failed", 0, runs);
-      runs.push_back(run(1, "pending", "rerun"));
-      msg("pending", 1, runs);
-      runs[1] = run(1, "running", "rerun");
-      msg("running", 1, runs);
-      runs[1] = run(1, "completed", "rerun", "completed");
-      msg("completed", 1, runs);
+      second_run("rerun");
       break;
   }
   return out;
