@@ -1,6 +1,7 @@
 #include "support/json_schema.hpp"
 
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 
@@ -77,7 +78,63 @@ std::string pointer_of(const std::vector<std::string>& context) {
 
 struct json_schema::impl {
   valijson::Schema schema;
+  /// One validator for every document: it keeps the schema's patterns compiled
+  /// (valijson compiles a pattern once per validator), which is most of the cost of
+  /// a validation otherwise. Validations take turns on it.
+  mutable std::mutex mutex;
+  mutable valijson::Validator validator;
 };
+
+namespace {
+
+/// The date, time and date-time formats as the patterns valijson 1.0 checks them by
+/// (its regular expressions, with its month lengths folded in: February up to 29).
+const char* pattern_of_format(const std::string& format) {
+  static const std::string date =
+    "([0-9]+)-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    "|02-(0[1-9]|[12][0-9]))";
+  static const std::string time =
+    R"(([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9]|60)(\.[0-9]+)?(([Zz])|([\+|\-]([01][0-9]|2[0-3]):[0-5][0-9])))";
+  static const std::string date_pattern = "^" + date + "$";
+  static const std::string time_pattern = "^" + time + "$";
+  static const std::string date_time_pattern = "^" + date + "[Tt]" + time + "$";
+  if (format == "date")
+    return date_pattern.c_str();
+  if (format == "time")
+    return time_pattern.c_str();
+  if (format == "date-time")
+    return date_time_pattern.c_str();
+  return nullptr;
+}
+
+/// Turns the date and time formats of `schema` into the same checks as patterns.
+/// valijson 1.0 (Debian 12's) compiles a format's regular expression for every value
+/// it checks, about 0.7 ms each, while it compiles a pattern once per validator: the
+/// three times of a Treeherder job made its validation cost 2 ms.
+void formats_as_patterns(nlohmann::json& schema) {
+  if (schema.is_array()) {
+    for (auto& item : schema)
+      formats_as_patterns(item);
+    return;
+  }
+  if (!schema.is_object())
+    return;
+  for (auto& [key, value] : schema.items())
+    formats_as_patterns(value);
+  auto format = schema.find("format");
+  if (format == schema.end() || !format->is_string())
+    return;
+  auto* pattern = pattern_of_format(format->get<std::string>());
+  if (!pattern)
+    return;
+  schema.erase(format);
+  if (!schema.contains("pattern"))
+    schema["pattern"] = pattern;
+  else
+    schema["allOf"].push_back({{"pattern", pattern}});
+}
+
+} // namespace
 
 nlohmann::json yaml_to_json(const std::string& text) {
   return to_json(YAML::Load(text));
@@ -90,6 +147,7 @@ std::optional<json_schema> json_schema::parse(const std::string& text, std::stri
       error = "a schema is an object";
       return std::nullopt;
     }
+    formats_as_patterns(doc);
     auto state = std::make_shared<impl>();
     valijson::SchemaParser parser{valijson::SchemaParser::kDraft7};
     valijson::adapters::NlohmannJsonAdapter adapter{doc};
@@ -118,12 +176,13 @@ std::optional<json_schema> json_schema::load(const std::string& path, std::strin
 }
 
 std::vector<std::string> json_schema::problems(const nlohmann::json& doc) const {
-  valijson::Validator validator;
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter adapter{doc};
   std::vector<std::string> out;
-  if (validator.validate(impl_->schema, adapter, &results))
+  std::unique_lock guard{impl_->mutex};
+  if (impl_->validator.validate(impl_->schema, adapter, &results))
     return out;
+  guard.unlock();
   valijson::ValidationResults::Error e;
   while (results.popError(e))
     out.push_back(pointer_of(e.context) + ": " + e.description);

@@ -368,6 +368,22 @@ TEST(json_schema, yaml_scalars_keep_their_types_and_problems_name_the_place) {
     all += p + "\n";
   EXPECT_NE(all.find("/when"), std::string::npos) << all;
   EXPECT_NE(all.find("/tags/1"), std::string::npos) << all;
+  // Date and time formats are checked as valijson checks them (as patterns, which it
+  // compiles once): months have their lengths, offsets their hours.
+  auto times = bt::support::json_schema::parse(
+    "type: object\nproperties:\n  at: {type: string, format: date-time}\n"
+    "  day: {type: string, format: date, pattern: '^2019'}\n  clock: {type: string, format: time}\n",
+    error);
+  ASSERT_TRUE(times) << error;
+  for (auto good : {"2019-02-29T23:59:60.5Z", "2019-12-31t00:00:00+02:00", "2019-04-30T10:00:00-11:30"})
+    EXPECT_TRUE(times->accepts(json{{"at", good}})) << good;
+  for (auto bad : {"2019-02-30T00:00:00Z", "2019-04-31T00:00:00Z", "2019-13-01T00:00:00Z",
+                   "2019-01-01T24:00:00Z", "2019-01-01 00:00:00Z", "2019-01-01T00:00:00"})
+    EXPECT_FALSE(times->accepts(json{{"at", bad}})) << bad;
+  EXPECT_TRUE(times->accepts(json{{"day", "2019-06-30"}, {"clock", "16:52:45Z"}}));
+  EXPECT_FALSE(times->accepts(json{{"day", "2019-06-31"}}));
+  EXPECT_FALSE(times->accepts(json{{"day", "2020-06-30"}})) << "its own pattern still holds";
+  EXPECT_FALSE(times->accepts(json{{"clock", "16:52"}}));
   EXPECT_FALSE(bt::support::json_schema::parse("- just\n- a list\n", error));
   EXPECT_FALSE(bt::support::json_schema::parse("type: [unclosed\n", error));
   EXPECT_FALSE(error.empty());
