@@ -9,6 +9,9 @@
 #include "model/codec.hpp"
 #include "sources/buildkite.hpp"
 #include "sources/native.hpp"
+#include "sources/treeherder.hpp"
+#include "support/json_schema.hpp"
+#include "tests/taskcluster_fakes.hpp"
 
 namespace {
 
@@ -84,6 +87,33 @@ void journal_encode_native_event(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(journal_encode_native_event);
+
+/// A task-completed message mapped to its Treeherder job message; with range(0) 1 the
+/// task's config and the job are validated against their schemas (valijson).
+void treeherder_map_task_completed(benchmark::State& state) {
+  namespace th = bt::sources::treeherder;
+  auto message = nlohmann::json::parse(bt::test::taskcluster::task_life(bt::test::taskcluster::slug(1),
+                                                                          bt::test::taskcluster::slug(2), 0)
+                                         .back()
+                                         .dump());
+  auto task = bt::test::taskcluster::task_definition();
+  std::string error;
+  auto job = bt::support::json_schema::load(BT_SCHEMAS "/pulse-job.schema.yml", error);
+  auto config = bt::support::json_schema::load(BT_SCHEMAS "/task-treeherder-config.schema.yml", error);
+  th::settings s{"tc-treeherder", "https://tc.example.com"};
+  if (state.range(0) == 1) {
+    s.job_schema = &*job;
+    s.config_schema = &*config;
+  }
+  std::map<std::int64_t, std::vector<std::string>> artifacts{{0, {"public/logs/live_backing.log"}}};
+  for (auto _ : state) {
+    auto mapped = th::map_task_event(th::queue_event::completed, message["payload"], task, artifacts, s);
+    if (mapped.jobs.size() != 1)
+      state.SkipWithError("not mapped");
+    benchmark::DoNotOptimize(mapped);
+  }
+}
+BENCHMARK(treeherder_map_task_completed)->Arg(0)->Arg(1);
 
 } // namespace
 

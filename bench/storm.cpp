@@ -1,5 +1,10 @@
 // storm: a Buildkite event storm against buildtrackd and against a bare Beast
-// server on the same machine, in one run. Prints throughput, ack latency, RSS per
+// server on the same machine, in one run. With --source taskcluster it is a storm of
+// Taskcluster queue messages instead, task definitions from a fake queue in this
+// process, and WebSocket subscribers on different bindings of the Treeherder
+// exchange: it reports job messages published per second and publish -> subscriber
+// latency, and checks that each subscriber got exactly what its bindings match,
+// schema-valid, in publish order. Prints throughput, ack latency, RSS per
 // tracked build and the ratio to the bare server, then verifies every build's
 // final state through the API. With --notify 1 it also configures a webhook sink
 // pointing at a receiver inside this process, and reports the time from each
@@ -32,6 +37,11 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/buildkite_payloads.hpp"
+#include "model/topic.hpp"
+#include "sources/treeherder.hpp"
+#include "support/json_schema.hpp"
+#include "tests/taskcluster_fakes.hpp"
+#include "tests/ws_client.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -63,7 +73,8 @@ struct options {
   bool restart = false; ///< after the storm, restart buildtrackd and time it until it serves
   bool notify = false;  ///< a webhook sink to a receiver in this process
   int notify_concurrency = 8;
-  std::string source = "buildkite"; ///< or "native": the native event API
+  std::string source = "buildkite"; ///< or "native": the native event API; or "taskcluster"
+  int subscribers = 4; ///< taskcluster: WebSocket subscribers of the Treeherder exchange
   int batch = 1; ///< native events per request (NDJSON when more than one)
   /// Native: three builds in four get a target that waits for a message. For one its
   /// message comes in the shuffled storm (before or after the target finishes); the
@@ -502,6 +513,111 @@ private:
   std::size_t duplicates_ = 0;
 };
 
+/// What a Taskcluster storm publishes: each job message's id and routing key, and
+/// the task definitions the fake queue answers with.
+struct treeherder_expectation {
+  std::vector<std::pair<std::string, std::string>> jobs; ///< (id, routing key)
+  std::map<std::string, json> definitions;               ///< by task id
+};
+
+/// The projects tasks are routed to: three on hg, one on GitHub.
+const std::vector<std::string> projects{"mozilla-central", "autoland", "try", "mozilla-mobile/fenix"};
+
+/// Taskcluster queue messages: `o.builds` task groups of `o.jobs` tasks, each task
+/// living one of task_life()'s lives (passes, fails, retried, canceled, rerun),
+/// routed to one of four projects; every message once, shuffled.
+workload generate_taskcluster(const options& o, treeherder_expectation& x) {
+  namespace tc = bt::test::taskcluster;
+  namespace th = bt::sources::treeherder;
+  std::mt19937 rng{o.seed};
+  workload w;
+  std::set<std::string> seen;
+  th::settings mapping{"tc-treeherder", "http://queue"};
+  long task = 0;
+  for (int g = 0; g < o.builds; ++g)
+    for (int t = 0; t < o.jobs; ++t, ++task) {
+      auto id = tc::slug(task);
+      auto& project = projects[static_cast<std::size_t>(task) % projects.size()];
+      auto definition = x.definitions[id] =
+        tc::task_definition("tc-treeherder.v2." + project + "." + tc::revision + "." + std::to_string(g));
+      for (auto& m : tc::task_life(id, tc::slug(1'000'000 + g), static_cast<int>(rng() % 5))) {
+        auto event = *th::event_of_exchange(m["exchange"].get<std::string>());
+        for (auto& job : th::map_task_event(event, m["payload"], definition, {}, mapping).jobs)
+          if (seen.insert(job.id).second)
+            x.jobs.emplace_back(job.id, job.routing_key);
+        auto body = m.dump();
+        std::ostringstream req;
+        req << "POST /webhooks/taskcluster HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            << "Content-Type: application/json\r\nAuthorization: Bearer " << token
+            << "\r\nContent-Length: " << body.size() << "\r\n\r\n" << body;
+        w.requests.push_back(req.str());
+      }
+    }
+  std::shuffle(w.requests.begin(), w.requests.end(), rng);
+  w.events = w.requests.size();
+  return w;
+}
+
+/// The bindings of subscriber `i`.
+std::vector<std::string> bindings_of(int i) {
+  static const std::vector<std::vector<std::string>> choices{
+    {"#"}, {"*.mozilla-central._"}, {"tc-treeherder.try.#"}, {"#.fenix._", "*.autoland.*"}};
+  return choices[static_cast<std::size_t>(i) % choices.size()];
+}
+
+/// What one subscriber received: each frame and when (wall clock, as the backlog's
+/// positions are).
+struct received {
+  std::vector<std::pair<std::string, std::chrono::system_clock::time_point>> frames;
+};
+
+/// Checks each subscriber's frames against its bindings: exactly the job messages they
+/// match, each once, in publish order, schema-valid. Returns the faults and collects
+/// publish -> received latencies (from the position's milliseconds).
+std::size_t check_subscribers(const std::vector<received>& subs, const treeherder_expectation& x,
+                              const bt::support::json_schema& schema, std::vector<double>& latency) {
+  std::size_t faults = 0;
+  auto fault = [&](int i, const std::string& what) {
+    if (++faults <= 5)
+      std::cerr << "subscriber " << i << ": " << what << '\n';
+  };
+  for (int i = 0; i < static_cast<int>(subs.size()); ++i) {
+    std::set<std::string> want;
+    for (auto& [id, key] : x.jobs)
+      for (auto& b : bindings_of(i))
+        if (bt::model::topic_matches(b, key))
+          want.insert(id);
+    std::set<std::string> got;
+    std::pair<unsigned long long, unsigned long long> last{0, 0};
+    for (auto& [text, at] : subs[static_cast<std::size_t>(i)].frames) {
+      auto frame = json::parse(text, nullptr, false);
+      if (!frame.contains("payload")) {
+        fault(i, "a notice: " + text.substr(0, 200));
+        continue;
+      }
+      auto id = bt::test::taskcluster::job_id(frame["payload"]);
+      if (!got.insert(id).second)
+        fault(i, "twice: " + id);
+      if (!want.contains(id))
+        fault(i, "not its binding's: " + id + " " + frame["routingKey"].dump());
+      if (!schema.accepts(frame["payload"]))
+        fault(i, "fails pulse-job: " + id);
+      auto position = frame["id"].get<std::string>();
+      auto dash = position.find('-');
+      std::pair now{std::stoull(position.substr(0, dash)), std::stoull(position.substr(dash + 1))};
+      if (now <= last)
+        fault(i, "out of publish order: " + position);
+      last = now;
+      auto published = std::chrono::system_clock::time_point{std::chrono::milliseconds{now.first}};
+      latency.push_back(std::chrono::duration<double>(at - published).count());
+    }
+    for (auto& id : want)
+      if (!got.contains(id))
+        fault(i, "never received: " + id);
+  }
+  return faults;
+}
+
 /// Reads every build back and compares its state; returns the mismatches. Each
 /// build's revision goes into `revisions` (by build key) when given.
 std::size_t verify(const workload& w, unsigned short port,
@@ -566,6 +682,7 @@ int main(int argc, char** argv) {
     else if (k == "--notify") o.notify = v == "1" || v == "yes";
     else if (k == "--notify-concurrency") o.notify_concurrency = std::stoi(v);
     else if (k == "--source") o.source = v;
+    else if (k == "--subscribers") o.subscribers = std::stoi(v);
     else if (k == "--batch") o.batch = std::stoi(v);
     else if (k == "--targets") o.targets = v == "1" || v == "yes";
     else {
@@ -573,15 +690,32 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if ((o.source != "buildkite" && o.source != "native") || o.batch < 1
-      || (o.source == "buildkite" && (o.batch != 1 || o.targets))) {
-    std::cerr << "--source buildkite, or --source native [--batch N] [--targets 1]\n";
+  bool taskcluster = o.source == "taskcluster";
+  if ((o.source != "buildkite" && o.source != "native" && !taskcluster) || o.batch < 1
+      || (o.source != "native" && (o.batch != 1 || o.targets)) || o.subscribers < 1) {
+    std::cerr << "--source buildkite, --source native [--batch N] [--targets 1], or "
+                 "--source taskcluster [--subscribers N]\n";
     return 2;
   }
-  auto w = o.source == "native" ? generate_native(o) : generate_buildkite(o);
-  std::printf("storm: %d builds x %d jobs = %zu %s events in %zu requests (shuffled, 2%% "
-              "duplicates, ~10%% retried jobs) over %d keep-alive connections\n",
-              o.builds, o.jobs, w.events, o.source.c_str(), w.requests.size(), o.connections);
+  treeherder_expectation treeherder;
+  auto w = taskcluster ? generate_taskcluster(o, treeherder)
+           : o.source == "native" ? generate_native(o) : generate_buildkite(o);
+  if (taskcluster)
+    std::printf("storm: %d task groups x %d tasks = %zu queue messages (shuffled; retries, "
+                "reruns, cancels) making %zu job messages, over %d keep-alive connections, %d "
+                "subscribers\n",
+                o.builds, o.jobs, w.requests.size(), treeherder.jobs.size(), o.connections,
+                o.subscribers);
+  else
+    std::printf("storm: %d builds x %d jobs = %zu %s events in %zu requests (shuffled, 2%% "
+                "duplicates, ~10%% retried jobs) over %d keep-alive connections\n",
+                o.builds, o.jobs, w.events, o.source.c_str(), w.requests.size(), o.connections);
+  // Taskcluster: the queue the task definitions and artifact listings are read from.
+  std::optional<bt::test::taskcluster::fake_queue> queue;
+  if (taskcluster) {
+    queue.emplace();
+    queue->tasks = treeherder.definitions;
+  }
 
   // The floor first: a bare Beast server doing no work.
   auto bare_port = free_port();
@@ -616,6 +750,9 @@ int main(int argc, char** argv) {
         << redis_port << "/0\n  snapshot_interval: " << o.snapshot_interval
         << "\n  snapshot_max_builds: " << o.snapshot_max_builds
         << "\nsources:\n  buildkite:\n    token: " << token << "\n  native:\n    token: " << token
+        << "\n  taskcluster:\n    token: " << token << "\n    root_url: "
+        << (queue ? queue->root_url() : "https://tc.example.com")
+        << "\nexchanges:\n  subscriber_queue: 1000000"
         << "\ntracking:\n  actor_idle_timeout: " << o.idle_timeout
         << "\nactors:\n  threads: " << o.actor_threads
         << "\n  policy: " << o.policy << "\nlog:\n  level: error\n";
@@ -626,8 +763,42 @@ int main(int argc, char** argv) {
   auto daemon = spawn({o.daemon, "--config", config_path});
   await_daemon(port, std::chrono::seconds{30});
   auto rss_before = rss_kib(daemon);
+  // Taskcluster: subscribers from the backlog's start (nothing is missed however the
+  // subscription and the first publication meet), each reading until it has what its
+  // bindings match.
+  std::vector<received> subs(taskcluster ? static_cast<std::size_t>(o.subscribers) : 0);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < static_cast<int>(subs.size()); ++i) {
+    std::size_t expect = 0;
+    for (auto& [id, key] : treeherder.jobs)
+      for (auto& b : bindings_of(i))
+        if (bt::model::topic_matches(b, key)) {
+          ++expect;
+          break;
+        }
+    std::string target = bt::test::taskcluster::subscribe_path + "?since=0";
+    for (auto& b : bindings_of(i)) {
+      std::string encoded;
+      for (char c : b)
+        encoded += c == '#' ? std::string{"%23"} : std::string(1, c);
+      target += "&bind=" + encoded;
+    }
+    auto client = std::make_shared<bt::test::ws_client>(port, target);
+    if (!client->open())
+      throw std::runtime_error{"subscriber refused: " + std::to_string(client->status)};
+    readers.emplace_back([client, expect, &got = subs[static_cast<std::size_t>(i)]] {
+      while (got.frames.size() < expect)
+        if (auto frame = client->read(std::chrono::seconds{30}))
+          got.frames.emplace_back(std::move(*frame), std::chrono::system_clock::now());
+        else
+          break;
+    });
+  }
   ack_times acks;
+  auto storm_started = std::chrono::system_clock::now();
   auto result = storm(w, port, o.connections, acks);
+  for (auto& r : readers)
+    r.join();
   if (!w.afterwards.empty()) {
     auto refused = afterwards(w, port, o.connections);
     std::printf("targets: %zu builds got commands and messages after the storm; %zu answers "
@@ -664,6 +835,36 @@ int main(int argc, char** argv) {
 
   print("bare-beast", floor);
   print("buildtrackd", result);
+  if (taskcluster) {
+    std::string error;
+    auto schema = bt::support::json_schema::load(BT_SCHEMAS "/pulse-job.schema.yml", error);
+    if (!schema)
+      throw std::runtime_error{error};
+    std::vector<double> latency;
+    auto faults = check_subscribers(subs, treeherder, *schema, latency);
+    std::sort(latency.begin(), latency.end());
+    auto pct = [&](double q) {
+      return latency.empty() ? 0.0
+                             : latency[std::min(latency.size() - 1,
+                                                static_cast<std::size_t>(q * static_cast<double>(latency.size())))];
+    };
+    auto& all = subs.front().frames;
+    double seconds = all.empty() ? 0.0
+                                 : std::chrono::duration<double>(all.back().second - storm_started).count();
+    std::size_t frames = 0;
+    for (auto& sub : subs)
+      frames += sub.frames.size();
+    std::printf("exchange: %zu job messages published in %.2f s from the storm's start: %.0f "
+                "messages/s; %zu frames to %d subscribers\n",
+                all.size(), seconds, static_cast<double>(all.size()) / seconds, frames, o.subscribers);
+    std::printf("exchange: publish -> subscriber p50 %.0f ms  p99 %.0f ms  max %.0f ms "
+                "(backlog position's ms to receipt)\n",
+                pct(0.5) * 1e3, pct(0.99) * 1e3, latency.empty() ? 0.0 : latency.back() * 1e3);
+    std::printf("exchange: %zu faults (a message missing, twice, out of order, not the "
+                "binding's, schema-invalid)\n",
+                faults);
+    mismatches += faults;
+  }
   std::printf("store %s%s  ratio to bare: %.1f%%   RSS: %ld -> %ld KiB, %.2f KiB per tracked "
               "build (%d builds, %d jobs each)\n",
               o.store.c_str(), o.store == "redis" ? (" (appendfsync " + o.redis_fsync + ")").c_str() : "",

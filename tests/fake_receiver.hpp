@@ -1,7 +1,9 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -31,7 +33,8 @@ public:
     std::string body = "{}";
     std::map<std::string, std::string> headers;
   };
-  /// Decides the answer to the request; `n` counts requests from 0.
+  /// Decides the answer to the request; `n` counts requests from 0. Calls may come
+  /// from several threads at once (one per connection).
   using answer_fn = std::function<answer_t(const request&, std::size_t n)>;
 
   fake_receiver(unsigned short port, answer_fn answer) : port_{port}, answer_{std::move(answer)} {
@@ -75,40 +78,66 @@ public:
   unsigned short port() const { return port_; }
 
 private:
+  /// Accepts connections and answers each on a thread of its own: a slow answer
+  /// does not hold up the others, as with a real server.
   void serve() {
-    namespace beast = boost::beast;
-    namespace http = beast::http;
+    struct worker {
+      std::thread thread;
+      std::shared_ptr<std::atomic<bool>> done = std::make_shared<std::atomic<bool>>(false);
+    };
+    std::vector<worker> workers;
     while (running_) {
+      auto socket = std::make_shared<boost::asio::ip::tcp::socket>(ioc_);
       boost::system::error_code ec;
-      boost::asio::ip::tcp::socket socket{ioc_};
-      acceptor_->accept(socket, ec);
+      acceptor_->accept(*socket, ec);
+      // Those that finished are joined as new ones come: a storm leaves few behind.
+      std::erase_if(workers, [](worker& w) {
+        if (!*w.done)
+          return false;
+        w.thread.join();
+        return true;
+      });
       if (ec || !running_)
         continue;
-      beast::flat_buffer buffer;
-      http::request<http::string_body> req;
-      http::read(socket, buffer, req, ec);
-      if (ec)
-        continue;
-      request r{std::string{req.target()}, {}, req.body(), std::chrono::steady_clock::now()};
-      for (auto& h : req)
-        r.headers[std::string{h.name_string()}] = std::string{h.value()};
-      std::size_t n;
-      {
-        std::lock_guard guard{mutex_};
-        n = requests_.size();
-        requests_.push_back(r);
-      }
-      auto a = answer_(r, n);
-      http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
-      res.set(http::field::content_type, "application/json");
-      for (auto& [k, v] : a.headers)
-        res.set(k, v);
-      res.body() = a.body;
-      res.keep_alive(false);
-      res.prepare_payload();
-      http::write(socket, res, ec);
-      socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+      worker w;
+      w.thread = std::thread{[this, socket, done = w.done] {
+        answer(*socket);
+        *done = true;
+      }};
+      workers.push_back(std::move(w));
     }
+    for (auto& w : workers)
+      w.thread.join();
+  }
+
+  void answer(boost::asio::ip::tcp::socket& socket) {
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    boost::system::error_code ec;
+    beast::flat_buffer buffer;
+    http::request<http::string_body> req;
+    http::read(socket, buffer, req, ec);
+    if (ec)
+      return;
+    request r{std::string{req.target()}, {}, req.body(), std::chrono::steady_clock::now()};
+    for (auto& h : req)
+      r.headers[std::string{h.name_string()}] = std::string{h.value()};
+    std::size_t n;
+    {
+      std::lock_guard guard{mutex_};
+      n = requests_.size();
+      requests_.push_back(r);
+    }
+    auto a = answer_(r, n);
+    http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
+    res.set(http::field::content_type, "application/json");
+    for (auto& [k, v] : a.headers)
+      res.set(k, v);
+    res.body() = a.body;
+    res.keep_alive(false);
+    res.prepare_payload();
+    http::write(socket, res, ec);
+    socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
   }
 
   unsigned short port_;
