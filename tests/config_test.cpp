@@ -305,4 +305,10 @@ TEST(config, exchange_sinks_and_the_exchanges_they_make) {
             std::string::npos);
   EXPECT_NE(error_of("exchanges: {subscriber_queue: 0}\n").find("exchanges.subscriber_queue"),
             std::string::npos);
+  auto tc = parse("sources:\n  taskcluster: {schemas: /etc/buildtrack/schemas, task_cache: 50}\n");
+  EXPECT_EQ(tc.taskcluster.schemas, "/etc/buildtrack/schemas");
+  EXPECT_EQ(tc.taskcluster.task_cache, 50);
+  EXPECT_EQ(parse("").taskcluster.task_cache, 10'000);
+  EXPECT_NE(error_of("sources:\n  taskcluster: {task_cache: 0}\n").find("sources.taskcluster.task_cache"),
+            std::string::npos);
 }
