@@ -1,11 +1,15 @@
 // The Treeherder publisher on CAF's deterministic scheduler: what the snapshots keep
-// of its inputs, and when. Publishing end to end is taskcluster_api_test's.
+// of its inputs, and when. Publishing end to end is taskcluster_api_test's. Every
+// input here carries its whole task definition and needs no artifact listing: no
+// read of the queue, whose answers would come from another thread, which the
+// deterministic scheduler does not allow.
 #include "actors/treeherder_publisher.hpp"
 
 #include <algorithm>
 
 #include "actors/exchange.hpp"
 #include "store/memory_store.hpp"
+#include "store/redis_store.hpp"
 #include "support/crypto.hpp"
 #include "tests/actor_fixture.hpp"
 #include "tests/taskcluster_fakes.hpp"
@@ -16,27 +20,21 @@ using changes = std::vector<store::relay_change>;
 
 namespace {
 
+/// A publisher whose exchange keeps its backlog in `backlog`.
 struct treeherder_publisher_test : test::actor_fixture {
-  std::shared_ptr<store::memory_store> store = std::make_shared<store::memory_store>();
-  actors::exchange_actor exchange =
-    sys->spawn(actors::exchange, std::static_pointer_cast<store::store>(store), std::size_t{1000},
-               std::make_shared<std::atomic<std::uint64_t>>(0));
-  actors::treeherder_publisher_actor publisher = sys->spawn(
-    actors::treeherder_publisher,
-    [] {
-      config::config c;
-      // Nothing answers there: a task whose definition must be read stays pending.
-      c.taskcluster.root_url = "http://127.0.0.1:1";
-      return actors::treeherder_settings_of(c);
-    }(),
-    exchange, std::make_shared<actors::treeherder_stats>());
+  explicit treeherder_publisher_test(std::shared_ptr<store::store> backlog = std::make_shared<store::memory_store>())
+    : store{std::move(backlog)} {}
+  std::shared_ptr<store::store> store;
+  actors::exchange_actor exchange = sys->spawn(actors::exchange, store, std::size_t{1000},
+                                               std::make_shared<std::atomic<std::uint64_t>>(0));
+  actors::treeherder_publisher_actor publisher =
+    sys->spawn(actors::treeherder_publisher, actors::treeherder_settings_of(config::config{}), exchange,
+               std::make_shared<actors::treeherder_stats>());
 
-  /// A queue message about task `n`, journaled: with its whole definition in it when
-  /// `whole`, else one that must be read from the queue.
-  static model::envelope input(long n, bool whole) {
+  /// A queue message about task `n`, journaled, with its whole definition in it.
+  static model::envelope input(long n) {
     auto m = tc::task_life(tc::slug(n), tc::slug(999), 0)[1]; // running: no listing
-    if (whole)
-      m["payload"]["task"] = tc::task_definition();
+    m["payload"]["task"] = tc::task_definition();
     return {{"taskcluster", "gecko-level-3", tc::slug(999)}, "", model::timestamp{}, std::nullopt,
             model::relayed{"treeherder", m.dump()}};
   }
@@ -51,37 +49,41 @@ struct treeherder_publisher_test : test::actor_fixture {
   std::size_t published() { return store->exchange_read(tc::exchange, "", 100)->size(); }
 };
 
+/// The same with an exchange whose backlog cannot be written (a Redis where none
+/// listens): every input waits, tried again later.
+struct treeherder_publisher_unpublished : treeherder_publisher_test {
+  treeherder_publisher_unpublished() : treeherder_publisher_test{nowhere()} {}
+  static std::shared_ptr<store::store> nowhere() {
+    store::redis_store_config c;
+    c.endpoint.port = 1; // nothing listens on a privileged port here
+    c.timeout = std::chrono::milliseconds{200};
+    return std::make_shared<store::redis_store>(c);
+  }
+};
+
 } // namespace
 
-// An input waiting for its task is kept by the next snapshot, once; one published at
-// once is not (its delete is harmless); a failed write gives the same again.
-TEST_F(treeherder_publisher_test, snapshots_keep_what_is_not_published_yet) {
-  auto waiting = input(1, false), done = input(2, true);
+// An input that cannot be published yet is kept by the next snapshot, once; a failed
+// write gives the same again; the same message again is the same input; after the
+// store lost its data, every waiting input is written again.
+TEST_F(treeherder_publisher_unpublished, snapshots_keep_what_is_not_published_yet) {
+  auto waiting = input(1);
   caf::anon_send(publisher, waiting);
-  caf::anon_send(publisher, done);
   run();
-  EXPECT_EQ(published(), 1u);
   auto first = snapshot();
-  ASSERT_EQ(first.size(), 2u);
-  auto put = std::find_if(first.begin(), first.end(), [&](auto& c) { return c.id == id_of(waiting); });
-  ASSERT_NE(put, first.end());
-  ASSERT_TRUE(put->input);
-  EXPECT_EQ(*put->input, waiting);
-  auto gone = std::find_if(first.begin(), first.end(), [&](auto& c) { return c.id == id_of(done); });
-  ASSERT_NE(gone, first.end());
-  EXPECT_FALSE(gone->input);
-  // The write failed: the next snapshot takes the same again.
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].id, id_of(waiting));
+  ASSERT_TRUE(first[0].input);
+  EXPECT_EQ(*first[0].input, waiting);
   caf::anon_send(publisher, actors::snapshot_atom::value, false);
   run();
-  EXPECT_EQ(snapshot().size(), 2u);
+  EXPECT_EQ(snapshot().size(), 1u) << "the write failed: taken again";
   caf::anon_send(publisher, actors::snapshot_atom::value, true);
   run();
   EXPECT_TRUE(snapshot().empty()) << "written: nothing changed since";
-  // The same message again while it waits is the same input.
   caf::anon_send(publisher, waiting);
   run();
-  EXPECT_TRUE(snapshot().empty());
-  // The store lost its data: every waiting input is written again.
+  EXPECT_TRUE(snapshot().empty()) << "one input, however often it came";
   caf::anon_send(publisher, actors::rewrite_atom::value);
   run();
   auto again = snapshot();
@@ -90,10 +92,22 @@ TEST_F(treeherder_publisher_test, snapshots_keep_what_is_not_published_yet) {
   EXPECT_TRUE(again[0].input);
 }
 
+// An input published at once leaves nothing to keep: the snapshot deletes its copy.
+TEST_F(treeherder_publisher_test, a_published_input_leaves_nothing_to_keep) {
+  auto done = input(2);
+  caf::anon_send(publisher, done);
+  run();
+  EXPECT_EQ(published(), 1u);
+  auto out = snapshot();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, id_of(done));
+  EXPECT_FALSE(out[0].input);
+}
+
 // Recovery hands back the stored inputs: each is worked again (and published when it
 // can be), and its stored copy follows what becomes of it.
 TEST_F(treeherder_publisher_test, recovered_inputs_are_published_and_their_copies_deleted) {
-  auto stored = input(3, true);
+  auto stored = input(3);
   caf::anon_send(publisher, caf::put_atom::value,
                  actors::relay_inputs{{id_of(stored), stored}});
   run();
