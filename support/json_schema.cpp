@@ -140,7 +140,68 @@ nlohmann::json yaml_to_json(const std::string& text) {
   return to_json(YAML::Load(text));
 }
 
-std::optional<json_schema> json_schema::parse(const std::string& text, std::string& error) {
+namespace {
+
+/// The text of the file at `path`; nothing when it cannot be read.
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in{path};
+  if (!in)
+    return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// Where in `folder` the document `uri` a `$ref` of the schema `root_id` names is:
+/// `uri` relative to the folder of `root_id`, or as it is when it is a relative path.
+/// Nothing for anything else (the network, `..`, an absolute path).
+std::optional<std::string> local_document(const std::string& folder, const std::string& root_id,
+                                          const std::string& uri) {
+  std::string relative = uri;
+  if (uri.find("://") != std::string::npos) {
+    auto base = root_id.substr(0, root_id.rfind('/') + 1);
+    if (base.empty() || !uri.starts_with(base))
+      return std::nullopt;
+    relative = uri.substr(base.size());
+  }
+  if (relative.empty() || relative.front() == '/' || relative.find("..") != std::string::npos)
+    return std::nullopt;
+  auto name = relative.substr(relative.rfind('/') + 1);
+  if (name.find('.') == std::string::npos)
+    relative += ".json";
+  return folder + "/" + relative;
+}
+
+/// Makes the relative `$ref`s of `doc` (a document with `$id` `id`) absolute, as RFC
+/// 3986 resolves a relative path against `id`. valijson 1.0 hands a fetched document's
+/// relative references on unresolved, and the same name means different files in
+/// different folders.
+void absolute_refs(nlohmann::json& doc, const std::string& id) {
+  auto base = id.substr(0, id.rfind('/') + 1);
+  if (base.find("://") == std::string::npos)
+    return;
+  auto walk = [&](auto& self, nlohmann::json& node) -> void {
+    if (node.is_array())
+      for (auto& item : node)
+        self(self, item);
+    if (!node.is_object())
+      return;
+    for (auto& [key, value] : node.items())
+      if (key == "$ref" && value.is_string()) {
+        auto ref = value.template get<std::string>();
+        if (!ref.empty() && ref.front() != '#' && ref.front() != '/' && ref.find("://") == std::string::npos)
+          value = base + ref;
+      } else {
+        self(self, value);
+      }
+  };
+  walk(walk, doc);
+}
+
+} // namespace
+
+std::optional<json_schema> json_schema::parse(const std::string& text, std::string& error,
+                                              const std::string& folder) {
   try {
     auto doc = yaml_to_json(text);
     if (!doc.is_object()) {
@@ -151,7 +212,26 @@ std::optional<json_schema> json_schema::parse(const std::string& text, std::stri
     auto state = std::make_shared<impl>();
     valijson::SchemaParser parser{valijson::SchemaParser::kDraft7};
     valijson::adapters::NlohmannJsonAdapter adapter{doc};
-    parser.populateSchema(adapter, state->schema);
+    if (folder.empty()) {
+      parser.populateSchema(adapter, state->schema);
+    } else {
+      auto root_id = doc.value("$id", std::string{});
+      absolute_refs(doc, root_id);
+      auto fetch = [&](const std::string& uri) -> const nlohmann::json* {
+        auto path = local_document(folder, root_id, uri);
+        auto found = path ? read_file(*path) : std::nullopt;
+        if (!found)
+          throw std::runtime_error{"$ref " + uri + ": not a schema in " + folder};
+        auto referenced = std::make_unique<nlohmann::json>(yaml_to_json(*found));
+        if (!referenced->is_object())
+          throw std::runtime_error{"$ref " + uri + ": " + *path + " is not a schema"};
+        formats_as_patterns(*referenced);
+        absolute_refs(*referenced, referenced->value("$id", uri));
+        return referenced.release();
+      };
+      auto release = [](const nlohmann::json* d) { delete d; };
+      parser.populateSchema(adapter, state->schema, fetch, release);
+    }
     json_schema out;
     out.impl_ = std::move(state);
     return out;
@@ -162,14 +242,14 @@ std::optional<json_schema> json_schema::parse(const std::string& text, std::stri
 }
 
 std::optional<json_schema> json_schema::load(const std::string& path, std::string& error) {
-  std::ifstream in{path};
-  if (!in) {
+  auto text = read_file(path);
+  if (!text) {
     error = path + ": cannot be read";
     return std::nullopt;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  auto schema = parse(text.str(), error);
+  auto slash = path.rfind('/');
+  auto folder = slash == std::string::npos ? std::string{"."} : path.substr(0, slash);
+  auto schema = parse(*text, error, folder);
   if (!schema)
     error = path + ": " + error;
   return schema;

@@ -15,9 +15,16 @@ namespace bt::support {
 class json_schema {
 public:
   /// Loads `text`; nothing, with `error` saying why, when it is not YAML or not a
-  /// schema valijson can read.
-  static std::optional<json_schema> parse(const std::string& text, std::string& error);
-  /// Loads the file at `path`, as parse() does; `error` names the file.
+  /// schema valijson can read. `folder`, when given, is where the schemas its `$ref`s
+  /// name are read from (see load()); without it a reference to another document is
+  /// an error.
+  static std::optional<json_schema> parse(const std::string& text, std::string& error,
+                                          const std::string& folder = {});
+  /// Loads the file at `path`, as parse() does; `error` names the file. A `$ref` to
+  /// another document is read from `path`'s folder: relative to the schema's `$id`
+  /// (`"$ref": "links/x"` of `https://host/schema/a` is `<folder>/links/x`), `.json`
+  /// added when the name has no extension. Nothing outside that folder is read, and
+  /// nothing from the network.
   static std::optional<json_schema> load(const std::string& path, std::string& error);
 
   /// Every way `doc` fails the schema, each as `<JSON pointer>: <reason>`; empty
