@@ -18,6 +18,7 @@
 #include "tests/daemon_process.hpp"
 #include "tests/eventually.hpp"
 #include "tests/http_client.hpp"
+#include "tests/lane_storm.hpp"
 #include "tests/redis_server.hpp"
 
 using namespace bt;
@@ -122,56 +123,20 @@ std::string daemon_config(unsigned short redis_port, unsigned short port) {
   return cfg.str();
 }
 
-/// Sends each lane's requests in order from its own thread, each until it was taken
-/// (202 for events and messages; 200, or 409 for a command a journaled copy already
-/// applied), and keeps what was taken, in order.
-struct storm {
-  std::vector<std::vector<request>> lanes;
-  std::vector<std::vector<const request*>> taken;
-  std::atomic<int> unexpected{0};
-  std::atomic<int> lanes_done{0};
-  std::atomic<std::size_t> acknowledged{0}; ///< taken so far, readable while it runs
-
-  std::size_t total() const {
-    std::size_t n = 0;
-    for (auto& l : lanes)
-      n += l.size();
-    return n;
-  }
-
+/// The requests, each sent until it was taken: 202 for events and messages; 200, or
+/// 409 for a command a journaled copy already applied.
+struct storm : test::lane_storm<request> {
   void run(unsigned short port) {
-    taken.resize(lanes.size());
-    std::vector<std::thread> threads;
-    for (size_t l = 0; l < lanes.size(); ++l)
-      threads.emplace_back([this, l, port] {
-        std::unique_ptr<test::http_client> client;
-        for (auto& r : lanes[l]) {
-          while (true) {
-            try {
-              if (!client)
-                client = std::make_unique<test::http_client>(port);
-              auto answer = client->send(http::verb::post, r.target, r.body,
-                                         {{"Authorization", "Bearer " + token},
-                                          {"Content-Type", "application/json"}});
-              bool ok = r.kind == request::command
-                          ? answer.status == 200 || answer.status == 409
-                          : answer.status == 202;
-              if (ok)
-                break;
-              if (answer.status != 503)
-                ++unexpected;
-            } catch (const std::exception&) {
-              client.reset(); // killed mid-request: it may or may not have been journaled
-            }
-            std::this_thread::sleep_for(5ms);
-          }
-          taken[l].push_back(&r);
-          ++acknowledged;
-        }
-        ++lanes_done;
+    send(
+      port,
+      [](test::http_client& c, const request& r) {
+        return c.send(http::verb::post, r.target, r.body,
+                      {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}})
+          .status;
+      },
+      [](const request& r, unsigned status) {
+        return r.kind == request::command ? status == 200 || status == 409 : status == 202;
       });
-    for (auto& t : threads)
-      t.join();
   }
 };
 

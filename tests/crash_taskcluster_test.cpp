@@ -17,6 +17,7 @@
 #include "tests/daemon_process.hpp"
 #include "tests/eventually.hpp"
 #include "tests/http_client.hpp"
+#include "tests/lane_storm.hpp"
 #include "tests/redis_server.hpp"
 #include "tests/taskcluster_fakes.hpp"
 #include "tests/ws_client.hpp"
@@ -42,42 +43,17 @@ std::string daemon_config(unsigned short redis_port, unsigned short port, const 
   return cfg.str();
 }
 
-/// Each lane's tasks' messages, sent in order from a thread of its own, each until
-/// it got a 202.
-struct storm {
-  std::vector<std::vector<std::string>> lanes;
-  std::atomic<int> lanes_done{0};
-  std::atomic<int> unexpected{0};
-  std::atomic<std::size_t> acknowledged{0};
-
+/// Each lane's tasks' messages, each sent until it got a 202.
+struct storm : test::lane_storm<std::string> {
   void run(unsigned short port) {
-    std::vector<std::thread> threads;
-    for (auto& lane : lanes)
-      threads.emplace_back([this, &lane, port] {
-        std::unique_ptr<test::http_client> client;
-        for (auto& body : lane) {
-          while (true) {
-            try {
-              if (!client)
-                client = std::make_unique<test::http_client>(port);
-              auto r = client->send(http::verb::post, "/webhooks/taskcluster", body,
-                                    {{"Authorization", "Bearer " + token},
-                                     {"Content-Type", "application/json"}});
-              if (r.status == 202)
-                break;
-              if (r.status != 503)
-                ++unexpected;
-            } catch (const std::exception&) {
-              client.reset(); // killed mid-request: it may or may not have been journaled
-            }
-            std::this_thread::sleep_for(5ms);
-          }
-          ++acknowledged;
-        }
-        ++lanes_done;
-      });
-    for (auto& t : threads)
-      t.join();
+    send(
+      port,
+      [](test::http_client& c, const std::string& body) {
+        return c.send(http::verb::post, "/webhooks/taskcluster", body,
+                      {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}})
+          .status;
+      },
+      [](const std::string&, unsigned status) { return status == 202; });
   }
 };
 
@@ -114,9 +90,7 @@ TEST(crash, kill_9_during_a_taskcluster_storm_publishes_every_acknowledged_event
   std::thread sender([&] { s.run(daemon.port()); });
   // Killed at random points of the storm, found by count: the storm's pace does not
   // decide whether the kills land inside it.
-  std::size_t total = 0;
-  for (auto& lane : s.lanes)
-    total += lane.size();
+  auto total = s.total();
   std::uniform_real_distribution<double> fraction{0.05, 0.95};
   std::vector<std::size_t> points;
   for (int i = 0; i < 5; ++i)

@@ -25,6 +25,7 @@
 #include "tests/eventually.hpp"
 #include "tests/daemon_process.hpp"
 #include "tests/http_client.hpp"
+#include "tests/lane_storm.hpp"
 #include "tests/redis_server.hpp"
 
 using namespace bt;
@@ -85,55 +86,17 @@ std::string daemon_config(unsigned short redis_port, unsigned short port) {
   return cfg.str();
 }
 
-/// Sends each lane's deliveries in order from its own thread, each until it got a
-/// 202; keeps what was accepted, in order.
-struct storm {
-  std::vector<std::vector<delivery>> lanes;
-  std::vector<std::vector<const delivery*>> accepted;
-  std::atomic<int> unavailable{0}; ///< 503 answers seen
-  std::atomic<int> unexpected{0};  ///< anything else but 202
-  std::atomic<int> lanes_done{0};
-  std::atomic<size_t> acknowledged{0}; ///< 202 answers so far, readable while it runs
-
-  size_t accepted_count() const {
-    size_t n = 0;
-    for (auto& lane : accepted)
-      n += lane.size();
-    return n;
-  }
-
+/// The deliveries, each sent until it got a 202.
+struct storm : test::lane_storm<delivery> {
   void run(unsigned short port) {
-    accepted.resize(lanes.size());
-    std::vector<std::thread> threads;
-    for (size_t l = 0; l < lanes.size(); ++l)
-      threads.emplace_back([this, l, port] {
-        std::unique_ptr<test::http_client> client;
-        for (auto& d : lanes[l]) {
-          while (true) {
-            try {
-              if (!client)
-                client = std::make_unique<test::http_client>(port);
-              auto r = client->send(http::verb::post, "/webhooks/buildkite", d.body,
-                                    {{"X-Buildkite-Event", d.event},
-                                     {"X-Buildkite-Token", payloads::token}});
-              if (r.status == 202)
-                break;
-              if (r.status == 503)
-                ++unavailable;
-              else
-                ++unexpected;
-            } catch (const std::exception&) {
-              client.reset(); // killed mid-request: it may or may not have been journaled
-            }
-            std::this_thread::sleep_for(5ms);
-          }
-          accepted[l].push_back(&d);
-          ++acknowledged;
-        }
-        ++lanes_done;
-      });
-    for (auto& t : threads)
-      t.join();
+    send(
+      port,
+      [](test::http_client& c, const delivery& d) {
+        return c.send(http::verb::post, "/webhooks/buildkite", d.body,
+                      {{"X-Buildkite-Event", d.event}, {"X-Buildkite-Token", payloads::token}})
+          .status;
+      },
+      [](const delivery&, unsigned status) { return status == 202; });
   }
 };
 
@@ -145,7 +108,7 @@ struct expectation {
 
   explicit expectation(const storm& s) {
     model::timestamp now{};
-    for (auto& lane : s.accepted)
+    for (auto& lane : s.taken)
       for (auto* d : lane) {
         auto parsed = sources::buildkite_parse(d->event, d->body, now);
         auto& envelopes = std::get<sources::buildkite_delivery>(parsed).envelopes;
@@ -227,7 +190,7 @@ TEST(crash, kill_9_at_random_points_loses_nothing_acknowledged) {
     daemon.start();
   }
   sender.join();
-  std::printf("%d kills during %zu accepted deliveries\n", kills, s.accepted_count());
+  std::printf("%d kills during %zu accepted deliveries\n", kills, s.taken_count());
   EXPECT_GE(kills, 3) << "the storm ended before the daemon was killed a few times";
   EXPECT_EQ(s.unexpected, 0);
   // Once more after the last delivery: the final state must come back from Redis.
@@ -246,9 +209,7 @@ TEST(crash, redis_outage_answers_503_and_ingest_resumes_by_itself) {
   daemon.start();
   storm s;
   fill(s, 8, 6, 30);
-  size_t total = 0;
-  for (auto& lane : s.lanes)
-    total += lane.size();
+  auto total = s.total();
   std::thread sender([&] { s.run(daemon.port()); });
   // Mid-storm by count, not by a sleep: a fast machine finished the whole storm in
   // the 100 ms this once waited.
@@ -267,7 +228,7 @@ TEST(crash, redis_outage_answers_503_and_ingest_resumes_by_itself) {
   sender.join();
   EXPECT_TRUE(daemon.running()) << "buildtrackd must ride out the outage";
   std::printf("%d answers 503 during the outage, %zu deliveries accepted\n",
-              s.unavailable.load(), s.accepted_count());
+              s.unavailable.load(), s.taken_count());
   EXPECT_GT(s.unavailable, 0) << "the storm did not overlap the outage";
   EXPECT_TRUE(saw_not_ready);
   EXPECT_EQ(s.unexpected, 0);
