@@ -81,9 +81,9 @@ inline std::string native_request(const std::string& body, bool ndjson) {
   return out.str();
 }
 
-/// A complete HTTP/1.1 request posting a JSON `body` to `path` with the native token
-/// (target messages, build commands).
-inline std::string native_post(const std::string& path, const std::string& body) {
+/// A complete HTTP/1.1 request posting a JSON `body` to `path` with the bench's token
+/// as a Bearer token (target messages, build commands, Taskcluster messages).
+inline std::string bearer_post(const std::string& path, const std::string& body) {
   std::ostringstream out;
   out << "POST " << path << " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
       << "\r\nAuthorization: Bearer " << token << "\r\nContent-Length: " << body.size()

@@ -194,7 +194,7 @@ workload generate_native(const options& o) {
       return json{{"type", type}, {"delivery", "m-" + std::to_string(b)}}.dump();
     };
     auto post = [&](const std::string& target, const std::string& body) {
-      return payloads::native_post(path + target, body);
+      return payloads::bearer_post(path + target, body);
     };
     if (b % 4 == 1) {
       bool fail = std::uniform_real_distribution<double>{0, 1}(rng) < 0.2;
@@ -545,12 +545,7 @@ workload generate_taskcluster(const options& o, treeherder_expectation& x) {
         for (auto& job : th::map_task_event(event, m["payload"], definition, {}, mapping).jobs)
           if (seen.insert(job.id).second)
             x.jobs.emplace_back(job.id, job.routing_key);
-        auto body = m.dump();
-        std::ostringstream req;
-        req << "POST /webhooks/taskcluster HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            << "Content-Type: application/json\r\nAuthorization: Bearer " << token
-            << "\r\nContent-Length: " << body.size() << "\r\n\r\n" << body;
-        w.requests.push_back(req.str());
+        w.requests.push_back(payloads::bearer_post("/webhooks/taskcluster", m.dump()));
       }
     }
   std::shuffle(w.requests.begin(), w.requests.end(), rng);
