@@ -4,7 +4,6 @@
 #include <charconv>
 #include <cstdlib>
 #include <limits>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -19,6 +18,7 @@
 #include "model/collation.hpp"
 #include "model/json.hpp"
 #include "model/notice.hpp"
+#include "support/file.hpp"
 #include "support/json_template.hpp"
 #include "net/client.hpp"
 
@@ -300,12 +300,10 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
         {"template", string_into(s.body_template)},
         {"template_file", [&](auto& p2, auto& n2) {
            auto path = scalar(p2, n2);
-           std::ifstream in{path};
-           if (!in)
+           auto text = support::read_file(path);
+           if (!text)
              fail(p2, n2, "cannot read '" + path + "'");
-           std::stringstream text;
-           text << in.rdbuf();
-           s.body_template = text.str();
+           s.body_template = std::move(*text);
          }},
         {"content_type", string_into(s.content_type)},
         {"exchange", string_into(s.exchange)},
@@ -563,13 +561,11 @@ std::vector<std::string> exchange_names(const config& c) {
 }
 
 config load(const std::string& path) {
-  std::ifstream in{path};
-  if (!in)
+  auto text = support::read_file(path);
+  if (!text)
     throw config_error{path + ": cannot read file"};
-  std::stringstream buf;
-  buf << in.rdbuf();
   try {
-    return parse(buf.str());
+    return parse(*text);
   } catch (const config_error& e) {
     throw config_error{path + ": " + e.what()};
   }

@@ -1,8 +1,6 @@
 #include "support/json_schema.hpp"
 
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +13,8 @@
 #include <valijson/schema_parser.hpp>
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
+
+#include "support/file.hpp"
 
 namespace bt::support {
 namespace {
@@ -141,16 +141,6 @@ nlohmann::json yaml_to_json(const std::string& text) {
 }
 
 namespace {
-
-/// The text of the file at `path`; nothing when it cannot be read.
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in{path};
-  if (!in)
-    return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 /// Where in `folder` the document `uri` a `$ref` of the schema `root_id` names is:
 /// `uri` relative to the folder of `root_id`, or as it is when it is a relative path.
