@@ -273,8 +273,7 @@ using exchange_actor = caf::typed_actor<
   // A subscriber went away.
   caf::reacts_to<forget_atom, std::uint64_t>>;
 
-/// Inputs a relay kept pending, by id, as the store gives them back.
-using relay_inputs = std::vector<std::pair<std::string, model::envelope>>;
+using store::relay_inputs;
 
 /// A task definition as the Taskcluster queue answered it.
 struct task_read {

@@ -144,6 +144,11 @@ std::vector<model::envelope> envelopes(const task_message& m, std::string_view b
 namespace bt::sources {
 namespace {
 
+/// A queue event's metric label: its exchange's last word, `task-completed`, ...
+std::string label_of(treeherder::queue_event e) {
+  return "task-" + std::string{treeherder::to_string(e)};
+}
+
 class taskcluster_source final : public source {
 public:
   explicit taskcluster_source(const config::taskcluster_config& cfg) : cfg_{cfg} {}
@@ -160,7 +165,7 @@ public:
     std::string_view exchange;
     if (parser.parse(in.body.data(), in.body.size(), true)["exchange"].get(exchange) == simdjson::SUCCESS)
       if (auto e = treeherder::event_of_exchange(exchange))
-        return "task-" + std::string{treeherder::to_string(*e)};
+        return label_of(*e);
     return "unknown";
   }
 
@@ -169,7 +174,7 @@ public:
     if (auto* r = std::get_if<rejection>(&parsed))
       return *r;
     auto& m = std::get<taskcluster::task_message>(parsed);
-    auto label = "task-" + std::string{treeherder::to_string(m.event)};
+    auto label = label_of(m.event);
     // Treeherder skips unscheduled tasks, and the queue says nothing of their runs.
     if (m.event == treeherder::queue_event::defined)
       return delivery{delivery::ignored, std::move(label), {}};

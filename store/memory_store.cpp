@@ -22,7 +22,7 @@ bool memory_store::write(const snapshot& s) {
   return true;
 }
 
-bool memory_store::load_relays(std::vector<std::pair<std::string, model::envelope>>& out) {
+bool memory_store::load_relays(relay_inputs& out) {
   std::lock_guard guard{mutex_};
   out.assign(relays_.begin(), relays_.end());
   return true;

@@ -23,7 +23,7 @@ public:
   std::optional<model::build> load(const model::build_key& key, bool& failed) override;
   bool for_each(const std::function<void(const model::build&)>& visit) override;
   bool load_streaks(std::optional<model::streak_book>& out) override;
-  bool load_relays(std::vector<std::pair<std::string, model::envelope>>& out) override;
+  bool load_relays(relay_inputs& out) override;
   std::optional<std::size_t> replay(const std::function<void(model::envelope)>&) override {
     return 0;
   }

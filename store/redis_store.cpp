@@ -543,7 +543,7 @@ bool redis_store::load_streaks(std::optional<model::streak_book>& out) {
   return true;
 }
 
-bool redis_store::load_relays(std::vector<std::pair<std::string, model::envelope>>& out) {
+bool redis_store::load_relays(relay_inputs& out) {
   out.clear();
   auto replies = read({{"HGETALL", relays_key()}});
   if (!replies)

@@ -21,6 +21,9 @@ struct relay_change {
   std::optional<model::envelope> input; ///< its body a model::relayed
 };
 
+/// The relays' pending inputs as the store gives them back: (id, input).
+using relay_inputs = std::vector<std::pair<std::string, model::envelope>>;
+
 /// One batch of state to keep, written by the snapshot supervisor.
 struct snapshot {
   std::vector<model::build> builds;          ///< builds changed since the last snapshot
@@ -137,7 +140,7 @@ public:
 
   /// The relays' pending inputs as last written (id, input). Inputs that do not
   /// decode are logged and skipped.
-  virtual bool load_relays(std::vector<std::pair<std::string, model::envelope>>& out) = 0;
+  virtual bool load_relays(relay_inputs& out) = 0;
 
   /// Visits every journal entry not yet trimmed, oldest first; returns how many it
   /// visited. Entries that do not decode are logged and skipped. Once it returns, the

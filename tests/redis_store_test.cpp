@@ -491,7 +491,7 @@ void check_relays(store::store& s) {
     return model::envelope{{"taskcluster", "gecko-level-3", "group"}, "", model::timestamp{},
                            std::nullopt, model::relayed{"treeherder", std::move(text)}};
   };
-  std::vector<std::pair<std::string, model::envelope>> back;
+  store::relay_inputs back;
   ASSERT_TRUE(s.load_relays(back));
   EXPECT_TRUE(back.empty());
   store::snapshot first;
@@ -518,7 +518,7 @@ TEST(redis_store, relay_inputs_are_kept_until_deleted) {
   EXPECT_EQ(server.integer("HLEN bt-test:relay-pending"), 2);
   // A stored input that does not decode is skipped, not a failed read.
   EXPECT_EQ(server.integer("HSET bt-test:relay-pending broken {"), 1);
-  std::vector<std::pair<std::string, model::envelope>> back;
+  store::relay_inputs back;
   ASSERT_TRUE(s.load_relays(back));
   EXPECT_EQ(back.size(), 2u);
 }
