@@ -40,6 +40,7 @@
 #include "model/topic.hpp"
 #include "sources/treeherder.hpp"
 #include "support/json_schema.hpp"
+#include "tests/free_port.hpp"
 #include "tests/taskcluster_fakes.hpp"
 #include "tests/ws_client.hpp"
 
@@ -354,12 +355,6 @@ run_result storm(const workload& w, unsigned short port, int connections, ack_ti
   r.p99 = pct(0.99);
   r.max = latencies.back();
   return r;
-}
-
-unsigned short free_port() {
-  asio::io_context ioc;
-  tcp::acceptor a{ioc, {asio::ip::make_address("127.0.0.1"), 0}};
-  return a.local_endpoint().port();
 }
 
 pid_t spawn(const std::vector<std::string>& argv) {
@@ -713,7 +708,7 @@ int main(int argc, char** argv) {
   }
 
   // The floor first: a bare Beast server doing no work.
-  auto bare_port = free_port();
+  auto bare_port = bt::test::free_port();
   auto bare = spawn({o.bare, std::to_string(bare_port), std::to_string(o.io_threads)});
   await_ready(bare_port);
   ack_times ignored_acks;
@@ -723,7 +718,7 @@ int main(int argc, char** argv) {
   // The Redis store gets a redis-server of its own, appending to its AOF.
   pid_t redis = -1;
   std::string redis_dir;
-  auto redis_port = free_port();
+  auto redis_port = bt::test::free_port();
   if (o.store == "redis") {
     char dir[] = "/tmp/bt-storm-redis-XXXXXX";
     redis_dir = mkdtemp(dir);
@@ -736,7 +731,7 @@ int main(int argc, char** argv) {
   std::optional<notification_receiver> receiver;
   if (o.notify)
     receiver.emplace();
-  auto port = free_port();
+  auto port = bt::test::free_port();
   auto config_path = "/tmp/buildtrack-storm-" + std::to_string(getpid()) + ".yaml";
   {
     std::ofstream cfg{config_path};

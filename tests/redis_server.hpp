@@ -17,6 +17,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "tests/free_port.hpp"
+
 namespace bt::test {
 
 /// A real redis-server on a free loopback port, with its data in a fresh temporary
@@ -27,7 +29,12 @@ class redis_server {
 public:
   explicit redis_server(bool durable = false)
     : dir_{make_dir()}, port_{free_port()}, durable_{durable} {
-    start();
+    // Another process may still take the port first; then it is the next one's turn.
+    for (int attempt = 1; !launch(); ++attempt) {
+      if (attempt == 5)
+        throw std::runtime_error{"redis-server did not start on any of 5 ports"};
+      port_ = free_port();
+    }
   }
 
   ~redis_server() {
@@ -58,9 +65,24 @@ public:
   }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
 
+  /// Brings the server (back) up on its port; throws when it does not answer.
   void start() {
-    if (pid_ > 0)
+    if (pid_ <= 0 && !launch())
+      throw std::runtime_error{"redis-server did not start on port " + std::to_string(port_)};
+  }
+
+  void stop() {
+    if (pid_ <= 0)
       return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+private:
+  /// Starts redis-server on port_ and waits until it answers: false when it exits
+  /// first (its port is taken) or does not answer within 5 s.
+  bool launch() {
     auto port = std::to_string(port_);
     pid_ = fork();
     if (pid_ == 0) {
@@ -77,21 +99,17 @@ public:
     }
     for (int i = 0; i < 500; ++i) {
       if (answers())
-        return;
+        return true;
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds{10});
     }
-    throw std::runtime_error{"redis-server did not start on port " + port};
+    stop();
+    return false;
   }
 
-  void stop() {
-    if (pid_ <= 0)
-      return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-private:
   /// Runs `command` (split on spaces) on a new connection and hands `read` the reply.
   template <class Read>
   void run(const std::string& command, Read read) const {
@@ -106,13 +124,19 @@ private:
       redisFree(c);
   }
 
+  /// Whether our server answers on port_: one started by another test on the same
+  /// port answers too, so the reply must name our data folder.
   bool answers() const {
     timeval tv{0, 100'000};
     auto* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
     bool ok = c && !c->err;
     if (ok) {
-      auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
-      ok = r && r->type == REDIS_REPLY_STATUS;
+      auto* r = static_cast<redisReply*>(redisCommand(c, "CONFIG GET dir"));
+      std::error_code ec;
+      ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+           r->element[1]->type == REDIS_REPLY_STRING &&
+           std::filesystem::equivalent(std::string(r->element[1]->str, r->element[1]->len),
+                                       dir_, ec);
       if (r)
         freeReplyObject(r);
     }
@@ -129,18 +153,8 @@ private:
   }
 
 public:
-  /// A loopback TCP port nobody listens on right now.
-  static unsigned short free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-  }
+  /// A loopback TCP port nobody listens on right now (see free_port.hpp).
+  static unsigned short free_port() { return test::free_port(); }
 
 private:
   std::string dir_;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/fake_receiver.hpp"
+#include "tests/free_port.hpp"
 
 namespace bt::test::taskcluster {
 
@@ -25,13 +26,6 @@ inline const std::string exchange = "exchange/taskcluster-treeherder/v1/jobs";
 /// Where subscribers of `exchange` connect (the name URL-encoded).
 inline const std::string subscribe_path =
   "/api/v1/exchanges/exchange%2Ftaskcluster-treeherder%2Fv1%2Fjobs/subscribe";
-
-/// A loopback port that was free a moment ago.
-inline unsigned short free_loopback_port() {
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::acceptor a{ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
-  return a.local_endpoint().port();
-}
 
 /// A slug (22 characters of URL-safe base64 whose last two bits are zero) that
 /// differs for each `n`.
@@ -68,7 +62,7 @@ struct fake_queue {
   std::map<std::string, int> failing;
   std::optional<json> anything; ///< the definition of a task not in `tasks`
   std::atomic<bool> listings_fail{false};
-  fake_receiver http{free_loopback_port(), [this](auto& r, std::size_t) { return answer(r); }};
+  fake_receiver http{free_port(), [this](auto& r, std::size_t) { return answer(r); }};
 
   std::string root_url() const { return "http://127.0.0.1:" + std::to_string(http.port()); }
 
