@@ -28,6 +28,10 @@ struct build_settings {
   /// Waits for statistics, and whether a sink asks for `job_finished` notices.
   std::shared_ptr<const model::announce_rules> announce
     = std::make_shared<const model::announce_rules>();
+  /// How long the registry keeps an event that names its build by source and id
+  /// alone (a CDEvents taskRun) waiting for that build to show up
+  /// (`store.abandoned_after`); its journal entry stays as long.
+  std::chrono::milliseconds link_wait{std::chrono::hours{48}};
 };
 
 /// The actors a build actor hands its effects to.

@@ -8,7 +8,9 @@
 
 #include "actors/build_actor.hpp"
 #include "model/json.hpp"
+#include "support/clock.hpp"
 #include "support/log.hpp"
+#include "support/metrics.hpp"
 
 namespace bt::actors {
 namespace {
@@ -54,7 +56,9 @@ void deliver(self_ptr self, registry_state::live_build& target, const std::strin
              waiting_event w) {
   auto& st = self->state;
   ++target.routed;
-  st.dirty.try_emplace(name, st.cycle);
+  auto cycle = w.since ? w.since : st.cycle;
+  if (auto [it, fresh] = st.dirty.try_emplace(name, cycle); !fresh && cycle < it->second)
+    it->second = cycle;
   if (w.replay.pending()) {
     auto rp = std::move(w.replay);
     self->request(target.handle, caf::infinite, replay_atom::value, std::move(w.event))
@@ -79,16 +83,91 @@ std::string pipeline_of(const model::build_key& k) {
   return k.source + "/" + k.pipeline;
 }
 
+/// `source/id`: how an event that names its build without the pipeline finds it.
+std::string id_of(const model::build_key& k) {
+  return k.source + "/" + k.id;
+}
+
+void route(self_ptr self, waiting_event w);
+
+/// Keeps an event that names its build by source and id until that build shows up.
+/// A replayed one counts as applied: it is in the registry's hands.
+void wait_for_build(self_ptr self, waiting_event w) {
+  auto& st = self->state;
+  auto& waiting = st.unlinked[id_of(w.event.key)];
+  if (waiting.events.empty())
+    waiting.since = st.cycle;
+  if (w.replay.pending())
+    w.replay.deliver(true);
+  if (!w.since)
+    w.since = st.cycle;
+  waiting.events.push_back(std::move(w));
+  ++st.unlinked_events;
+  st.publish();
+}
+
+/// Notes that `k` is the build of its source and id; events that waited for it
+/// follow, in the order they came.
+void learn(self_ptr self, const model::build_key& k) {
+  auto& st = self->state;
+  auto id = id_of(k);
+  st.pipeline_by_id.insert_or_assign(id, k.pipeline);
+  if (st.unlinked.empty())
+    return;
+  auto waiting = st.unlinked.find(id);
+  if (waiting == st.unlinked.end())
+    return;
+  auto events = std::move(waiting->second.events);
+  st.unlinked.erase(waiting);
+  st.unlinked_events -= events.size();
+  for (auto& w : events)
+    route(self, std::move(w));
+  st.publish();
+}
+
+/// Drops events that waited longer than `settings.link_wait` for their build: the
+/// journal behind them may go.
+void drop_stale_unlinked(self_ptr self, model::timestamp now) {
+  auto& st = self->state;
+  for (auto it = st.unlinked.begin(); it != st.unlinked.end();) {
+    auto& first = it->second.events.front().event;
+    if (now - first.received < st.settings.link_wait) {
+      ++it;
+      continue;
+    }
+    support::metrics()
+      .get_counter("buildtrack_unlinked_events_dropped_total",
+                   "Events that named a build by id that never showed up within "
+                   "store.abandoned_after.")
+      .inc(it->second.events.size());
+    support::log(support::log_level::error, "events for a build that never showed up dropped",
+                 {{"build", it->first}, {"events", it->second.events.size()}});
+    st.unlinked_events -= it->second.events.size();
+    it = st.unlinked.erase(it);
+  }
+  st.publish();
+}
+
 /// Routes one event: to the build's live actor; to a new actor started from its
 /// parked state, or empty when the build is new; or, when only the store holds the
 /// build, behind a read of its stored state. While a read is out, the pipeline's
-/// later events wait behind it in arrival order.
+/// later events wait behind it in arrival order. An event that names its build by
+/// source and id alone goes to the build known by them, or waits for it.
 void route(self_ptr self, waiting_event w) {
   auto& st = self->state;
   auto& k = w.event.key;
+  if (k.pipeline.empty()) {
+    auto known = st.pipeline_by_id.find(id_of(k));
+    if (known == st.pipeline_by_id.end())
+      return wait_for_build(self, std::move(w));
+    k.pipeline = known->second;
+  }
   if (!st.held.empty())
-    if (auto held = st.held.find(pipeline_of(k)); held != st.held.end())
+    if (auto held = st.held.find(pipeline_of(k)); held != st.held.end()) {
+      if (!w.since)
+        w.since = st.cycle;
       return held->second.events.push_back(std::move(w));
+    }
   // Most events go to a live actor: look it up without building a new string.
   st.scratch.clear();
   st.scratch.append(k.source).append(1, '/').append(k.pipeline).append(1, '/').append(k.id);
@@ -100,6 +179,9 @@ void route(self_ptr self, waiting_event w) {
     st.parked.erase(parked);
     return deliver(self, spawn_build(self, name, std::move(initial)), name, std::move(w));
   }
+  // A build not in memory: known by its source and id from now on (live and parked
+  // builds were learnt when they were first seen).
+  auto seen = k;
   if (!st.stored.contains(name) && !makes_builds(w.event)) {
     // A command or a passed deadline needs a build: it does not make one (a deadline
     // may outlive its build's expiry). Replayed, it meets the same.
@@ -112,7 +194,8 @@ void route(self_ptr self, waiting_event w) {
   if (st.stored.erase(name) == 0) {
     model::build fresh;
     fresh.key = k;
-    return deliver(self, spawn_build(self, name, std::move(fresh)), name, std::move(w));
+    deliver(self, spawn_build(self, name, std::move(fresh)), name, std::move(w));
+    return learn(self, seen);
   }
   auto key = k;
   auto pipeline = pipeline_of(key);
@@ -120,9 +203,12 @@ void route(self_ptr self, waiting_event w) {
   auto& held = st.held[pipeline];
   if (held.events.empty())
     held.since = st.cycle;
+  if (!w.since)
+    w.since = st.cycle;
   held.events.push_back(std::move(w));
   st.publish();
   start_load(self, key);
+  learn(self, seen);
 }
 
 /// Stops a live build actor the registry no longer routes to.
@@ -153,9 +239,12 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit) {
   }
   // Events held behind a read are journaled but in no build yet: the journal after
   // the snapshot before they came must stay.
-  for (auto& [_, held] : st.held)
-    if (!batch->oldest_waiting || held.since < *batch->oldest_waiting)
-      batch->oldest_waiting = held.since;
+  // So are events waiting for the build their id names.
+  drop_stale_unlinked(self, support::wall_clock());
+  for (auto* waiting : {&st.held, &st.unlinked})
+    for (auto& [_, held] : *waiting)
+      if (!batch->oldest_waiting || held.since < *batch->oldest_waiting)
+        batch->oldest_waiting = held.since;
   std::vector<build_actor> ask;
   st.in_flight.clear();
   for (auto& [cycle, name] : waiting) {
@@ -254,6 +343,7 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
         auto name = key.str();
         if (!self->state.live.contains(name) && !self->state.parked.contains(name))
           self->state.stored.insert(std::move(name));
+        learn(self, key);
       }
       self->state.publish();
     },
@@ -319,6 +409,9 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
           st.stored.erase(name);
           st.dirty.erase(name);
           st.in_flight.erase(name);
+          if (auto known = st.pipeline_by_id.find(id_of(key));
+              known != st.pipeline_by_id.end() && known->second == key.pipeline)
+            st.pipeline_by_id.erase(known);
           to->push_back(key);
         }
       st.publish();

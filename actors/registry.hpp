@@ -21,6 +21,7 @@ struct registry_stats {
   std::atomic<std::uint64_t> tracked{0}; ///< builds in memory or in the store
   std::atomic<std::uint64_t> dirty{0};   ///< builds changed since the last snapshot
   std::atomic<std::uint64_t> loading{0}; ///< builds whose stored state is being read
+  std::atomic<std::uint64_t> unlinked{0}; ///< events waiting for the build their id names
 };
 
 struct registry_state {
@@ -41,6 +42,10 @@ struct registry_state {
     model::envelope event;
     tally_ptr tally;
     caf::typed_response_promise<bool> replay; ///< answered once applied (replayed events)
+    /// The snapshot cycle in which it began to wait (behind a read, or for its
+    /// build), 0 when it never did: its build is dirty since then, so the journal
+    /// behind it stays until the build is written.
+    std::uint64_t since = 0;
   };
   build_loader_actor loader;
   build_peers peers;
@@ -64,6 +69,15 @@ struct registry_state {
     std::uint64_t since = 0;
   };
   std::unordered_map<std::string, held_events> held;
+  /// An event may name its build by source and id alone (a key with no pipeline: a
+  /// CDEvents taskRun knows only its pipelineRun's id). Each build the registry
+  /// knows, as `source/id` → pipeline (the newest, should two pipelines share one).
+  std::unordered_map<std::string, std::string> pipeline_by_id;
+  /// Such events whose build is not known yet, by `source/id`, in arrival order: they
+  /// follow the build's first event. Kept (and the journal behind them) for at most
+  /// `settings.link_wait`.
+  std::unordered_map<std::string, held_events> unlinked;
+  std::uint64_t unlinked_events = 0;
   std::uint64_t cycle = 1; ///< number of the next snapshot
   /// Builds changed since they were last written, with the cycle of their first change.
   std::unordered_map<std::string, std::uint64_t> dirty;
@@ -84,6 +98,7 @@ struct registry_state {
                          std::memory_order_relaxed);
     stats->dirty.store(dirty.size(), std::memory_order_relaxed);
     stats->loading.store(loading.size(), std::memory_order_relaxed);
+    stats->unlinked.store(unlinked_events, std::memory_order_relaxed);
   }
 };
 

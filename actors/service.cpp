@@ -153,7 +153,7 @@ struct service::impl {
                                    static_cast<size_t>(c.tracking.max_attempts_per_job),
                                    static_cast<size_t>(c.tracking.max_statistics_per_build),
                                    static_cast<size_t>(c.tracking.max_messages_per_build)},
-               announce_rules_of(c)},
+               announce_rules_of(c), c.store.abandoned_after},
       timeouts{system.spawn(timeout_supervisor,
                             timeout_settings{support::wall_clock,
                                              [route = deadlines](const model::build_key& key,
@@ -203,6 +203,9 @@ struct service::impl {
                 [s = relay_stats] { return static_cast<double>(s->pending.load()); });
     m.set_gauge("buildtrack_builds_dirty", "Builds changed since the last snapshot.", this,
                 [s = stats] { return static_cast<double>(s->dirty.load()); });
+    m.set_gauge("buildtrack_unlinked_events",
+                "Events that name their build by id (CDEvents taskRuns) waiting for it to show up.",
+                this, [s = stats] { return static_cast<double>(s->unlinked.load()); });
     for (auto& sink : c.notifications)
       support::log(support::log_level::info, "notification sink",
                    {{"name", sink.name}, {"kind", sink.kind}, {"on", sink.on},

@@ -119,14 +119,17 @@ int main(int argc, char** argv) {
   auto store = open_store(cfg);
   if (!store)
     return 2;
+  // Both read schemas at start: one that cannot be read is a configuration error.
   std::unique_ptr<bt::actors::service> service;
+  std::unique_ptr<bt::net::api> inputs;
   try {
     service = std::make_unique<bt::actors::service>(cfg, store);
+    inputs = std::make_unique<bt::net::api>(cfg, *service, *store);
   } catch (const std::runtime_error& e) {
     std::cerr << "buildtrackd: " << e.what() << '\n';
     return 2;
   }
-  bt::net::api api{cfg, *service, *store};
+  auto& api = *inputs;
   // Bound before the store is awaited, so that a taken port is reported at once and
   // probes get an answer (503 until recovered) while Redis is away.
   api.set_serving(false);

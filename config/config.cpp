@@ -483,6 +483,10 @@ config parse(const std::string& text) {
                                  "a route's first word: 1 to 25 characters, no dot");
                           if (c.taskcluster.exchange.empty())
                             fail(p2 + ".exchange", n2["exchange"], "required: a name");
+                        }},
+                       {"cdevents", [&](auto& p2, auto& n2) {
+                          walk(p2, n2, {{"token", string_into(c.cdevents.token)},
+                                        {"schemas", string_into(c.cdevents.schemas)}});
                         }}});
          }},
         {"exchanges", [&](auto& p, auto& n) {

@@ -70,6 +70,14 @@ struct taskcluster_config {
   int task_cache = 10'000; ///< task definitions kept, by task id (one task's runs read it once)
 };
 
+/// `sources.cdevents.*`: CDEvents as CloudEvents, `POST /webhooks/cdevents`.
+struct cdevents_config {
+  std::string token; ///< `Authorization: Bearer <token>`; empty: refuses every call
+  /// The folder holding the CDEvents 0.4.1 schemas (`pipelinerunfinished.json`, ...,
+  /// `links/`), loaded at start; empty: the schemas that came with buildtrack.
+  std::string schemas;
+};
+
 /// `exchanges.*`: the topic exchanges and their WebSocket subscribers (SPEC §8).
 struct exchanges_config {
   int backlog = 100'000; ///< messages kept per exchange for subscribers to resume
@@ -168,6 +176,7 @@ struct config {
   buildkite_config buildkite;
   native_config native;
   taskcluster_config taskcluster;
+  cdevents_config cdevents;
   exchanges_config exchanges;
   tracking_config tracking;
   collator_config collator;

@@ -95,15 +95,20 @@ checked<std::optional<simdjson::dom::object>> fields::child(std::string_view nam
   return std::optional<simdjson::dom::object>{v->get_object().value_unsafe()};
 }
 
-checked<fields> parse_object(std::string_view text, std::string_view what) {
+checked<simdjson::dom::element> parse_document(std::string_view text, std::string_view what) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (parser.parse(text.data(), text.size()).get(doc) != simdjson::SUCCESS)
     return rejection{400, "malformed_json", std::string{what} + " is not valid JSON", ""};
-  if (!doc.is_object())
-    return rejection{400, "malformed_json", std::string{what} + " must be a JSON object", ""};
   if (auto dup = duplicate_key(doc))
     return rejection{400, "duplicate_key", "a key appears twice in one object", *dup};
+  return doc;
+}
+
+checked<fields> parse_object(std::string_view text, std::string_view what) {
+  BT_TRY(doc, parse_document(text, what));
+  if (!doc.is_object())
+    return rejection{400, "malformed_json", std::string{what} + " must be a JSON object", ""};
   return fields{doc.get_object().value_unsafe(), ""};
 }
 

@@ -41,6 +41,12 @@ struct fields {
   std::optional<rejection> only(std::initializer_list<std::string_view> known) const;
 };
 
+/// Parses `text` as one JSON document with the calling thread's parser (which keeps
+/// its buffers between calls), valid until the thread parses again. 400
+/// `malformed_json` when it is not JSON (`what` names it in the message),
+/// `duplicate_key` when one object holds a key twice.
+checked<simdjson::dom::element> parse_document(std::string_view text, std::string_view what);
+
 /// Parses `text` as one JSON object with the calling thread's parser (which keeps its
 /// buffers between calls): its fields, valid until the thread parses again. 400
 /// `malformed_json` when it is not a JSON object (`what` names it in the message),

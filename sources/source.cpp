@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "sources/buildkite.hpp"
+#include "sources/cdevents.hpp"
 #include "sources/native.hpp"
 #include "sources/taskcluster.hpp"
 #include "support/crypto.hpp"
@@ -15,6 +16,7 @@ std::vector<std::unique_ptr<source>> make_sources(const config::config& cfg) {
   out.push_back(make_buildkite_source(cfg.buildkite));
   out.push_back(make_native_source(cfg.native));
   out.push_back(make_taskcluster_source(cfg.taskcluster));
+  out.push_back(make_cdevents_source(cfg.cdevents));
   return out;
 }
 

@@ -51,7 +51,8 @@ public:
   virtual checked<delivery> parse(const inbound& in) const = 0;
 };
 
-/// Every source buildtrack ingests, configured from `cfg.sources`. `cfg` must outlive them.
+/// Every source buildtrack ingests, configured from `cfg.sources`. `cfg` must outlive
+/// them. Throws std::runtime_error when a source's schemas cannot be read.
 std::vector<std::unique_ptr<source>> make_sources(const config::config& cfg);
 
 /// Whether a Content-Type value names `type` (lower case): RFC 9110 §8.3.1, the type

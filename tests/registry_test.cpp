@@ -444,3 +444,90 @@ TEST_F(slow_store_test, a_held_pipelines_builds_stay_in_memory_until_it_moves_on
   advance(31s);
   EXPECT_EQ(stats->live.load(), 0u); // and once the pipeline moves on, idle actors stop
 }
+
+namespace {
+
+/// An event for build `pipeline`-less `cdevents/?/<run>`: a taskRun names its
+/// pipelineRun by id alone. Received `at`.
+model::envelope task_run(const std::string& run, const std::string& attempt, model::job_state state,
+                         model::timestamp at) {
+  model::job_event j;
+  j.group = j.name = "unit";
+  j.numbered = false;
+  j.report.id = attempt;
+  j.report.state = state;
+  j.report.fails = state == model::job_state::failed;
+  auto delivery = attempt + ":" + std::string{model::to_string(state)};
+  return {{"cdevents", "", run}, delivery, at, std::nullopt, j};
+}
+
+model::envelope pipeline_run(const model::build_key& key, model::build_event::phase_t phase,
+                             model::timestamp at) {
+  model::build_info info;
+  info.branch = "main";
+  return {key, "", at, info, model::build_event{phase, model::build_end::completed, "x"}};
+}
+
+const model::build_key deploy1{"cdevents", "deploy", "run-1"};
+
+} // namespace
+
+// Issue 14: an event that names its build by id alone, before that build is known,
+// waits (its journal entry with it: the snapshot says it waits since its cycle) and
+// follows the build's first event, then counts from its own cycle. Later ones go
+// straight to the build.
+TEST_F(registry_test, an_event_naming_its_build_by_id_waits_for_the_build) {
+  auto now = support::wall_clock();
+  caf::anon_send(registry, task_run("run-1", "tr-1", model::job_state::failed, now));
+  EXPECT_TRUE(ask<bool>(registry, actors::replay_atom::value,
+                        task_run("run-1", "tr-2", model::job_state::running, now)))
+    << "a replayed one is in the registry's hands";
+  run();
+  EXPECT_EQ(stats->unlinked.load(), 2u);
+  EXPECT_EQ(stats->live.load(), 0u);
+  auto first = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{100});
+  EXPECT_TRUE(first.state.builds.empty());
+  ASSERT_TRUE(first.oldest_waiting);
+  EXPECT_EQ(*first.oldest_waiting, 1u);
+  caf::anon_send(registry, actors::snapshot_atom::value, true);
+  run();
+  caf::anon_send(registry, pipeline_run(deploy1, model::build_event::started, now));
+  run();
+  EXPECT_EQ(stats->unlinked.load(), 0u);
+  auto doc = get(deploy1);
+  EXPECT_EQ(doc["state"], "running");
+  ASSERT_EQ(doc["jobs"].size(), 1u) << doc.dump(2);
+  // Written in this cycle; had it not fit the batch, the journal from cycle 1 stays.
+  auto second = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{0});
+  ASSERT_TRUE(second.oldest_waiting);
+  EXPECT_EQ(*second.oldest_waiting, 1u);
+  caf::anon_send(registry, actors::snapshot_atom::value, false);
+  run();
+  caf::anon_send(registry, task_run("run-1", "tr-2", model::job_state::passed, now));
+  caf::anon_send(registry, pipeline_run(deploy1, model::build_event::finished, now));
+  run();
+  EXPECT_EQ(stats->unlinked.load(), 0u);
+  EXPECT_EQ(get(deploy1)["state"], "passed") << "tr-2, the unit job's later attempt, passed";
+}
+
+// A build known only from the store is found by its id too, and one that never
+// shows up lets its waiting events go after store.abandoned_after (the journal
+// behind them with them).
+TEST_F(registry_test, stored_builds_are_found_by_id_and_events_for_none_expire) {
+  auto now = support::wall_clock();
+  model::build saved;
+  auto started = pipeline_run(deploy1, model::build_event::started, now);
+  model::apply(saved, started, now);
+  store->write(store::snapshot{{saved}, std::nullopt, ""});
+  caf::anon_send(registry, caf::put_atom::value, std::vector<model::build_key>{deploy1});
+  caf::anon_send(registry, task_run("run-1", "tr-1", model::job_state::running, now));
+  run();
+  EXPECT_EQ(stats->unlinked.load(), 0u);
+  EXPECT_EQ(get(deploy1)["jobs"].size(), 1u);
+  caf::anon_send(registry, task_run("run-9", "tr-9", model::job_state::running, now - 49h));
+  caf::anon_send(registry, task_run("run-8", "tr-8", model::job_state::running, now - 47h));
+  run();
+  EXPECT_EQ(stats->unlinked.load(), 2u);
+  snapshot();
+  EXPECT_EQ(stats->unlinked.load(), 1u) << "run-9 waited past 48 h";
+}
