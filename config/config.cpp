@@ -307,6 +307,8 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
          }},
         {"content_type", string_into(s.content_type)},
         {"exchange", string_into(s.exchange)},
+        {"mode", string_into(s.mode)},
+        {"source", string_into(s.event_source)},
         {"wait_for", [&](auto& p2, auto& n2) {
            wait_for_config w{{}, c.collator.build_completed_timeout, c.collator.failure_timeout};
            walk(p2, n2, {{"statistics", list_into(w.statistics)},
@@ -340,6 +342,8 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
                    n["template"].IsDefined() ? n["template"] : n["template_file"], s);
   if (s.kind != "exchange" && n["exchange"].IsDefined())
     fail(p + ".exchange", n["exchange"], "only for kind exchange");
+  for (auto key : {"mode", "source"})
+    kind_only(key, "cdevents");
   if (s.kind == "slack") {
     if (std::find(s.on.begin(), s.on.end(), "job_finished") != s.on.end())
       fail(p + ".on", n["on"], "job_finished is for webhook sinks");
@@ -371,9 +375,23 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
       fail(p + ".exchange", key_or_map(n, "exchange"), "required for an exchange sink");
     if (!on_set)
       s.on = {"failed", "broken", "still_failing", "fixed", "passed", "recovered"};
+  } else if (s.kind == "cdevents") {
+    for (auto key : {"token", "channel", "api_url"})
+      kind_only(key, "slack");
+    for (auto key : {"template", "template_file", "content_type"})
+      kind_only(key, "webhook");
+    if (s.url.empty())
+      fail(p + ".url", key_or_map(n, "url"), "required for a cdevents sink");
+    check_url(p + ".url", key_or_map(n, "url"), s.url);
+    if (s.mode != "binary" && s.mode != "structured")
+      fail(p + ".mode", n["mode"], "expected binary or structured, got '" + s.mode + "'");
+    if (s.event_source.empty())
+      fail(p + ".source", n["source"], "a URI reference, not empty");
+    if (!on_set)
+      s.on = {"failed", "broken", "still_failing", "fixed", "passed", "recovered"};
   } else {
     fail(p + ".kind", key_or_map(n, "kind"),
-         "expected slack, webhook or exchange, got '" + s.kind + "'");
+         "expected slack, webhook, exchange or cdevents, got '" + s.kind + "'");
   }
   return s;
 }

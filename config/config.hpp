@@ -134,7 +134,7 @@ struct retry_config {
 /// `notifications[]`: one sink. Kind-specific keys are empty for other kinds.
 struct sink_config {
   std::string name; ///< unique; part of every outbox key
-  std::string kind; ///< "slack", "webhook" or "exchange"
+  std::string kind; ///< "slack", "webhook", "exchange" or "cdevents"
   /// Notice kinds this sink wants: failed, broken, still_failing, fixed, passed,
   /// recovered. Default: failed and fixed for Slack, all for webhooks.
   std::vector<std::string> on;
@@ -160,6 +160,9 @@ struct sink_config {
   std::string content_type = "application/json";
   // exchange
   std::string exchange; ///< the topic exchange it publishes on
+  // cdevents (and url, headers, auth, secret as a webhook's)
+  std::string mode = "binary"; ///< CloudEvents HTTP mode: binary or structured
+  std::string event_source = "/buildtrack"; ///< `source:`, the CDEvents' context.source
 };
 
 /// `people[]`: who someone is in each system, for Slack mentions.

@@ -8,6 +8,7 @@
 
 #include "model/codec.hpp"
 #include "model/streak.hpp"
+#include "notify/cdevents.hpp"
 #include "notify/exchange.hpp"
 #include "notify/slack.hpp"
 #include "notify/webhook.hpp"
@@ -93,6 +94,8 @@ std::unique_ptr<sink> make_sink(const config::sink_config& cfg,
     return std::make_unique<slack_sink>(cfg, people);
   if (cfg.kind == "exchange")
     return std::make_unique<exchange_sink>(cfg);
+  if (cfg.kind == "cdevents")
+    return std::make_unique<cdevents_sink>(cfg);
   return std::make_unique<webhook_sink>(cfg);
 }
 

@@ -47,6 +47,12 @@ net::outbound_request webhook_sink::request(const outbox_entry& e,
                 : webhook_body(e);
   net::outbound_request req{"POST", cfg.url, {}, std::move(body)};
   req.headers.emplace_back("Content-Type", cfg.content_type);
+  add_delivery_headers(req, e, cfg);
+  return req;
+}
+
+void add_delivery_headers(net::outbound_request& req, const outbox_entry& e,
+                          const config::sink_config& cfg) {
   req.headers.emplace_back("X-Buildtrack-Delivery", delivery_id(e));
   req.headers.emplace_back("X-Buildtrack-Event", std::string{model::to_string(e.notice.kind)});
   if (!cfg.secret.empty())
@@ -59,7 +65,6 @@ net::outbound_request webhook_sink::request(const outbox_entry& e,
                              "Basic " + support::base64(cfg.basic_user + ":" + cfg.basic_password));
   for (auto& h : cfg.headers)
     req.headers.push_back(h);
-  return req;
 }
 
 } // namespace bt::notify

@@ -18,6 +18,12 @@ std::string delivery_id(const outbox_entry& e);
 /// build as `GET /api/v1/builds/…` shows it.
 std::string webhook_body(const outbox_entry& e);
 
+/// The headers every HTTP sink's delivery carries after its body is made:
+/// `X-Buildtrack-Delivery` and `-Event`, the HMAC-SHA256 `X-Buildtrack-Signature` of
+/// the body when `cfg.secret` is set, bearer or basic authorization, custom headers.
+void add_delivery_headers(net::outbound_request& req, const outbox_entry& e,
+                          const config::sink_config& cfg);
+
 /// POSTs a JSON document per notice, signed with HMAC-SHA256 when a secret is set.
 class webhook_sink : public sink {
 public:

@@ -3,13 +3,13 @@
 # (default 60) from its seed corpus in tests/fuzz/corpus/<target>/. New inputs go to
 # a scratch folder, not into the repository; a finding is written to build-fuzz/
 # (crash-*, leak-*, timeout-*) and fails the script.
-#   scripts/fuzz.sh [SECONDS] [TARGET...]    targets: buildkite native config taskcluster
+#   scripts/fuzz.sh [SECONDS] [TARGET...]    targets: buildkite native config taskcluster cdevents
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(buildkite native config taskcluster)
+((${#targets[@]})) || targets=(buildkite native config taskcluster cdevents)
 scripts/deps.sh
 cmake -S . -B build-fuzz -DBT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCMAKE_CXX_COMPILER=clang++ >/dev/null

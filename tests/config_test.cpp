@@ -312,3 +312,31 @@ TEST(config, exchange_sinks_and_the_exchanges_they_make) {
   EXPECT_NE(error_of("sources:\n  taskcluster: {task_cache: 0}\n").find("sources.taskcluster.task_cache"),
             std::string::npos);
 }
+
+TEST(config, cdevents_source_and_sinks) {
+  auto c = parse("sources:\n  cdevents: {token: t0k, schemas: /opt/cdevents}\n"
+                 "notifications:\n"
+                 "  - {name: cd, kind: cdevents, url: 'https://events.example.com/'}\n"
+                 "  - {name: cd2, kind: cdevents, url: 'https://x/', mode: structured, source: /ci,"
+                 " on: [failed, job_finished], auth: {bearer: b}}\n");
+  EXPECT_EQ(c.cdevents.token, "t0k");
+  EXPECT_EQ(c.cdevents.schemas, "/opt/cdevents");
+  ASSERT_EQ(c.notifications.size(), 2u);
+  EXPECT_EQ(c.notifications[0].mode, "binary");
+  EXPECT_EQ(c.notifications[0].event_source, "/buildtrack");
+  EXPECT_EQ(c.notifications[0].on.size(), 6u) << "every outcome kind by default";
+  EXPECT_EQ(c.notifications[1].mode, "structured");
+  EXPECT_EQ(c.notifications[1].event_source, "/ci");
+  EXPECT_EQ(c.notifications[1].bearer_token, "b");
+  EXPECT_NE(error_of("notifications:\n  - {name: cd, kind: cdevents}\n").find("notifications[0].url: required"),
+            std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {name: cd, kind: cdevents, url: 'https://x/', mode: fancy}\n")
+              .find("notifications[0].mode: expected binary or structured"),
+            std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {name: h, kind: webhook, url: 'https://x/', mode: binary}\n")
+              .find("notifications[0].mode: only for kind cdevents"),
+            std::string::npos);
+  EXPECT_NE(error_of("notifications:\n  - {name: cd, kind: cdevents, url: 'https://x/', template: '{}'}\n")
+              .find("notifications[0].template: only for kind webhook"),
+            std::string::npos);
+}

@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include "tests/fixtures.hpp"
+#include "tests/schemas.hpp"
 #include <nlohmann/json.hpp>
 
 #include "model/notice.hpp"
+#include "notify/cdevents.hpp"
 #include "notify/slack.hpp"
 #include "notify/webhook.hpp"
 #include "support/crypto.hpp"
@@ -301,4 +303,64 @@ TEST(outbox_entry, entries_of_the_previous_release_still_load) {
   EXPECT_EQ(newer["v"], 2);
   newer["v"] = 3;
   EXPECT_FALSE(notify::decode_outbox_entry(newer.dump()));
+}
+
+// The cdevents sink: pipelinerun.finished with the outcome and the failed jobs, a
+// taskrun.finished for a job notice, each valid against its CDEvents 0.4.1 schema;
+// binary mode puts the context in ce-* headers, structured mode wraps the event; the
+// id is the delivery id, the same on every attempt; auth and signature as webhooks'.
+TEST(cdevents_sink, pipeline_and_task_runs_are_schema_valid_cloud_events_with_stable_ids) {
+  auto& pipeline_schema = test::schema("cdevents-0.4.1/pipelinerunfinished.json");
+  auto& task_schema = test::schema("cdevents-0.4.1/taskrunfinished.json");
+  config::sink_config cfg;
+  cfg.name = "cd";
+  cfg.kind = "cdevents";
+  cfg.url = "https://events.example.com/";
+  cfg.secret = "s3cret";
+  cfg.event_source = "/ci/buildtrack";
+  notify::cdevents_sink binary{cfg};
+  auto b = finished_build(2);
+  b.jobs["job-100"].attempts.front().id = "a-100";
+  b.jobs["job-100"].attempts.front().finished = model::timestamp{std::chrono::seconds{1'700'000'000}};
+  notify::outbox_entry e{"cd", {b, model::notice_kind::failed}, 0};
+  auto req = binary.request(e, std::nullopt);
+  std::map<std::string, std::string> h(req.headers.begin(), req.headers.end());
+  auto event = json::parse(req.body);
+  EXPECT_TRUE(pipeline_schema.accepts(event)) << pipeline_schema.problems(event).front();
+  EXPECT_EQ(event["context"]["type"], "dev.cdevents.pipelinerun.finished.0.2.0");
+  EXPECT_EQ(event["context"]["source"], "/ci/buildtrack");
+  EXPECT_EQ(event["subject"]["id"], "buildkite/app/42");
+  EXPECT_EQ(event["subject"]["content"]["pipelineName"], "App");
+  EXPECT_EQ(event["subject"]["content"]["outcome"], "failure");
+  EXPECT_EQ(event["subject"]["content"]["errors"], "failed jobs: job 100, job 101");
+  EXPECT_EQ(h["Content-Type"], "application/json");
+  EXPECT_EQ(h["ce-specversion"], "1.0");
+  EXPECT_EQ(h["ce-id"], event["context"]["id"]);
+  EXPECT_EQ(h["ce-type"], event["context"]["type"]);
+  EXPECT_EQ(h["ce-source"], "/ci/buildtrack");
+  EXPECT_EQ(h["ce-subject"], "buildkite/app/42");
+  EXPECT_EQ(h["X-Buildtrack-Signature"], "sha256=" + support::hmac_sha256_hex("s3cret", req.body));
+  // A retry is the same event.
+  auto retried = e;
+  retried.attempts = 3;
+  EXPECT_EQ(json::parse(binary.request(retried, std::nullopt).body)["context"]["id"], event["context"]["id"]);
+
+  cfg.mode = "structured";
+  notify::cdevents_sink structured{cfg};
+  notify::outbox_entry job{"cd", model::job_notice(b, "a-100"), 0};
+  auto sreq = structured.request(job, std::nullopt);
+  std::map<std::string, std::string> sh(sreq.headers.begin(), sreq.headers.end());
+  EXPECT_EQ(sh["Content-Type"], "application/cloudevents+json");
+  EXPECT_EQ(sh.count("ce-id"), 0u);
+  auto ce = json::parse(sreq.body);
+  EXPECT_EQ(ce["specversion"], "1.0");
+  EXPECT_EQ(ce["id"], ce["data"]["context"]["id"]);
+  EXPECT_NE(ce["id"], event["context"]["id"]);
+  EXPECT_EQ(ce["type"], "dev.cdevents.taskrun.finished.0.2.0");
+  auto& task = ce["data"];
+  EXPECT_TRUE(task_schema.accepts(task)) << task_schema.problems(task).front();
+  EXPECT_EQ(task["subject"]["content"]["taskName"], "job 100");
+  EXPECT_EQ(task["subject"]["content"]["outcome"], "failure");
+  EXPECT_EQ(task["subject"]["content"]["pipelineRun"]["id"], "buildkite/app/42");
+  EXPECT_EQ(task["context"]["timestamp"], "2023-11-14T22:13:20.000Z");
 }

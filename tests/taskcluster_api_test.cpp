@@ -17,6 +17,7 @@
 #include "tests/eventually.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/redis_server.hpp"
+#include "tests/schemas.hpp"
 #include "tests/taskcluster_fakes.hpp"
 #include "tests/ws_client.hpp"
 
@@ -33,18 +34,7 @@ using test::taskcluster::revision;
 using test::taskcluster::slug;
 using test::taskcluster::task_definition;
 
-const support::json_schema& schema(const std::string& file) {
-  static std::map<std::string, support::json_schema> loaded;
-  static std::mutex mutex;
-  std::lock_guard guard{mutex};
-  if (auto it = loaded.find(file); it != loaded.end())
-    return it->second;
-  std::string error;
-  auto s = support::json_schema::load(std::string{BT_SOURCE_DIR} + "/schemas/" + file, error);
-  if (!s)
-    throw std::runtime_error{error};
-  return loaded.emplace(file, std::move(*s)).first->second;
-}
+using test::schema;
 
 /// A fixture's message with its task id (and group) replaced: a task of its own.
 json message(const std::string& fixture, const std::string& task_id = "") {

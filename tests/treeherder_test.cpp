@@ -7,6 +7,7 @@
 #include "sources/treeherder.hpp"
 #include "support/json_schema.hpp"
 #include "tests/fixtures.hpp"
+#include "tests/schemas.hpp"
 
 using namespace bt::sources::treeherder;
 using nlohmann::json;
@@ -16,13 +17,7 @@ namespace {
 const std::string root = "https://tc.example.com";
 const std::string revision = "918d7c84da371bda26460fb4b50f161d32107880";
 
-bt::support::json_schema schema(const std::string& file) {
-  std::string error;
-  auto s = bt::support::json_schema::load(std::string{BT_SOURCE_DIR} + "/schemas/" + file, error);
-  if (!s)
-    throw std::runtime_error{error};
-  return *s;
-}
+using bt::test::schema;
 
 const bt::support::json_schema& job_schema() {
   static auto s = schema("pulse-job.schema.yml");
