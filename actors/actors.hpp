@@ -145,6 +145,9 @@ using build_actor = caf::typed_actor<
 using streak_tracker_actor = caf::typed_actor<
   // A finished build's outcome; its verdict, or none when the build is not tracked.
   caf::replies_to<model::finished_effect>::with<std::optional<model::streak_result>>,
+  // A finished build that streaks do not judge (canceled, interrupted, aborted):
+  // dropped from its streak, should an earlier outcome have been judged.
+  caf::reacts_to<forget_atom, model::finished_effect>,
   // Every streak as a JSON array.
   caf::replies_to<caf::get_atom>::with<std::string>,
   // Every streak, for a snapshot, when a verdict changed them since they were last

@@ -71,6 +71,8 @@ bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = 
     if (auto* f = std::get_if<model::finished_effect>(&effect)) {
       if (model::streak_judges(*f, *st.settings.tracked_branches))
         ask_verdict(self, std::move(*f));
+      else if (model::streak_forgets(*f, *st.settings.tracked_branches))
+        self->send(st.peers.tracker, forget_atom::value, std::move(*f));
     } else if (auto* r = std::get_if<model::rollup_effect>(&effect)) {
       self->send(st.registry, model::envelope{r->parent, "", e.received, std::nullopt,
                                               std::move(r->job)});

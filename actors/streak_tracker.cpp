@@ -23,6 +23,12 @@ streak_tracker(streak_tracker_actor::stateful_pointer<streak_tracker_state> self
       st.changed = true;
       return verdict;
     },
+    [=](forget_atom, const model::finished_effect& f) {
+      auto& st = self->state;
+      if (model::streak_forgets(f, st.branches)
+          && st.book.forget({f.key.source, f.key.pipeline, f.branch}, f.number))
+        st.changed = true;
+    },
     [=](caf::get_atom) -> std::string { return model::to_text(model::to_json(self->state.book)); },
     [=](snapshot_atom) -> std::optional<model::streak_book> {
       auto& st = self->state;

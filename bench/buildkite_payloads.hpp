@@ -3,6 +3,7 @@
 // Realistic Buildkite webhook bodies and requests, and native event requests, shared
 // by the storm bench and the crash test. Shapes follow tests/fixtures.
 
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -81,15 +82,25 @@ inline std::string native_request(const std::string& body, bool ndjson) {
   return out.str();
 }
 
-/// A complete HTTP/1.1 request posting a JSON `body` to `path` with the bench's token
-/// as a Bearer token (target messages, build commands, Taskcluster messages).
-inline std::string bearer_post(const std::string& path, const std::string& body) {
+/// A complete HTTP/1.1 request posting `body` to `path` with the bench's token as a
+/// Bearer token and `headers` (a `Content-Type` among them).
+inline std::string bearer_request(const std::string& path,
+                                  const std::map<std::string, std::string>& headers,
+                                  const std::string& body) {
   std::ostringstream out;
-  out << "POST " << path << " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
-      << "\r\nAuthorization: Bearer " << token << "\r\nContent-Length: " << body.size()
+  out << "POST " << path << " HTTP/1.1\r\nHost: 127.0.0.1";
+  for (auto& [name, value] : headers)
+    out << "\r\n" << name << ": " << value;
+  out << "\r\nAuthorization: Bearer " << token << "\r\nContent-Length: " << body.size()
       << "\r\n\r\n"
       << body;
   return out.str();
+}
+
+/// A complete HTTP/1.1 request posting a JSON `body` to `path` with the bench's token
+/// as a Bearer token (target messages, build commands, Taskcluster messages).
+inline std::string bearer_post(const std::string& path, const std::string& body) {
+  return bearer_request(path, {{"Content-Type", "application/json"}}, body);
 }
 
 } // namespace bt::payloads

@@ -37,9 +37,11 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/buildkite_payloads.hpp"
+#include "model/time.hpp"
 #include "model/topic.hpp"
 #include "sources/treeherder.hpp"
 #include "support/json_schema.hpp"
+#include "tests/cdevents_fakes.hpp"
 #include "tests/free_port.hpp"
 #include "tests/taskcluster_fakes.hpp"
 #include "tests/ws_client.hpp"
@@ -81,6 +83,9 @@ struct options {
   /// message comes in the shuffled storm (before or after the target finishes); the
   /// others' come after it, in order per build: pause, pass, resume; or abort.
   bool targets = false;
+  /// Every source in one storm: Buildkite, native (targets, messages, statistics),
+  /// Taskcluster (with subscribers) and CDEvents, `builds` of each.
+  bool mix = false;
 };
 
 struct workload {
@@ -92,7 +97,35 @@ struct workload {
   /// After the storm: each build's requests in order (commands and messages), each
   /// answered 200, 202 or 409 (a command that does not apply to a settled build).
   std::vector<std::vector<std::string>> afterwards;
+  /// build path -> the value of its statistic `duration`, when the storm sent one
+  std::map<std::string, double> statistics;
 };
+
+/// One workload of several, each part's requests shuffled among the others'.
+workload merge(std::vector<workload> parts, std::mt19937& rng) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> requests;
+  workload out;
+  for (auto& part : parts) {
+    for (auto& r : part.requests) {
+      auto f = part.finish_of.find(&r);
+      requests.emplace_back(std::move(r), f == part.finish_of.end() ? std::vector<std::string>{}
+                                                                    : std::move(f->second));
+    }
+    out.events += part.events;
+    out.expected.merge(part.expected);
+    out.statistics.merge(part.statistics);
+    for (auto& a : part.afterwards)
+      out.afterwards.push_back(std::move(a));
+  }
+  std::shuffle(requests.begin(), requests.end(), rng);
+  out.requests.reserve(requests.size());
+  for (auto& [r, keys] : requests)
+    out.requests.push_back(std::move(r));
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    if (!requests[i].second.empty())
+      out.finish_of.emplace(&out.requests[i], std::move(requests[i].second));
+  return out;
+}
 
 /// One build's life as a storm sends it: every event, and whether the build fails.
 /// `job(step, attempt, finished, fails)` and `edge(finished, failed)` make the events.
@@ -184,6 +217,12 @@ workload generate_native(const options& o) {
       });
     auto path = "/api/v1/builds/native/" + pipeline + "/" + std::to_string(b);
     w.expected[path] = failed ? "failed" : "passed";
+    if (o.mix) {
+      // Shuffled with the rest: published before or after the build finished.
+      events.push_back({{"type", "statistic"}, {"build", build},
+                        {"statistic", {{"key", "duration"}, {"value", b * 1.5}}}});
+      w.statistics[path] = b * 1.5;
+    }
     if (!o.targets || b % 4 == 0)
       continue;
     // A waiting target: a failed job fails the build at once, whatever comes later.
@@ -233,6 +272,60 @@ workload generate_native(const options& o) {
   for (std::size_t i = 0; i < w.requests.size(); ++i)
     if (!finished[i].empty())
       w.finish_of.emplace(&w.requests[i], std::move(finished[i]));
+  return w;
+}
+
+/// CDEvents of the same storm: a pipelineRun per build, a taskRun per job attempt
+/// (a retried job is a second taskRun of its task), as CloudEvents in binary and
+/// structured mode, one per request, shuffled: taskRuns often come before their
+/// pipelineRun.
+workload generate_cdevents(const options& o) {
+  namespace fake = bt::test::cdevents;
+  std::mt19937 rng{o.seed + 3};
+  workload w;
+  std::vector<std::pair<json, std::string>> events; // (CDEvent, finished build key)
+  int id = 0;
+  for (int b = 1; b <= o.builds; ++b) {
+    auto pipeline = "bench-" + std::to_string(b % 8);
+    auto run = "run-" + std::to_string(b);
+    auto next_id = [&] { return "ce-" + std::to_string(++id); };
+    auto time_of = [](int n) {
+      return bt::model::format_time(bt::model::timestamp{std::chrono::seconds{1'800'000'000 + n}});
+    };
+    bool failed = build_life(
+      rng, o.jobs,
+      [&](int step, int attempt, bool done, bool fails) {
+        auto task_run = run + "-" + std::to_string(step) + "-" + std::to_string(attempt);
+        auto event = done ? fake::task_run("finished", "", task_run, "step " + std::to_string(step),
+                                           run, fails ? "failure" : "success")
+                          : fake::task_run("started", "", task_run, "step " + std::to_string(step), run);
+        // A duplicate delivery repeats the CloudEvent id of the event before it.
+        bool repeat = !events.empty() && events.back().first["subject"]["id"] == task_run
+                      && events.back().first["context"]["type"] == event["context"]["type"];
+        event["context"]["id"] = repeat ? events.back().first["context"]["id"].get<std::string>() : next_id();
+        // The sender's clock: events of a build in the order they happened.
+        event["context"]["timestamp"] = time_of(id);
+        events.emplace_back(std::move(event), "");
+      },
+      [&](bool finished, bool failed) {
+        auto event = finished ? fake::pipeline_run("finished", next_id(), run, pipeline,
+                                                   failed ? "failure" : "success")
+                              : fake::pipeline_run("started", next_id(), run, pipeline);
+        events.emplace_back(std::move(event), finished ? "cdevents/" + pipeline + "/" + run : "");
+      });
+    w.expected["/api/v1/builds/cdevents/" + pipeline + "/" + run] = failed ? "failed" : "passed";
+  }
+  std::shuffle(events.begin(), events.end(), rng);
+  w.events = events.size();
+  std::vector<std::string> finished;
+  for (auto& [event, key] : events) {
+    auto r = rng() % 2 ? fake::binary(event) : fake::structured(event);
+    w.requests.push_back(payloads::bearer_request("/webhooks/cdevents", r.headers, r.body));
+    finished.push_back(key);
+  }
+  for (std::size_t i = 0; i < w.requests.size(); ++i)
+    if (!finished[i].empty())
+      w.finish_of[&w.requests[i]].push_back(finished[i]);
   return w;
 }
 
@@ -608,36 +701,108 @@ std::size_t check_subscribers(const std::vector<received>& subs, const treeherde
   return faults;
 }
 
-/// Reads every build back and compares its state; returns the mismatches. Each
-/// build's revision goes into `revisions` (by build key) when given.
-std::size_t verify(const workload& w, unsigned short port,
-                   std::map<std::string, std::uint64_t>* revisions = nullptr) {
-  asio::io_context ioc;
-  beast::tcp_stream stream{ioc};
-  stream.connect(tcp::endpoint{asio::ip::make_address("127.0.0.1"), port});
-  std::size_t wrong = 0;
-  for (auto& [path, state] : w.expected) {
+/// GETs `path` on a keep-alive connection: the status and the body parsed (discarded
+/// when it is not JSON).
+class reader {
+public:
+  explicit reader(unsigned short port) : stream_{ioc_} {
+    stream_.connect(tcp::endpoint{asio::ip::make_address("127.0.0.1"), port});
+  }
+  std::pair<unsigned, json> get(const std::string& path) {
     http::request<http::empty_body> req{http::verb::get, path, 11};
     req.set(http::field::host, "127.0.0.1");
-    http::write(stream, req);
+    http::write(stream_, req);
     beast::flat_buffer buf;
     http::response<http::string_body> res;
-    http::read(stream, buf, res);
-    auto doc = json::parse(res.body(), nullptr, false);
+    http::read(stream_, buf, res);
+    return {res.result_int(), json::parse(res.body(), nullptr, false)};
+  }
+
+private:
+  asio::io_context ioc_;
+  beast::tcp_stream stream_;
+};
+
+/// Reads every build back and compares its state (and its statistic, when the storm
+/// sent one); returns the mismatches. Each build's revision goes into `revisions` (by
+/// build key) when given.
+std::size_t verify(const workload& w, unsigned short port,
+                   std::map<std::string, std::uint64_t>* revisions = nullptr) {
+  reader api{port};
+  std::size_t wrong = 0;
+  for (auto& [path, state] : w.expected) {
+    auto [status, doc] = api.get(path);
     // Only passed and failed builds are announced (not canceled or aborted ones).
     if (revisions && !doc.is_discarded() && doc.contains("revision")
         && (doc["state"] == "passed" || doc["state"] == "failed"))
       (*revisions)[path.substr(std::string_view{"/api/v1/builds/"}.size())] =
         doc["revision"].get<std::uint64_t>();
-    if (res.result_int() != 200 || doc.is_discarded() || doc["state"] != state) {
+    bool statistic_ok = true;
+    if (auto s = w.statistics.find(path); s != w.statistics.end())
+      statistic_ok = !doc.is_discarded() && doc["statistics"].value("duration", -1.0) == s->second;
+    if (status != 200 || doc.is_discarded() || doc["state"] != state || !statistic_ok) {
       if (++wrong <= 5)
         std::cerr << "mismatch " << path << ": want " << state << ", got "
-                  << (doc.is_discarded() ? res.body().substr(0, 200)
+                  << (doc.is_discarded() ? std::to_string(status)
                                          : doc["state"].dump() + " " + doc["messages"].dump()
-                                             + " " + doc["failed_jobs"].dump())
+                                             + " " + doc["failed_jobs"].dump() + " statistics "
+                                             + doc["statistics"].dump())
                   << '\n';
     }
   }
+  return wrong;
+}
+
+/// Checks GET /api/v1/streaks against the streaks the expected final states make:
+/// per source and pipeline on main (Buildkite and native builds; CDEvents name no
+/// branch, Taskcluster groups never finish), ordered by build number, passed and
+/// failed builds judged: the newest build, its state, how many were judged, and a
+/// verdict that fits its state. Returns the mismatches; `streaks` counts those checked.
+std::size_t verify_streaks(const workload& w, unsigned short port, std::size_t& streaks) {
+  std::map<std::string, std::map<long, bool>> judged; // source/pipeline -> number -> failed
+  for (auto& [path, state] : w.expected) {
+    auto rest = path.substr(std::string_view{"/api/v1/builds/"}.size());
+    auto source = rest.substr(0, rest.find('/'));
+    if ((source != "buildkite" && source != "native") || (state != "passed" && state != "failed"))
+      continue;
+    auto slash = rest.rfind('/');
+    judged[rest.substr(0, slash)][std::stol(rest.substr(slash + 1))] = state == "failed";
+  }
+  auto [status, doc] = reader{port}.get("/api/v1/streaks");
+  std::map<std::string, json> got;
+  if (status == 200 && doc.is_array())
+    for (auto& s : doc)
+      if (s["branch"] == "main")
+        got[s["source"].get<std::string>() + "/" + s["pipeline"].get<std::string>()] = s;
+  std::size_t wrong = 0;
+  for (auto& [key, builds] : judged) {
+    // The newest build's verdict and failure count were decided when it finished: an
+    // older build that changed its outcome later does not change them (SPEC §4), so
+    // they are checked against what they may be, not recomputed.
+    auto last = builds.rbegin();
+    long failed = 0;
+    for (auto& [_, f] : builds)
+      failed += f;
+    json want{{"last_build", last->first}, {"state", last->second ? "failing" : "passing"},
+              {"builds", builds.size()}};
+    json have;
+    auto g = got.find(key);
+    if (g != got.end())
+      for (auto& [field, _] : want.items())
+        have[field] = g->second[field];
+    bool consistent = false;
+    if (g != got.end()) {
+      auto verdict = g->second["verdict"].get<std::string>();
+      auto failures = g->second["failures"].get<long>();
+      consistent = last->second ? (verdict == "broken" && failures == 1)
+                                    || (verdict == "still_failing" && failures > 1 && failures <= failed)
+                                : (verdict == "passed" || verdict == "fixed") && failures == 0;
+    }
+    if ((have != want || !consistent) && ++wrong <= 5)
+      std::cerr << "streak " << key << ": want " << want.dump() << ", got "
+                << (g == got.end() ? std::string{"none"} : g->second.dump()) << '\n';
+  }
+  streaks = judged.size();
   return wrong;
 }
 
@@ -675,22 +840,52 @@ int main(int argc, char** argv) {
     else if (k == "--subscribers") o.subscribers = std::stoi(v);
     else if (k == "--batch") o.batch = std::stoi(v);
     else if (k == "--targets") o.targets = v == "1" || v == "yes";
+    else if (k == "--mix") o.mix = v == "1" || v == "yes";
     else {
       std::cerr << "unknown option " << k << '\n';
       return 2;
     }
   }
-  bool taskcluster = o.source == "taskcluster";
-  if ((o.source != "buildkite" && o.source != "native" && !taskcluster) || o.batch < 1
-      || (o.source != "native" && (o.batch != 1 || o.targets)) || o.subscribers < 1) {
-    std::cerr << "--source buildkite, --source native [--batch N] [--targets 1], or "
-                 "--source taskcluster [--subscribers N]\n";
+  bool taskcluster = o.source == "taskcluster" || o.mix;
+  bool sources_ok = o.source == "buildkite" || o.source == "native" || o.source == "taskcluster"
+                    || o.source == "cdevents";
+  if (!sources_ok || o.batch < 1 || o.subscribers < 1
+      || (o.source != "native" && (o.batch != 1 || o.targets))
+      || (o.mix && (o.source != "buildkite" || o.batch != 1 || o.targets))) {
+    std::cerr << "--source buildkite, --source native [--batch N] [--targets 1], "
+                 "--source taskcluster [--subscribers N], --source cdevents, or "
+                 "--mix 1 [--subscribers N]\n";
     return 2;
   }
   treeherder_expectation treeherder;
-  auto w = taskcluster ? generate_taskcluster(o, treeherder)
-           : o.source == "native" ? generate_native(o) : generate_buildkite(o);
-  if (taskcluster)
+  workload w;
+  if (o.mix) {
+    // Each source's storm, shuffled into one; native with waiting targets and
+    // statistics. Every source has `builds` builds.
+    auto native = o;
+    native.targets = true;
+    std::vector<workload> parts;
+    parts.push_back(generate_buildkite(o));
+    parts.push_back(generate_native(native));
+    parts.push_back(generate_taskcluster(o, treeherder));
+    parts.push_back(generate_cdevents(o));
+    std::printf("storm: every source, %d builds x %d jobs each: buildkite %zu, native %zu, "
+                "taskcluster %zu (%zu job messages), cdevents %zu requests\n",
+                o.builds, o.jobs, parts[0].requests.size(), parts[1].requests.size(),
+                parts[2].requests.size(), treeherder.jobs.size(), parts[3].requests.size());
+    std::mt19937 rng{o.seed};
+    w = merge(std::move(parts), rng);
+  } else if (o.source == "taskcluster") {
+    w = generate_taskcluster(o, treeherder);
+  } else {
+    w = o.source == "native" ? generate_native(o)
+        : o.source == "cdevents" ? generate_cdevents(o) : generate_buildkite(o);
+  }
+  if (o.mix)
+    std::printf("storm: %zu events in %zu requests (shuffled, 2%% duplicates, ~10%% retried "
+                "jobs) over %d keep-alive connections, %d subscribers\n",
+                w.events, w.requests.size(), o.connections, o.subscribers);
+  else if (taskcluster)
     std::printf("storm: %d task groups x %d tasks = %zu queue messages (shuffled; retries, "
                 "reruns, cancels) making %zu job messages, over %d keep-alive connections, %d "
                 "subscribers\n",
@@ -740,6 +935,7 @@ int main(int argc, char** argv) {
         << redis_port << "/0\n  snapshot_interval: " << o.snapshot_interval
         << "\n  snapshot_max_builds: " << o.snapshot_max_builds
         << "\nsources:\n  buildkite:\n    token: " << token << "\n  native:\n    token: " << token
+        << "\n  cdevents:\n    token: " << token
         << "\n  taskcluster:\n    token: " << token << "\n    root_url: "
         << (queue ? queue->root_url() : "https://tc.example.com")
         << "\nexchanges:\n  subscriber_queue: 1000000"
@@ -748,7 +944,9 @@ int main(int argc, char** argv) {
         << "\n  policy: " << o.policy << "\nlog:\n  level: error\n";
     if (receiver)
       cfg << "notifications:\n  - name: bench\n    kind: webhook\n    url: http://127.0.0.1:"
-          << receiver->port() << "/hook\n    concurrency: " << o.notify_concurrency << "\n";
+          << receiver->port() << "/hook\n    concurrency: " << o.notify_concurrency
+          // CDEvents builds name no branch.
+          << "\n    branches: ['*']\n";
   }
   auto daemon = spawn({o.daemon, "--config", config_path});
   await_daemon(port, std::chrono::seconds{30});
@@ -798,6 +996,8 @@ int main(int argc, char** argv) {
   }
   std::map<std::string, std::uint64_t> revisions;
   auto mismatches = verify(w, port, &revisions);
+  std::size_t streak_count = 0;
+  auto streak_mismatches = verify_streaks(w, port, streak_count);
   auto rss_after = rss_kib(daemon);
   std::size_t notify_missing = 0;
   std::vector<double> notify_latency;
@@ -855,13 +1055,18 @@ int main(int argc, char** argv) {
                 faults);
     mismatches += faults;
   }
+  // Every source's builds in a mix (Taskcluster task groups too, though they never finish).
+  int tracked = o.mix ? 4 * o.builds : o.builds;
   std::printf("store %s%s  ratio to bare: %.1f%%   RSS: %ld -> %ld KiB, %.2f KiB per tracked "
               "build (%d builds, %d jobs each)\n",
               o.store.c_str(), o.store == "redis" ? (" (appendfsync " + o.redis_fsync + ")").c_str() : "",
               100.0 * result.rate() / floor.rate(), rss_before, rss_after,
-              static_cast<double>(rss_after - rss_before) / o.builds, o.builds, o.jobs);
+              static_cast<double>(rss_after - rss_before) / tracked, tracked, o.jobs);
   std::printf("verify: %zu of %zu builds with the expected final state\n",
               w.expected.size() - mismatches, w.expected.size());
+  std::printf("verify: %zu of %zu streaks as the final states make them\n",
+              streak_count - streak_mismatches, streak_count);
+  mismatches += streak_mismatches;
   if (receiver) {
     auto pct = [&](double q) {
       if (notify_latency.empty())
@@ -886,7 +1091,8 @@ int main(int argc, char** argv) {
     daemon = spawn({o.daemon, "--config", config_path});
     await_daemon(port, std::chrono::minutes{5});
     auto ready = std::chrono::duration<double>(steady::now() - t0).count();
-    auto after_restart = verify(w, port);
+    std::size_t streaks_after_restart = 0;
+    auto after_restart = verify(w, port) + verify_streaks(w, port, streaks_after_restart);
     if (receiver) {
       // What was delivered before must not be sent again by the restarted daemon.
       auto before = receiver->deliveries() + receiver->duplicates();
@@ -898,7 +1104,7 @@ int main(int argc, char** argv) {
     stop(daemon);
     std::printf("restart: ready to serve %d tracked builds in %.2f s; verify after restart: "
                 "%zu of %zu\n",
-                o.builds, ready, w.expected.size() - after_restart, w.expected.size());
+                tracked, ready, w.expected.size() - after_restart, w.expected.size());
     mismatches += after_restart;
   }
   std::remove(config_path.c_str());

@@ -542,6 +542,12 @@ struct event_applier {
       out.ignored = "verdict for an older outcome";
       return;
     }
+    // Asked for when the build had passed or failed; it has since been aborted, or
+    // reopened by a late job: a new outcome asks anew.
+    if (b.state != build_state::passed && b.state != build_state::failed) {
+      out.ignored = "verdict for an outcome the build no longer has";
+      return;
+    }
     b.streak = r;
     out.changed = true;
   }
@@ -627,6 +633,9 @@ applied apply(build& b, const envelope& e, timestamp now, const build_limits& li
                                    || applier.job_outcome_changed;
   if (outcome_changed) {
     ++b.revision;
+    // A verdict judged an outcome streaks judge; this one they do not.
+    if (b.state != build_state::passed && b.state != build_state::failed)
+      b.streak.reset();
     auto announced = announcements(b);
     out.effects.insert(out.effects.begin(), announced.begin(), announced.end());
   }

@@ -34,6 +34,11 @@ bool streak_judges(const finished_effect& f, const std::vector<std::string>& tra
   return judged && !f.personal && glob_any(tracked_branches, f.branch);
 }
 
+bool streak_forgets(const finished_effect& f, const std::vector<std::string>& tracked_branches) {
+  bool judged = f.state == build_state::passed || f.state == build_state::failed;
+  return !judged && is_final(f.state) && !f.personal && glob_any(tracked_branches, f.branch);
+}
+
 bool settled(const build& b, const std::vector<std::string>& tracked_branches) {
   if (!b.is_finished())
     return false;

@@ -51,6 +51,11 @@ std::vector<notice> unrecorded_job_notices(const build& b, std::uint64_t recorde
 /// personal, on a tracked branch.
 bool streak_judges(const finished_effect& f, const std::vector<std::string>& tracked_branches);
 
+/// Whether a finished build leaves its streak: it ended in a way streaks do not
+/// judge (canceled, interrupted, aborted), not personal, on a tracked branch. It may
+/// have been judged before, when an earlier outcome was passed or failed.
+bool streak_forgets(const finished_effect& f, const std::vector<std::string>& tracked_branches);
+
 /// Whether a finished build's outcome at its current revision is settled enough to
 /// tell people about: the streak tracker's verdict for that revision is in, or no
 /// streak judges the build.

@@ -31,6 +31,15 @@ bool glob_any(const std::vector<std::string>& patterns, std::string_view text) {
   return false;
 }
 
+bool streak_book::forget(const streak_key& key, std::int64_t number) {
+  auto it = streaks_.find(key);
+  if (it == streaks_.end() || it->second.erase(number) == 0)
+    return false;
+  if (it->second.empty())
+    streaks_.erase(it);
+  return true;
+}
+
 streak_result streak_book::record(const streak_key& key, std::int64_t number, bool failed) {
   auto& h = streaks_[key];
   // Recording the same outcome again (a replay after recovery) keeps the verdict.

@@ -44,6 +44,11 @@ public:
   /// outcome it has keeps its verdict, so replays are idempotent.
   streak_result record(const streak_key& key, std::int64_t number, bool failed);
 
+  /// Drops build `number` from its streak: it was judged, then its outcome became one
+  /// streaks do not judge (an abort after a late job reopened it). Newer builds keep
+  /// their verdicts, as for record(). Whether it was there.
+  bool forget(const streak_key& key, std::int64_t number);
+
   const std::map<streak_key, history>& streaks() const { return streaks_; }
 
   /// Puts back a recorded build as it was (recovery from a snapshot).

@@ -316,13 +316,15 @@ model::build_event build_event_of(const cdevent& e) {
 }
 
 /// A taskRun event as an attempt of the job its task name names. A retried task is a
-/// new taskRun (a new id) of the same task: a later attempt, in arrival order.
+/// new taskRun (a new id) of the same task, ordered by the sender's clock: an attempt
+/// keeps the place its first event's timestamp (in ms) gave it, so a retry that
+/// started after the first run ended comes after it whatever order events arrive in.
 model::job_event job_event_of(const cdevent& e) {
   model::job_event j;
   j.name = e.name.empty() ? e.subject_id : e.name;
   j.group = j.name;
-  j.numbered = false;
   auto& a = j.report;
+  a.number = std::chrono::duration_cast<std::chrono::milliseconds>(e.time.time_since_epoch()).count();
   a.id = e.subject_id;
   a.url = e.url;
   if (*e.type == tracked::taskrun_started) {

@@ -14,6 +14,7 @@ namespace {
 struct recorded {
   std::vector<model::envelope> routed;
   std::vector<model::finished_effect> finished;
+  std::vector<model::finished_effect> forgotten; ///< builds that left their streak
   std::vector<model::build_summary> summaries;
   std::vector<std::uint64_t> idle;
   std::vector<model::build> offered; ///< states offered with the idle requests
@@ -55,6 +56,7 @@ actors::streak_tracker_actor::behavior_type recording_tracker(actors::streak_tra
       rec->finished.push_back(f);
       return std::nullopt;
     },
+    [=](actors::forget_atom, const model::finished_effect& f) { rec->forgotten.push_back(f); },
     [=](caf::get_atom) { return std::string{"[]"}; },
     [=](actors::snapshot_atom) { return std::optional<model::streak_book>{}; },
     [=](actors::snapshot_atom, bool) {},
@@ -213,4 +215,24 @@ TEST_F(build_actor_test, without_sinks_no_notice_is_made) {
   EXPECT_TRUE(rec->notices.empty());
   EXPECT_NE(ask<std::string>(quiet, caf::get_atom::value).find(R"("state":"failed")"),
             std::string::npos);
+}
+
+// A build judged failed, reopened by a retry that passes and waits for its message,
+// then aborted: its outcome is one streaks do not judge, so the tracker drops it.
+TEST_F(build_actor_test, a_judged_build_that_ends_aborted_leaves_its_streak) {
+  caf::anon_send(build, job("a", model::job_state::failed, 1));
+  caf::anon_send(build, finished());
+  run();
+  ASSERT_EQ(rec->finished.size(), 1u);
+  EXPECT_TRUE(rec->forgotten.empty());
+  auto retry = job("a2", model::job_state::passed, 0);
+  std::get<model::job_event>(retry.body).report.waits = true;
+  caf::anon_send(build, retry);
+  caf::anon_send(build, model::envelope{key, "", model::timestamp{3000ms}, std::nullopt,
+                                        model::build_command{model::command_kind::abort}});
+  run();
+  ASSERT_EQ(rec->forgotten.size(), 1u);
+  EXPECT_EQ(rec->forgotten[0].state, model::build_state::aborted);
+  EXPECT_EQ(rec->forgotten[0].number, 9);
+  EXPECT_EQ(rec->finished.size(), 1u) << "no verdict is asked for it";
 }

@@ -111,9 +111,12 @@ TEST_F(cdevents_api, a_pipeline_run_with_a_failing_and_a_retried_task_ends_faile
   // Out of order: the first taskRuns come before the pipelineRun is known.
   accept(fake::batch({fake::task_run("started", "e1", run + "-build", "build", run),
                       fake::task_run("finished", "e2", run + "-build", "build", run, "success")}));
+  // The retry's event comes first; the sender's clock puts it after the failed run.
+  auto retry = fake::task_run("finished", "e4", run + "-test-2", "test", run, "success");
+  retry["context"]["timestamp"] = "2026-11-30T10:05:00Z";
+  accept(fake::binary(retry));
   accept(fake::structured(fake::task_run("finished", "e3", run + "-test-1", "test", run, "failure")));
   accept(fake::binary(fake::pipeline_run("started", "e0", run, "deploy")));
-  accept(fake::binary(fake::task_run("finished", "e4", run + "-test-2", "test", run, "success")));
   accept(fake::binary(fake::task_run("finished", "e5", run + "-lint", "lint", run, "failure")));
   accept(fake::structured(fake::pipeline_run("finished", "e6", run, "deploy", "failure")));
   auto key = "cdevents/deploy/" + run;

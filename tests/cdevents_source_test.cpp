@@ -101,7 +101,8 @@ TEST(cdevents_source, conformance_examples_are_accepted_in_both_modes_and_in_a_b
   auto& job = std::get<model::job_event>(env[4].body);
   EXPECT_EQ(job.name, "myTask");
   EXPECT_EQ(job.report.id, "mySubject123");
-  EXPECT_FALSE(job.numbered) << "a retried task is a new taskRun: arrival orders attempts";
+  EXPECT_TRUE(job.numbered) << "a retried task is a new taskRun: its time orders attempts";
+  EXPECT_EQ(job.report.number, 1679322425315) << "2023-03-20T14:27:05.315384Z in ms";
 }
 
 // Outcomes: success, failure and error are passed, failed and interrupted for a

@@ -309,3 +309,25 @@ TEST_F(targets, the_outcome_does_not_depend_on_the_order_events_came_in) {
     EXPECT_EQ(b.state, build_state::passed) << retry_first;
   }
 }
+
+// A build judged failed (a job's first attempt failed) is reopened when the job's
+// retry passes and starts to wait, then aborted: the verdict goes, the aborted
+// outcome is announced (the tracker drops the build from its streak), and the
+// verdict asked for the failure, arriving late, is ignored.
+TEST_F(targets, a_judged_build_reopened_and_aborted_loses_its_verdict) {
+  target("deploy", 1, false, true, 0, "deploy-1");
+  finished(2);
+  ASSERT_EQ(b.state, build_state::failed);
+  feed(streak_result{verdict::broken, 1, b.revision}, 3);
+  ASSERT_TRUE(b.streak);
+  auto verdict_asked_at = b.revision;
+  target("deploy", 4, true, false, 0, "deploy-2");
+  ASSERT_EQ(b.state, build_state::waiting) << "the retry passed and waits for its message";
+  auto abort = command(command_kind::abort, 5);
+  ASSERT_EQ(b.state, build_state::aborted);
+  EXPECT_FALSE(b.streak);
+  ASSERT_TRUE(announces(abort));
+  auto late = feed(streak_result{verdict::broken, 1, verdict_asked_at + 1}, 6);
+  EXPECT_FALSE(b.streak) << "a verdict for an outcome the build no longer has";
+  EXPECT_FALSE(late.ignored.empty());
+}

@@ -67,3 +67,32 @@ TEST_F(streak_tracker_test, restored_streaks_continue_and_replays_keep_their_ver
   EXPECT_EQ(ask<result>(restored, finished("main", 2, true)),
             (result{{model::verdict::still_failing, 2, 1}}));
 }
+
+// A build judged failed, then reopened by a late job and aborted, leaves its streak:
+// the streak's newest build is the one before it again, and newer builds keep their
+// verdicts. Forgetting what was never recorded changes nothing.
+TEST_F(streak_tracker_test, a_judged_build_that_ends_aborted_leaves_its_streak) {
+  ask<result>(tracker, finished("main", 1, false));
+  ask<result>(tracker, finished("main", 2, true));
+  auto aborted = finished("main", 2, false);
+  aborted.state = model::build_state::aborted;
+  aborted.revision = 2;
+  caf::anon_send(tracker, actors::forget_atom::value, aborted);
+  run();
+  auto streaks = nlohmann::json::parse(ask<std::string>(tracker, caf::get_atom::value));
+  ASSERT_EQ(streaks.size(), 1u);
+  EXPECT_EQ(streaks[0]["last_build"], 1);
+  EXPECT_EQ(streaks[0]["state"], "passing");
+  EXPECT_EQ(streaks[0]["builds"], 1);
+  auto snap = ask<std::optional<model::streak_book>>(tracker, actors::snapshot_atom::value);
+  ASSERT_TRUE(snap) << "the change is written";
+  caf::anon_send(tracker, actors::snapshot_atom::value, true);
+  auto never = finished("main", 7, false);
+  never.state = model::build_state::canceled;
+  caf::anon_send(tracker, actors::forget_atom::value, never);
+  run();
+  EXPECT_FALSE(ask<std::optional<model::streak_book>>(tracker, actors::snapshot_atom::value));
+  EXPECT_EQ(ask<result>(tracker, finished("main", 3, true)),
+            (result{{model::verdict::broken, 1, 1}}))
+    << "build 2's failure no longer counts";
+}
