@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/buildkite_payloads.hpp"
+#include "model/streak.hpp"
 #include "model/time.hpp"
 #include "model/topic.hpp"
 #include "sources/treeherder.hpp"
@@ -756,8 +757,8 @@ std::size_t verify(const workload& w, unsigned short port,
 /// Checks GET /api/v1/streaks against the streaks the expected final states make:
 /// per source and pipeline on main (Buildkite and native builds; CDEvents name no
 /// branch, Taskcluster groups never finish), ordered by build number, passed and
-/// failed builds judged: the newest build, its state, how many were judged, and a
-/// verdict that fits its state. Returns the mismatches; `streaks` counts those checked.
+/// failed builds judged: the newest build, its state, how many were judged (up to
+/// the streak's history limit), and a verdict that fits its state. Returns the mismatches; `streaks` counts those checked.
 std::size_t verify_streaks(const workload& w, unsigned short port, std::size_t& streaks) {
   std::map<std::string, std::map<long, bool>> judged; // source/pipeline -> number -> failed
   for (auto& [path, state] : w.expected) {
@@ -783,8 +784,10 @@ std::size_t verify_streaks(const workload& w, unsigned short port, std::size_t& 
     long failed = 0;
     for (auto& [_, f] : builds)
       failed += f;
+    // A streak keeps its newest builds only.
+    auto kept = std::min(builds.size(), bt::model::streak_book{}.history_limit());
     json want{{"last_build", last->first}, {"state", last->second ? "failing" : "passing"},
-              {"builds", builds.size()}};
+              {"builds", kept}};
     json have;
     auto g = got.find(key);
     if (g != got.end())
