@@ -100,13 +100,11 @@ checked<cdevent> check_cdevent(std::string_view doc_text, const std::string& pre
   e.type_name = text(*context, "type");
   if (!e.type_name.starts_with(cdevents_prefix))
     return invalid(prefix + "context.type", "expected a CDEvents type, dev.cdevents.<subject>.<predicate>.<version>");
-  auto known = std::find_if(types.begin(), types.end(),
-                            [&](auto& t) { return e.type_name.starts_with(t.prefix); });
-  if (known != types.end()) {
-    auto problems = s.by_type[static_cast<std::size_t>(known->type)]->problems(doc);
+  if (auto known = tracked_of(e.type_name)) {
+    auto problems = s.by_type[static_cast<std::size_t>(*known)]->problems(doc);
     if (!problems.empty())
       return schema_rejection(problems, prefix);
-    e.type = known->type;
+    e.type = known;
   }
   e.id = text(*context, "id");
   e.source = text(*context, "source");
@@ -224,6 +222,13 @@ checked<cdevent> structured_event(simdjson::dom::element element, const std::str
 }
 
 } // namespace
+
+std::optional<tracked> tracked_of(std::string_view type) {
+  for (auto& t : types)
+    if (type.starts_with(t.prefix))
+      return t.type;
+  return std::nullopt;
+}
 
 std::string_view to_string(tracked t) {
   switch (t) {
@@ -412,11 +417,8 @@ public:
 
 private:
   static std::string label_of(std::string_view type) {
-    for (auto t : {cdevents::tracked::pipelinerun_queued, cdevents::tracked::pipelinerun_started,
-                   cdevents::tracked::pipelinerun_finished, cdevents::tracked::taskrun_started,
-                   cdevents::tracked::taskrun_finished})
-      if (type.starts_with("dev.cdevents." + std::string{cdevents::to_string(t)} + "."))
-        return std::string{cdevents::to_string(t)};
+    if (auto t = cdevents::tracked_of(type))
+      return std::string{cdevents::to_string(*t)};
     return type.starts_with("dev.cdevents.") ? "other" : "unknown";
   }
 

@@ -27,6 +27,10 @@ enum class tracked { pipelinerun_queued, pipelinerun_started, pipelinerun_finish
 /// `pipelinerun.finished`, ...: the type's subject and predicate.
 std::string_view to_string(tracked t);
 
+/// The tracked type a `context.type` names (`dev.cdevents.pipelinerun.finished.0.2.0`),
+/// whatever its version; none for any other type.
+std::optional<tracked> tracked_of(std::string_view type);
+
 /// The schema of each tracked type (`pipelinerunfinished.json`, ...), loaded from one
 /// folder.
 struct schemas {
