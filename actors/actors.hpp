@@ -51,6 +51,7 @@ using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using publish_atom = caf::atom_constant<caf::atom("publish")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using notify_atom = caf::atom_constant<caf::atom("notify")>;
 
 /// What became of a build command (SPEC §3.4).
 struct command_outcome {
@@ -169,14 +170,20 @@ using build_loader_actor = caf::typed_actor<
   // A stored build as JSON; errc::not_found or errc::store_unavailable otherwise.
   caf::replies_to<caf::get_atom, model::build_key>::with<std::string>>;
 
-/// Keeps every tracked build's summary: listings and the choice of what expires.
+/// Keeps every tracked build's summary: listings, the choice of what expires, and the
+/// `builds` exchange's feed of changes.
 using catalog_actor = caf::typed_actor<
-  // A build's new summary.
+  // A build's new summary; the `builds` exchange hears of it.
   caf::reacts_to<caf::put_atom, model::build_summary>,
   // Recovery: the summaries of every stored build.
   caf::reacts_to<caf::put_atom, std::vector<model::build_summary>>,
   // Builds matching a query, as a JSON array of summaries.
   caf::replies_to<caf::get_atom, model::build_query>::with<std::string>,
+  // The status page's overview: every branch matching a query with its newest `n`
+  // builds, and the builds still active, as JSON.
+  caf::replies_to<caf::get_atom, model::build_query, std::size_t>::with<std::string>,
+  // INTERNAL. Publish the changes queued since the last time on the `builds` exchange.
+  caf::reacts_to<tick_atom>,
   // Picks the builds past their age limit; they stay listed until forgotten.
   caf::replies_to<expire_atom, expiry_rule>::with<expired_builds>,
   // Forgets expired builds (those the registry let go).
@@ -223,6 +230,8 @@ using notify_dispatcher_actor = caf::typed_actor<
   caf::reacts_to<model::notice>,
   // A delivery attempt ended.
   caf::reacts_to<delivery_report>,
+  // What became of a build's notices since the process started, per sink, as JSON.
+  caf::replies_to<caf::get_atom, model::build_key>::with<std::string>,
   // INTERNAL. The wait before outbox entry `id`'s next attempt is over (`n` names the wait).
   caf::reacts_to<retry_atom, std::string, std::uint64_t>,
   // INTERNAL. Time to write again what the store refused.
@@ -321,7 +330,11 @@ using gateway_actor = caf::typed_actor<
   // A build list.
   caf::reacts_to<caf::get_atom, model::build_query, http_reply>,
   // Every streak.
-  caf::reacts_to<caf::get_atom, streaks_atom, http_reply>>;
+  caf::reacts_to<caf::get_atom, streaks_atom, http_reply>,
+  // The status page's overview: branches with their newest `n` builds, active builds.
+  caf::reacts_to<caf::get_atom, model::build_query, std::size_t, http_reply>,
+  // A build's notifications per sink.
+  caf::reacts_to<caf::get_atom, notify_atom, model::build_key, http_reply>>;
 
 } // namespace bt::actors
 

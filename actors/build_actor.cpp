@@ -116,8 +116,9 @@ bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = 
     auto& b = st.build;
     bool recent = b.updated && st.summary.updated
                   && *b.updated - *st.summary.updated < std::chrono::seconds{1};
-    if (!recent || !model::summarizes(st.summary, b)) {
-      st.summary = model::summarize(b);
+    auto summary = model::summarize(b, &st.settings.announce->waits);
+    if (!recent || !model::same_listing(st.summary, summary)) {
+      st.summary = std::move(summary);
       self->send(st.peers.catalog, caf::put_atom::value, st.summary);
     }
   }
@@ -135,7 +136,7 @@ build_actor::behavior_type build_actor_impl(self_ptr self, model::build initial,
   st.registry = std::move(registry);
   st.peers = std::move(peers);
   st.settings = std::move(settings);
-  st.summary = model::summarize(st.build);
+  st.summary = model::summarize(st.build, &st.settings.announce->waits);
   // A state that was settled when it was written had its notice then (recovery sends
   // what a crash may have lost); an unsettled one still owes it.
   auto revision = st.build.revision;

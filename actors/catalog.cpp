@@ -1,38 +1,98 @@
 #include "actors/catalog.hpp"
 
+#include <functional>
+
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "config/config.hpp"
 #include "model/json.hpp"
+#include "model/topic.hpp"
+#include "support/log.hpp"
 
 namespace bt::actors {
 
 namespace {
 
-void publish(catalog_state& st) {
+using self_ptr = catalog_actor::stateful_pointer<catalog_state>;
+
+void count(catalog_state& st) {
   st.listed->store(st.index.size(), std::memory_order_relaxed);
+}
+
+/// A build change as the `builds` exchange carries it. The same summary again (a
+/// replayed event) has the same dedup id, so it is in the backlog once.
+store::exchange_publication feed_message(const model::build_summary& s) {
+  auto payload = model::to_text(model::to_json(s));
+  auto dedup = s.key.str() + "#" + std::to_string(std::hash<std::string>{}(payload));
+  auto routing_key = model::topic_word(s.key.source) + "." + model::topic_word(s.key.pipeline) + "."
+                     + std::string{model::to_string(s.state)};
+  return {std::move(dedup), std::move(routing_key), std::move(payload)};
+}
+
+/// Queues a change for the feed; the first one queued asks for a flush, which comes
+/// after whatever is in the mailbox now, so a storm's changes go out in batches.
+void queue_change(self_ptr self, const model::build_summary& s) {
+  auto& st = self->state;
+  if (!st.feed)
+    return;
+  if (st.unpublished.empty())
+    self->send(self, tick_atom::value);
+  st.unpublished.push_back(feed_message(s));
 }
 
 } // namespace
 
-catalog_actor::behavior_type catalog(catalog_actor::stateful_pointer<catalog_state> self,
-                                     std::shared_ptr<std::atomic<std::uint64_t>> listed) {
+catalog_actor::behavior_type catalog(self_ptr self, std::shared_ptr<std::atomic<std::uint64_t>> listed,
+                                     exchange_actor feed) {
   self->state.listed = std::move(listed);
+  self->state.feed = std::move(feed);
   return {
     [=](caf::put_atom, const model::build_summary& s) {
       self->state.index.upsert(s);
-      publish(self->state);
+      count(self->state);
+      queue_change(self, s);
     },
     [=](caf::put_atom, const std::vector<model::build_summary>& all) {
       for (auto& s : all)
         self->state.index.upsert(s);
-      publish(self->state);
+      count(self->state);
     },
     [=](caf::get_atom, const model::build_query& q) -> std::string {
       auto out = nlohmann::json::array();
       for (auto& s : self->state.index.list(q))
         out.push_back(model::to_json(s));
       return model::to_text(out);
+    },
+    [=](caf::get_atom, const model::build_query& q, std::size_t per_branch) -> std::string {
+      auto view = self->state.index.overview_of(q, per_branch);
+      auto branches = nlohmann::json::array();
+      for (auto& g : view.branches) {
+        auto builds = nlohmann::json::array();
+        for (auto* s : g.builds)
+          builds.push_back(model::to_json(*s));
+        branches.push_back({{"source", g.source},
+                            {"pipeline", g.pipeline},
+                            {"branch", g.branch},
+                            {"builds", std::move(builds)}});
+      }
+      auto active = nlohmann::json::array();
+      for (auto* s : view.active)
+        active.push_back(model::to_json(*s));
+      return model::to_text({{"branches", std::move(branches)}, {"active", std::move(active)}});
+    },
+    [=](tick_atom) {
+      auto& st = self->state;
+      auto batch = std::move(st.unpublished);
+      st.unpublished.clear();
+      // The exchange answers on its own thread; a refused batch is logged, not
+      // retried: the feed is live news, and the next change of each build follows.
+      self->send(st.feed, publish_atom::value, std::string{config::builds_exchange}, std::move(batch),
+                 publish_reply{[](std::optional<std::vector<store::published>> fates) {
+                   if (!fates)
+                     support::log(support::log_level::warn, "build changes not published: store unavailable",
+                                  {{"exchange", config::builds_exchange}});
+                 }});
     },
     [=](expire_atom, const expiry_rule& rule) -> expired_builds {
       expired_builds out;
@@ -51,12 +111,12 @@ catalog_actor::behavior_type catalog(catalog_actor::stateful_pointer<catalog_sta
       for (auto* keys : {&gone.finished, &gone.abandoned})
         for (auto& key : *keys)
           self->state.index.erase(key);
-      publish(self->state);
+      count(self->state);
     },
     [=](forget_atom, const lost_builds& lost) {
       for (auto& key : lost.keys)
         self->state.index.erase(key);
-      publish(self->state);
+      count(self->state);
     },
   };
 }

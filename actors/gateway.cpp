@@ -36,10 +36,11 @@ auto fail(http_reply reply) {
 
 gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
                                      registry_actor registry, catalog_actor catalog,
-                                     streak_tracker_actor tracker) {
+                                     streak_tracker_actor tracker, notify_dispatcher_actor dispatcher) {
   self->state.registry = std::move(registry);
   self->state.catalog = std::move(catalog);
   self->state.tracker = std::move(tracker);
+  self->state.dispatcher = std::move(dispatcher);
   return {
     [=](caf::get_atom, const model::build_key& key, http_reply& reply) {
       self->request(self->state.registry, caf::infinite, caf::get_atom::value, key)
@@ -51,6 +52,16 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
     },
     [=](caf::get_atom, streaks_atom, http_reply& reply) {
       self->request(self->state.tracker, caf::infinite, caf::get_atom::value)
+        .then(answer(reply), fail(reply));
+    },
+    [=](caf::get_atom, const model::build_query& q, std::size_t per_branch, http_reply& reply) {
+      self->request(self->state.catalog, caf::infinite, caf::get_atom::value, q, per_branch)
+        .then(answer(reply), fail(reply));
+    },
+    [=](caf::get_atom, notify_atom, const model::build_key& key, http_reply& reply) {
+      if (!self->state.dispatcher)
+        return reply(200, "[]");
+      self->request(self->state.dispatcher, caf::infinite, caf::get_atom::value, key)
         .then(answer(reply), fail(reply));
     },
   };

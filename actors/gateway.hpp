@@ -12,11 +12,12 @@ struct gateway_state {
   registry_actor registry;
   catalog_actor catalog;
   streak_tracker_actor tracker;
+  notify_dispatcher_actor dispatcher; ///< invalid when no sink is configured
 };
 
 /// Answers HTTP reads: one request to the owning actor, then the HTTP reply.
 gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
                                      registry_actor registry, catalog_actor catalog,
-                                     streak_tracker_actor tracker);
+                                     streak_tracker_actor tracker, notify_dispatcher_actor dispatcher);
 
 } // namespace bt::actors

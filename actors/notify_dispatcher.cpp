@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "model/json.hpp"
 #include "model/time.hpp"
 #include "support/clock.hpp"
 #include "support/log.hpp"
@@ -93,6 +94,7 @@ void start(self_ptr self, state::lane& lane, const std::string& id) {
   p.queued = false;
   p.in_flight = true;
   ++lane.in_flight;
+  st.deliveries.note(p.entry, notify::delivery_state::sending, support::wall_clock());
   auto revision = p.entry.revision();
   std::optional<std::string> ref;
   if (lane.sink->edits_in_place()) {
@@ -131,6 +133,8 @@ void admit(self_ptr self, notify::outbox_entry e) {
   // The same revision again (a repeated notice) keeps its attempts.
   if (p.entry.sink.empty() || p.entry.revision() < e.revision())
     p.entry = std::move(e);
+  if (!p.in_flight)
+    st.deliveries.note(p.entry, notify::delivery_state::queued, support::wall_clock());
   make_ready(self, *lane, id, p);
   publish(self);
   pump(self, *lane);
@@ -255,6 +259,8 @@ void report_arrived(self_ptr self, const delivery_report& r) {
     // A newer revision that arrived meanwhile is still to be sent.
     done = p.entry.revision() == r.revision;
     change.remove = done;
+    st.deliveries.note(p.entry, done ? notify::delivery_state::delivered : notify::delivery_state::queued,
+                       support::wall_clock());
     support::log(support::log_level::debug, "notification delivered",
                  {{"id", r.id}, {"revision", r.revision}});
   } else {
@@ -265,6 +271,8 @@ void report_arrived(self_ptr self, const delivery_report& r) {
     if (result.kind == notify::outcome::give_up
         || p.entry.attempts >= static_cast<std::uint32_t>(policy.max_attempts)) {
       dead_letter(*lane, p, change, result.detail);
+      st.deliveries.note(p.entry, notify::delivery_state::dead_lettered, support::wall_clock(),
+                         result.detail);
       done = true;
     } else {
       lane->retries->inc();
@@ -275,6 +283,9 @@ void report_arrived(self_ptr self, const delivery_report& r) {
                                        std::uniform_real_distribution<>{0.0, 1.0}(st.random));
       p.wait = ++st.waits;
       self->delayed_send(self, delay, retry_atom::value, r.id, p.wait);
+      auto now = support::wall_clock();
+      st.deliveries.note(p.entry, notify::delivery_state::retrying, now, result.detail,
+                         now + std::chrono::duration_cast<model::timestamp::duration>(delay));
       support::log(support::log_level::warn, "notification attempt failed",
                    {{"id", r.id}, {"attempt", p.entry.attempts}, {"reason", result.detail},
                     {"retry_in_ms", delay.count()}});
@@ -336,6 +347,9 @@ notify_dispatcher(notify_dispatcher_actor::stateful_pointer<notify_dispatcher_st
       arm_tick(self);
     },
     [=](const delivery_report& r) { report_arrived(self, r); },
+    [=](caf::get_atom, const model::build_key& key) -> std::string {
+      return model::to_text(self->state.deliveries.of(key));
+    },
     [=](retry_atom, const std::string& id, std::uint64_t wait) {
       auto& st = self->state;
       auto it = st.outbox.find(id);

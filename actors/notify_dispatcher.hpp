@@ -13,6 +13,7 @@
 
 #include "actors/actors.hpp"
 #include "config/config.hpp"
+#include "notify/delivery_log.hpp"
 #include "notify/sink.hpp"
 #include "store/store.hpp"
 #include "support/metrics.hpp"
@@ -64,6 +65,7 @@ struct notify_dispatcher_state {
   std::uint64_t waits = 0;
   std::mt19937_64 random{std::random_device{}()};
   std::shared_ptr<dispatcher_stats> stats;
+  notify::delivery_log deliveries; ///< each entry's latest state, for the status page
 };
 
 /// The notification dispatcher. A notice is recorded in the store's outbox, once

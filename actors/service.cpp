@@ -47,7 +47,8 @@ std::shared_ptr<const model::announce_rules> announce_rules_of(const config::con
                                            std::chrono::duration_cast<std::chrono::milliseconds>(
                                              sink.wait_for->build_completed_timeout),
                                            std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             sink.wait_for->failure_timeout)});
+                                             sink.wait_for->failure_timeout),
+                                           sink.pipelines, sink.branches});
   }
   return rules;
 }
@@ -173,11 +174,11 @@ struct service::impl {
                                                  c.people, sink_transport(exchange), notify_stats)},
       // Spawned with an argument: CAF 0.17 dereferences a null argument tuple when a
       // function-based actor takes none (UBSan reports it).
-      catalog{system.spawn(actors::catalog, listed)},
+      catalog{system.spawn(actors::catalog, listed, exchange)},
       loader{system.spawn<caf::detached>(build_loader, store)},
       registry{system.spawn(actors::registry, loader, build_peers{tracker, catalog, dispatcher, timeouts},
                             settings, stats)},
-      gateway{system.spawn(actors::gateway, registry, catalog, tracker)},
+      gateway{system.spawn(actors::gateway, registry, catalog, tracker, dispatcher)},
       // Its store calls block: a thread of its own, not a scheduler worker.
       snapshots{system.spawn<caf::detached>(
         snapshotter, store, registry, tracker, catalog, relay,
@@ -258,7 +259,7 @@ std::optional<std::string> service::recover() {
   const auto& tracked = *impl_->settings.tracked_branches;
   std::size_t deadlines = 0;
   bool read = st.for_each([&](const model::build& b) {
-    index.push_back(model::summarize(b));
+    index.push_back(model::summarize(b, &impl_->settings.announce->waits));
     keys.push_back(b.key);
     // Deadlines come back from the stored states; the journal tail moves them again
     // as it is replayed (a deadline already passed goes off at once).
@@ -392,6 +393,14 @@ void service::get_build(const model::build_key& key, reply_fn reply) {
 
 void service::list_builds(const model::build_query& q, reply_fn reply) {
   caf::anon_send(impl_->gateway, caf::get_atom::value, q, http_reply{std::move(reply)});
+}
+
+void service::overview(const model::build_query& q, std::size_t per_branch, reply_fn reply) {
+  caf::anon_send(impl_->gateway, caf::get_atom::value, q, per_branch, http_reply{std::move(reply)});
+}
+
+void service::notifications(const model::build_key& key, reply_fn reply) {
+  caf::anon_send(impl_->gateway, caf::get_atom::value, notify_atom::value, key, http_reply{std::move(reply)});
 }
 
 void service::streaks(reply_fn reply) {

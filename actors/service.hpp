@@ -55,6 +55,12 @@ public:
   void list_builds(const model::build_query& q, reply_fn reply);
   /// Every streak.
   void streaks(reply_fn reply);
+  /// The status page's overview: every branch matching `q` (source, pipeline, branch)
+  /// with its newest `per_branch` builds, and the builds not finished or whose notices
+  /// wait for statistics.
+  void overview(const model::build_query& q, std::size_t per_branch, reply_fn reply);
+  /// What became of a build's notices, per sink, since the process started.
+  void notifications(const model::build_key& key, reply_fn reply);
 
   /// Publishes on topic exchange `exchange` (SPEC §8); `done` gets each message's
   /// fate, or nothing when the store refused them, on an actor thread.

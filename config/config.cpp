@@ -373,6 +373,8 @@ sink_config parse_sink(const std::string& p, const YAML::Node& n, const config& 
       kind_only(key, "slack");
     if (s.exchange.empty())
       fail(p + ".exchange", key_or_map(n, "exchange"), "required for an exchange sink");
+    if (s.exchange == builds_exchange)
+      fail(p + ".exchange", n["exchange"], "'builds' is buildtrack's own feed of build changes");
     if (!on_set)
       s.on = {"failed", "broken", "still_failing", "fixed", "passed", "recovered"};
   } else if (s.kind == "cdevents") {
@@ -501,6 +503,9 @@ config parse(const std::string& text) {
                                  "a route's first word: 1 to 25 characters, no dot");
                           if (c.taskcluster.exchange.empty())
                             fail(p2 + ".exchange", n2["exchange"], "required: a name");
+                          if (c.taskcluster.exchange == builds_exchange)
+                            fail(p2 + ".exchange", n2["exchange"],
+                                 "'builds' is buildtrack's own feed of build changes");
                         }},
                        {"cdevents", [&](auto& p2, auto& n2) {
                           walk(p2, n2, {{"token", string_into(c.cdevents.token)},
@@ -575,7 +580,7 @@ config parse(const std::string& text) {
 }
 
 std::vector<std::string> exchange_names(const config& c) {
-  std::vector<std::string> names{c.taskcluster.exchange};
+  std::vector<std::string> names{builds_exchange, c.taskcluster.exchange};
   for (auto& sink : c.notifications)
     if (sink.kind == "exchange" && std::find(names.begin(), names.end(), sink.exchange) == names.end())
       names.push_back(sink.exchange);

@@ -189,7 +189,11 @@ struct config {
   std::string log_level = "info";
 };
 
-/// The topic exchanges that exist: what subscribers may subscribe to.
+/// The exchange buildtrack publishes every build change on (routing key
+/// `<source>.<pipeline>.<state>`, the build's summary as payload): the status page's feed.
+inline constexpr const char* builds_exchange = "builds";
+
+/// The topic exchanges that exist: what subscribers may subscribe to (`builds` always).
 std::vector<std::string> exchange_names(const config& c);
 
 /// Parses YAML text. `${VAR}` and `${VAR:-default}` in scalar values are taken from

@@ -19,6 +19,10 @@ struct collation_rule {
   std::vector<std::string> required; ///< statistic names, trimmed
   std::chrono::milliseconds build_completed_timeout{5 * 60 * 1000};
   std::chrono::milliseconds failure_timeout{60 * 60 * 1000};
+  /// The builds the sink hears of (globs): every build keeps a wait for every such
+  /// sink, and only these waits hold anything back.
+  std::vector<std::string> pipelines{"*"};
+  std::vector<std::string> branches{"*"};
 };
 
 /// Why a wait ended with a send. New values go last.

@@ -93,22 +93,46 @@ nlohmann::json names(const std::vector<const job*>& jobs) {
   return out;
 }
 
+nlohmann::json streak_json(const std::optional<streak_result>& r) {
+  if (!r)
+    return nullptr;
+  return {{"verdict", to_string(r->kind)}, {"failures", r->failures}};
+}
+
+/// What a build list and a build document both say first.
+nlohmann::json listing_json(const build_key& key, const std::string& branch,
+                            const std::optional<std::int64_t>& number, build_state state,
+                            const std::optional<timestamp>& updated) {
+  nlohmann::json j = {{"key", key.str()},
+                      {"source", key.source},
+                      {"pipeline", key.pipeline},
+                      {"id", key.id},
+                      {"branch", branch},
+                      {"state", to_string(state)},
+                      {"updated_at", opt_time(updated)}};
+  j["number"] = number ? nlohmann::json(*number) : nlohmann::json(nullptr);
+  return j;
+}
+
 } // namespace
 
 nlohmann::json to_json(const build_summary& s) {
-  nlohmann::json j = {{"key", s.key.str()},
-                      {"source", s.key.source},
-                      {"pipeline", s.key.pipeline},
-                      {"id", s.key.id},
-                      {"branch", s.branch},
-                      {"state", to_string(s.state)},
-                      {"updated_at", opt_time(s.updated)}};
-  j["number"] = s.number ? nlohmann::json(*s.number) : nlohmann::json(nullptr);
+  auto j = listing_json(s.key, s.branch, s.number, s.state, s.updated);
+  j["streak"] = streak_json(s.streak);
+  j["failed_job_count"] = s.failed_jobs;
+  auto targets = nlohmann::json::array();
+  for (auto& t : s.targets)
+    targets.push_back({{"job", t.job}, {"since", format_time(t.since)}, {"deadline", opt_time(t.deadline)}});
+  j["waiting_targets"] = std::move(targets);
+  auto statistics = nlohmann::json::array();
+  for (auto& w : s.statistics)
+    statistics.push_back({{"sink", w.sink}, {"missing", w.missing}, {"until", opt_time(w.until)}});
+  j["waiting_statistics"] = std::move(statistics);
   return j;
 }
 
 nlohmann::json to_json(const build& b) {
-  auto j = to_json(summarize(b));
+  auto j = listing_json(b.key, b.info.branch, b.info.number, b.state, b.updated);
   j["source_state"] = b.source_state;
   j["commit"] = b.info.commit;
   j["message"] = b.info.message;
@@ -150,10 +174,7 @@ nlohmann::json to_json(const build& b) {
   j["omitted"] = {{"jobs", b.omitted_jobs},
                   {"statistics", b.omitted_statistics},
                   {"messages", b.omitted_messages}};
-  if (b.streak)
-    j["streak"] = {{"verdict", to_string(b.streak->kind)}, {"failures", b.streak->failures}};
-  else
-    j["streak"] = nullptr;
+  j["streak"] = streak_json(b.streak);
   return j;
 }
 

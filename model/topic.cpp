@@ -1,5 +1,6 @@
 #include "model/topic.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace bt::model {
@@ -53,6 +54,11 @@ std::optional<std::string> binding_problem(std::string_view pattern) {
     if (word.size() > 1 && word.find_first_of("*#") != std::string_view::npos)
       return "'" + std::string{word} + "': '*' and '#' are whole words ('*' one word, '#' any number)";
   return std::nullopt;
+}
+
+std::string topic_word(std::string text) {
+  std::replace(text.begin(), text.end(), '.', '_');
+  return text;
 }
 
 } // namespace bt::model

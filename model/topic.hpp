@@ -18,4 +18,7 @@ bool topic_matches(std::string_view pattern, std::string_view routing_key);
 /// At most 255 bytes of printable ASCII, as AMQP's routing keys.
 std::optional<std::string> binding_problem(std::string_view pattern);
 
+/// `text` as one word of a routing key: each `.` becomes `_`.
+std::string topic_word(std::string text);
+
 } // namespace bt::model

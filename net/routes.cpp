@@ -9,6 +9,7 @@
 #include <boost/beast/http.hpp>
 
 #include "model/topic.hpp"
+#include "net/ui_files.hpp"
 #include "sources/native.hpp"
 #include "sources/source.hpp"
 #include "support/clock.hpp"
@@ -116,6 +117,40 @@ void count_event(const std::string& source, const std::string& type, const char*
   slot->inc();
 }
 
+/// The status page's file at `path` (`/` is `index.html`), or a JSON 404. The page
+/// holds no data: it reads the API with the admin token the user gives it.
+response ui_response(std::string_view path, unsigned version, bool keep_alive) {
+  auto name = path == "/" ? std::string_view{"index.html"} : path.substr(4);
+  for (auto& [file, content] : ui_files()) {
+    if (file != name)
+      continue;
+    response res{http::status::ok, version};
+    res.set(http::field::server, "buildtrack");
+    auto type = name.ends_with(".html") ? "text/html; charset=utf-8"
+                : name.ends_with(".js") ? "text/javascript; charset=utf-8"
+                                        : "text/css; charset=utf-8";
+    res.set(http::field::content_type, type);
+    res.set(http::field::cache_control, "no-cache");
+    res.set("X-Content-Type-Options", "nosniff");
+    // Only its own files: no framework, font or script from elsewhere ever runs here.
+    res.set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+                                       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    res.keep_alive(keep_alive);
+    res.body() = std::string{content};
+    res.prepare_payload();
+    return res;
+  }
+  return json_response(404, error(404, "not_found", "no such file of the status page").body(), version,
+                       keep_alive);
+}
+
+/// Completes `respond` with an actor's answer: its status and JSON body.
+actors::service::reply_fn json_reply(responder& respond) {
+  return [respond](int status, std::string body) {
+    respond(json_response(static_cast<unsigned>(status), std::move(body)));
+  };
+}
+
 } // namespace
 
 api::api(const config::config& cfg, actors::service& svc, store::store& st)
@@ -153,6 +188,11 @@ void api::handle(request&& req, responder respond) {
     return false;
   };
 
+  if (path == "/" || path.starts_with("/ui/")) {
+    if (method != http::verb::get)
+      return wrong_method("GET");
+    return respond(ui_response(path, req.version(), req.keep_alive()));
+  }
   bool serving = serving_.load(std::memory_order_acquire);
   if (path == "/healthz")
     return respond(json_response(200, R"({"status":"ok"})"));
@@ -177,21 +217,17 @@ void api::handle(request&& req, responder respond) {
         return wrong_method("POST");
       return ingest(input, req, respond);
     }
-  if (path == "/api/v1/streaks") {
+  // The reads that take the admin token.
+  if (path == "/api/v1/streaks" || path == "/api/v1/builds" || path == "/api/v1/overview") {
     if (method != http::verb::get)
       return wrong_method("GET");
     if (!require_admin())
       return;
-    return service_.streaks([respond](int status, std::string body) {
-      respond(json_response(static_cast<unsigned>(status), std::move(body)));
-    });
-  }
-  if (path == "/api/v1/builds") {
-    if (method != http::verb::get)
-      return wrong_method("GET");
-    if (!require_admin())
-      return;
-    return list_builds(query, respond);
+    if (path == "/api/v1/streaks")
+      return service_.streaks(json_reply(respond));
+    if (path == "/api/v1/builds")
+      return list_builds(query, respond);
+    return overview(query, respond);
   }
   if (path.starts_with("/api/v1/builds/")) {
     bool read = method == http::verb::get;
@@ -291,19 +327,22 @@ void api::builds_path(std::string_view rest, request& req, responder& respond) {
   bool whole = pos > rest.size();
   auto n = parts.size();
   bool get = req.method() == http::verb::get;
-  if (whole && n == 3 && get) {
-    if (!admin_allowed(req))
-      return send_rejection(respond, error(401, "unauthorized",
-                                           "read endpoints need the admin token", "Authorization"));
+  bool read = whole && get && (n == 3 || (n == 4 && parts[3] == "notifications"));
+  if (read && !admin_allowed(req))
+    return send_rejection(respond, error(401, "unauthorized", "read endpoints need the admin token",
+                                         "Authorization"));
+  if (read && n == 3)
     return read_build({parts[0], parts[1], parts[2]}, respond);
-  }
+  if (read)
+    return service_.notifications({parts[0], parts[1], parts[2]}, json_reply(respond));
   if (whole && !get && n == 4 && parts[3] == "commands")
     return post_command({parts[0], parts[1], parts[2]}, req, respond);
   if (whole && !get && n == 6 && parts[3] == "targets" && parts[5] == "messages")
     return post_message({parts[0], parts[1], parts[2]}, std::move(parts[4]), req, respond);
   send_rejection(respond, error(404, "not_found",
-                                "expected GET /api/v1/builds/{source}/{pipeline}/{id}, POST "
-                                ".../commands or POST .../targets/{job}/messages"));
+                                "expected GET /api/v1/builds/{source}/{pipeline}/{id}, GET "
+                                ".../notifications, POST .../commands or POST "
+                                ".../targets/{job}/messages"));
 }
 
 api::checked_native api::parse_native(request& req, responder& respond, const char* label,
@@ -367,39 +406,75 @@ void api::post_command(model::build_key key, request& req, responder& respond) {
 }
 
 void api::read_build(const model::build_key& key, responder& respond) {
-  service_.get_build(key, [respond](int status, std::string body) {
-    respond(json_response(static_cast<unsigned>(status), std::move(body)));
-  });
+  service_.get_build(key, json_reply(respond));
 }
 
-void api::list_builds(std::string_view query, responder& respond) {
+namespace {
+
+/// Parses a positive count parameter; none when it is not a whole number in [1, max].
+std::optional<std::size_t> count_param(const std::string& value, long max) {
+  char* end = nullptr;
+  long n = std::strtol(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || n < 1 || n > max)
+    return std::nullopt;
+  return static_cast<std::size_t>(n);
+}
+
+} // namespace
+
+std::optional<model::build_query> api::build_filters(std::string_view query, bool with_state,
+                                                     const char* count_name, long max_count,
+                                                     std::size_t& count, responder& respond) const {
   model::build_query q;
   auto params = query_params(query);
-  if (!params)
-    return send_rejection(respond, error(400, "bad_query", "malformed URL encoding"));
+  if (!params) {
+    send_rejection(respond, error(400, "bad_query", "malformed URL encoding"));
+    return std::nullopt;
+  }
   for (auto& [name, value] : *params) {
-    if (name == "pipeline")
+    if (name == "source")
+      q.source = value;
+    else if (name == "pipeline")
       q.pipeline = value;
     else if (name == "branch")
       q.branch = value;
-    else if (name == "state") {
+    else if (name == "state" && with_state) {
       q.state = model::parse_build_state(value);
-      if (!q.state)
-        return send_rejection(respond, error(400, "bad_query", "unknown build state", "state"));
-    } else if (name == "limit") {
-      char* end = nullptr;
-      long n = std::strtol(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || n < 1 || n > 1000)
-        return send_rejection(respond,
-                              error(400, "bad_query", "limit must be 1 to 1000", "limit"));
-      q.limit = static_cast<size_t>(n);
+      if (!q.state) {
+        send_rejection(respond, error(400, "bad_query", "unknown build state", "state"));
+        return std::nullopt;
+      }
+    } else if (name == count_name) {
+      auto n = count_param(value, max_count);
+      if (!n) {
+        send_rejection(respond, error(400, "bad_query",
+                                      name + " must be 1 to " + std::to_string(max_count), name));
+        return std::nullopt;
+      }
+      count = *n;
     } else {
-      return send_rejection(respond, error(400, "bad_query", "unknown parameter", name));
+      send_rejection(respond, error(400, "bad_query", "unknown parameter", name));
+      return std::nullopt;
     }
   }
-  service_.list_builds(q, [respond](int status, std::string body) {
-    respond(json_response(static_cast<unsigned>(status), std::move(body)));
-  });
+  return q;
+}
+
+void api::list_builds(std::string_view query, responder& respond) {
+  std::size_t limit = 50;
+  auto q = build_filters(query, true, "limit", 1000, limit, respond);
+  if (!q)
+    return;
+  q->limit = limit;
+  service_.list_builds(*q, json_reply(respond));
+}
+
+void api::overview(std::string_view query, responder& respond) {
+  std::size_t per_branch = 20;
+  auto q = build_filters(query, false, "builds", 100, per_branch, respond);
+  if (!q)
+    return;
+  service_.overview(*q, per_branch, json_reply(respond));
 }
 
 upgrade_plan api::upgrade(const request& req) {

@@ -60,6 +60,14 @@ private:
   void post_command(model::build_key key, request& req, responder& respond);
   void read_build(const model::build_key& key, responder& respond);
   void list_builds(std::string_view query, responder& respond);
+  /// `GET /api/v1/overview?source=&pipeline=&branch=&builds=`: the status page's view.
+  void overview(std::string_view query, responder& respond);
+  /// The filters a listing takes (`source`, `pipeline`, `branch`, and `state` when
+  /// `with_state`) and its count parameter `count_name` (1 to `max_count`, into
+  /// `count`); answers 400 naming the parameter and returns none when one is wrong.
+  std::optional<model::build_query> build_filters(std::string_view query, bool with_state,
+                                                  const char* count_name, long max_count,
+                                                  std::size_t& count, responder& respond) const;
   bool admin_allowed(const request& req) const;
 
   const config::config& cfg_;

@@ -1,18 +1,14 @@
 #include "notify/exchange.hpp"
 
-#include <algorithm>
-
+#include "model/topic.hpp"
 #include "notify/webhook.hpp"
 
 namespace bt::notify {
 
 std::string exchange_routing_key(const outbox_entry& e) {
-  auto word = [](std::string s) {
-    std::replace(s.begin(), s.end(), '.', '_');
-    return s;
-  };
   auto& key = e.notice.subject.key;
-  return word(key.source) + "." + word(key.pipeline) + "." + std::string{model::to_string(e.notice.kind)};
+  return model::topic_word(key.source) + "." + model::topic_word(key.pipeline) + "."
+         + std::string{model::to_string(e.notice.kind)};
 }
 
 net::outbound_request exchange_sink::request(const outbox_entry& e,

@@ -5,7 +5,8 @@ packages=(g++ cmake make pkg-config ccache curl
           libcaf-dev libboost-dev libhiredis-dev libyaml-cpp-dev nlohmann-json3-dev
           libsimdjson-dev libssl-dev libgtest-dev libbenchmark-dev redis-server
           libkainjow-mustache-dev libvalijson-dev
-          clang libclang-rt-14-dev)
+          clang libclang-rt-14-dev
+          chromium chromium-driver python3-selenium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -71,6 +71,8 @@ actors::catalog_actor::behavior_type recording_catalog(actors::catalog_actor::po
     [=](caf::put_atom, const model::build_summary& s) { rec->summaries.push_back(s); },
     [=](caf::put_atom, const std::vector<model::build_summary>&) {},
     [=](caf::get_atom, const model::build_query&) { return std::string{"[]"}; },
+    [=](caf::get_atom, const model::build_query&, std::size_t) { return std::string{"{}"}; },
+    [=](actors::tick_atom) {},
     [=](actors::expire_atom, const actors::expiry_rule&) { return actors::expired_builds{}; },
     [=](actors::forget_atom, const actors::expired_builds&) {},
     [=](actors::forget_atom, const actors::lost_builds&) {},
@@ -82,6 +84,7 @@ recording_dispatcher(actors::notify_dispatcher_actor::pointer, std::shared_ptr<r
   return {
     [=](model::notice& n) { rec->notices.push_back(std::move(n)); },
     [=](actors::delivery_report&) {},
+    [=](caf::get_atom, const model::build_key&) { return std::string{"[]"}; },
     [=](actors::retry_atom, std::string&, std::uint64_t) {},
     [=](actors::tick_atom) {},
   };

@@ -289,8 +289,15 @@ TEST(config, exchange_sinks_and_the_exchanges_they_make) {
   EXPECT_EQ(c.exchanges.backlog, 500);
   EXPECT_EQ(c.exchanges.subscriber_queue, 16);
   EXPECT_EQ(c.exchanges.idle_timeout, 5s);
-  EXPECT_EQ(exchange_names(c), (std::vector<std::string>{"th-jobs", "outcomes"}));
-  EXPECT_EQ(exchange_names(parse("")), std::vector<std::string>{"exchange/taskcluster-treeherder/v1/jobs"});
+  EXPECT_EQ(exchange_names(c), (std::vector<std::string>{"builds", "th-jobs", "outcomes"}));
+  EXPECT_EQ(exchange_names(parse("")),
+            (std::vector<std::string>{"builds", "exchange/taskcluster-treeherder/v1/jobs"}));
+  // `builds` is buildtrack's own feed of build changes: no sink or source may publish on it.
+  EXPECT_NE(error_of("notifications:\n  - {name: b, kind: exchange, exchange: builds}\n")
+              .find("notifications[0].exchange: 'builds' is buildtrack's own"),
+            std::string::npos);
+  EXPECT_NE(error_of("sources:\n  taskcluster: {exchange: builds}\n").find("sources.taskcluster.exchange"),
+            std::string::npos);
   EXPECT_NE(error_of("notifications:\n  - {name: b, kind: exchange}\n").find("notifications[0].exchange: required"),
             std::string::npos);
   EXPECT_NE(error_of("notifications:\n  - {name: b, kind: exchange, exchange: x, url: 'https://x'}\n")

@@ -6,6 +6,7 @@
 
 #include "model/notice.hpp"
 #include "notify/cdevents.hpp"
+#include "notify/delivery_log.hpp"
 #include "notify/slack.hpp"
 #include "notify/webhook.hpp"
 #include "support/crypto.hpp"
@@ -363,4 +364,47 @@ TEST(cdevents_sink, pipeline_and_task_runs_are_schema_valid_cloud_events_with_st
   EXPECT_EQ(task["subject"]["content"]["outcome"], "failure");
   EXPECT_EQ(task["subject"]["content"]["pipelineRun"]["id"], "buildkite/app/42");
   EXPECT_EQ(task["context"]["timestamp"], "2023-11-14T22:13:20.000Z");
+}
+
+TEST(delivery_log, keeps_the_latest_state_of_each_sinks_notice_per_build) {
+  notify::delivery_log log{2};
+  auto at = model::timestamp{std::chrono::milliseconds{1'700'000'000'000}};
+  notify::outbox_entry slack{"slack", {finished_build(1), model::notice_kind::broken}, 0};
+  notify::outbox_entry hook{"hook", {finished_build(1), model::notice_kind::broken}, 0};
+  log.note(slack, notify::delivery_state::queued, at);
+  log.note(hook, notify::delivery_state::sending, at);
+  hook.attempts = 1;
+  log.note(hook, notify::delivery_state::retrying, at + std::chrono::seconds{1}, "503 from the receiver",
+           at + std::chrono::seconds{3});
+  log.note(slack, notify::delivery_state::delivered, at + std::chrono::seconds{2});
+  auto job = hook;
+  job.notice.job = "attempt-9";
+  log.note(job, notify::delivery_state::queued, at);
+
+  auto notes = log.of(finished_build(1).key);
+  ASSERT_EQ(notes.size(), 3u);
+  EXPECT_EQ(notes[0]["sink"], "hook");
+  EXPECT_EQ(notes[0]["state"], "retrying");
+  EXPECT_EQ(notes[0]["attempts"], 1);
+  EXPECT_EQ(notes[0]["detail"], "503 from the receiver");
+  EXPECT_EQ(notes[0]["next_attempt"], model::format_time(at + std::chrono::seconds{3}));
+  EXPECT_TRUE(notes[0]["job"].is_null());
+  EXPECT_EQ(notes[1]["kind"], "job_finished");
+  EXPECT_EQ(notes[1]["job"], "attempt-9");
+  EXPECT_EQ(notes[2]["sink"], "slack");
+  EXPECT_EQ(notes[2]["state"], "delivered");
+  EXPECT_EQ(notes[2]["kind"], "broken");
+  EXPECT_FALSE(notes[2].contains("detail"));
+
+  // Bounded by builds: the build noted first goes first.
+  auto numbered = [](const std::string& id) {
+    auto b = finished_build(0, model::build_state::passed);
+    b.key.id = id;
+    return notify::outbox_entry{"slack", {b, model::notice_kind::passed}, 0};
+  };
+  log.note(numbered("43"), notify::delivery_state::queued, at);
+  log.note(numbered("44"), notify::delivery_state::queued, at);
+  EXPECT_EQ(log.builds(), 2u);
+  EXPECT_TRUE(log.of(finished_build(1).key).empty());
+  EXPECT_EQ(log.of(numbered("44").notice.subject.key).size(), 1u);
 }

@@ -24,7 +24,7 @@ struct registry_fixture : actor_fixture {
                                                     std::vector<std::string>{"main"});
   std::shared_ptr<std::atomic<std::uint64_t>> listed
     = std::make_shared<std::atomic<std::uint64_t>>(0);
-  actors::catalog_actor catalog = sys->spawn(actors::catalog, listed);
+  actors::catalog_actor catalog = sys->spawn(actors::catalog, listed, actors::exchange_actor{});
   actors::build_loader_actor loader = sys->spawn(actors::build_loader, store);
   actors::registry_actor registry = spawn_registry(loader);
 
