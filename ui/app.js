@@ -1,13 +1,12 @@
 // buildtrack status page. No framework and nothing fetched from elsewhere: the page
 // reads GET /api/v1/overview once, then follows the `builds` exchange over a WebSocket
-// (every build change, routing key <source>.<pipeline>.<state>) and applies what it
-// hears in batches, at most four times a second, so a storm does not freeze it.
+// (every build change, routing key <source>.<pipeline>.<state>) held by a worker
+// (feed.js) that hands it batches four times a second, so a storm does not freeze it.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = 'buildtrack.adminToken';
   const PER_BRANCH = 20;
-  const FLUSH_MS = 250;
   const SERVICE_MS = 2000;
 
   const GLYPHS = {
@@ -24,10 +23,11 @@
     active: new Map(),   // build key → summary of a build not finished or waiting for statistics
     sources: new Set(),
   };
-  const feed = { socket: null, lastId: '', retryMs: 500, buffered: [], loaded: false, generation: 0 };
+  const feed = { buffered: [], loaded: false, touchedOpenBuild: false };
   const pending = new Map(); // build key → summary heard, not yet applied
   let flushArmed = false;
   let openBuildKey = ''; // the build whose page is open, if any
+  let activeDirty = false; // the active list changed since it was drawn
   /** Read by the browser test: how long the first render took, how the batches went. */
   const stats = window.buildtrackStats = { loadMs: null, messages: 0, flushes: 0, maxFlushMs: 0, rows: 0 };
 
@@ -129,8 +129,12 @@
       if (!model.active.has(dropped.key)) model.byKey.delete(dropped.key);
     }
     row.dirty = true;
-    if (!FINAL.has(s.state) || (s.waiting_statistics && s.waiting_statistics.length)) model.active.set(s.key, s);
-    else model.active.delete(s.key);
+    if (!FINAL.has(s.state) || (s.waiting_statistics && s.waiting_statistics.length)) {
+      model.active.set(s.key, s);
+      activeDirty = true;
+    } else if (model.active.delete(s.key)) {
+      activeDirty = true;
+    }
   }
 
   function insertOrdered(key) {
@@ -154,9 +158,18 @@
 
   // ---------------------------------------------------------------- rendering
 
+  /** Where a build's cell links to: the current filters and the build. Computed once per render. */
+  let buildHref = '?build=';
+  function refreshBuildHref() {
+    const p = new URLSearchParams(location.search);
+    p.delete('build');
+    const q = p.toString();
+    buildHref = q ? `?${q}&build=` : '?build=';
+  }
+
   function cellOf(b) {
     const label = `build ${b.number ?? b.id} ${b.state}`;
-    return `<a class="cell s-${esc(b.state)}" href="${esc(linkTo({ build: b.key }))}" title="${esc(label)}"`
+    return `<a class="cell s-${esc(b.state)}" href="${esc(buildHref + encodeURIComponent(b.key))}" title="${esc(label)}"`
       + ` aria-label="${esc(label)}" data-key="${esc(b.key)}">${GLYPHS[b.state] || '?'}</a>`;
   }
 
@@ -180,6 +193,27 @@
     row.dirty = false;
   }
 
+  // Only rows on screen (or nearly) are redrawn as changes come; a row that changed
+  // while off screen is redrawn when it scrolls into view. A storm then costs the
+  // page a few dozen rows per batch, not a thousand.
+  const rowOfTr = new WeakMap();
+  const observer = new IntersectionObserver((entries) => {
+    const f = params();
+    for (const entry of entries) {
+      const row = rowOfTr.get(entry.target);
+      if (!row) continue;
+      row.onscreen = entry.isIntersecting;
+      if (row.onscreen && row.dirty) renderRow(row, f);
+    }
+  }, { rootMargin: '300px 0px' });
+
+  function track(row, tr) {
+    row.tr = tr;
+    row.onscreen = false;
+    rowOfTr.set(tr, row);
+    observer.observe(tr);
+  }
+
   /** Puts every row in the table once, in order; afterwards rows change in place. */
   function renderAllRows() {
     const tbody = $('pipelines').tBodies[0];
@@ -190,8 +224,9 @@
       html.push(`<tr${visible(row, f) ? '' : ' hidden'}>${rowHtml(row)}</tr>`);
       row.dirty = false;
     }
+    observer.disconnect();
     tbody.innerHTML = html.join('');
-    model.order.forEach((key, i) => { model.rows.get(key).tr = tbody.rows[i]; });
+    model.order.forEach((key, i) => track(model.rows.get(key), tbody.rows[i]));
   }
 
   function renderDirtyRows() {
@@ -200,12 +235,14 @@
     model.order.forEach((key, i) => {
       const row = model.rows.get(key);
       if (!row.tr) {
-        row.tr = document.createElement('tr');
-        const next = model.order.slice(i + 1).map((k) => model.rows.get(k).tr).find((tr) => tr);
-        tbody.insertBefore(row.tr, next || null);
-        row.dirty = true;
+        const tr = document.createElement('tr');
+        const next = model.order.slice(i + 1).map((k) => model.rows.get(k).tr).find((t) => t);
+        tbody.insertBefore(tr, next || null);
+        track(row, tr);
+        renderRow(row, f);
+      } else if (row.dirty && row.onscreen) {
+        renderRow(row, f);
       }
-      if (row.dirty) renderRow(row, f);
     });
   }
 
@@ -223,6 +260,7 @@
   }
 
   function renderActive() {
+    activeDirty = false;
     const list = [...model.active.values()].sort((a, b) => (b.updated_at || '').localeCompare(a.updated_at || ''));
     const f = params();
     const shown = list.filter((s) => visible(s, f));
@@ -230,7 +268,7 @@
     $('active-empty').hidden = shown.length > 0;
     $('active').hidden = shown.length === 0;
     $('active').tBodies[0].innerHTML = shown.slice(0, 200).map((s) =>
-      `<tr data-key="${esc(s.key)}"><td><a href="${esc(linkTo({ build: s.key }))}">${esc(s.key)}</a></td>`
+      `<tr data-key="${esc(s.key)}"><td><a href="${esc(buildHref + encodeURIComponent(s.key))}">${esc(s.key)}</a></td>`
       + `<td>${word(s.state)}</td><td class="wrap">${waitingFor(s)}</td><td>${esc(time(s.updated_at))}</td></tr>`).join('');
   }
 
@@ -253,10 +291,11 @@
 
   // ---------------------------------------------------------------- the feed
 
+  /** Draws the next frame with what the feed brought. */
   function schedule() {
     if (flushArmed) return;
     flushArmed = true;
-    setTimeout(() => requestAnimationFrame(flush), FLUSH_MS);
+    requestAnimationFrame(flush);
   }
 
   /** Applies what the feed brought since the last flush and redraws what changed. */
@@ -265,8 +304,9 @@
     const started = performance.now();
     for (const s of pending.values()) apply(s);
     pending.clear();
+    refreshBuildHref();
     renderDirtyRows();
-    renderActive();
+    if (activeDirty) renderActive();
     renderCounts();
     if (openBuildKey && feed.touchedOpenBuild) {
       feed.touchedOpenBuild = false;
@@ -277,12 +317,10 @@
   }
 
   function heard(s) {
-    stats.messages++;
     if (!feed.loaded) { feed.buffered.push(s); return; }
     const waiting = pending.get(s.key);
     if (!waiting || newerThan(s, waiting)) pending.set(s.key, s);
     if (s.key === openBuildKey) feed.touchedOpenBuild = true;
-    schedule();
   }
 
   function setFeedState(text) {
@@ -291,34 +329,26 @@
     el.dataset.state = text;
   }
 
+  // The WebSocket lives in a worker (ui/feed.js), which parses every frame and sends
+  // a batch four times a second: the page's thread stays free in a storm.
+  const worker = new Worker('/ui/feed.js');
+  worker.onmessage = (ev) => {
+    const m = ev.data;
+    if (m.type === 'state') return setFeedState(m.state);
+    if (m.type === 'gap') return reload();
+    stats.messages += m.frames;
+    for (const s of m.summaries) heard(s);
+    if (feed.loaded) schedule();
+  };
+
   function openFeed() {
-    const generation = ++feed.generation;
     const url = new URL('/api/v1/exchanges/builds/subscribe', location.href);
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     url.searchParams.set('bind', '#');
-    if (feed.lastId) url.searchParams.set('since', feed.lastId);
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) url.searchParams.set('access_token', token);
-    const socket = new WebSocket(url);
-    feed.socket = socket;
-    socket.onopen = () => { feed.retryMs = 500; setFeedState('live'); };
-    socket.onmessage = (ev) => {
-      const frame = JSON.parse(ev.data);
-      if (frame.missed || frame.truncated) {
-        // Changes were lost on the way: read the whole picture again.
-        feed.lastId = frame.resume || '';
-        reload();
-        return;
-      }
-      if (frame.id) feed.lastId = frame.id;
-      if (frame.payload) heard(frame.payload);
-    };
-    socket.onclose = () => {
-      if (generation !== feed.generation) return;
-      setFeedState('reconnecting');
-      setTimeout(() => { if (generation === feed.generation) openFeed(); }, feed.retryMs);
-      feed.retryMs = Math.min(feed.retryMs * 2, 10000);
-    };
+    setFeedState('connecting');
+    worker.postMessage({ type: 'open', url: url.toString() });
   }
 
   // ---------------------------------------------------------------- loading
@@ -343,6 +373,7 @@
     feed.loaded = true;
     for (const s of feed.buffered.splice(0)) apply(s);
     renderSources();
+    refreshBuildHref();
     renderAllRows();
     renderActive();
     renderCounts();
@@ -377,7 +408,8 @@
 
   function jobsHtml(b) {
     return b.jobs.map((j) => {
-      const flags = [j.failed ? word('failed', 'failed job') : '', j.fixed ? word('fixed', 'fixed job') : ''].filter(Boolean).join(' ');
+      // What decides the job: failed (an attempt or its target's message), fixed, else its state.
+      const verdict = j.failed ? word('failed') : j.fixed ? word('fixed') : word(j.state);
       const attempts = table(['Attempt', 'State', 'Exit', 'Started', 'Finished'], j.attempts.map((a) => [
         esc(a.attempt ?? ''), word(a.state) + (a.soft_failed ? ' (soft)' : ''), esc(a.exit_status ?? '–'),
         esc(time(a.started_at)), esc(time(a.finished_at))]));
@@ -392,7 +424,7 @@
           + `<h4>Lint results</h4>${table(['Name', 'Code', 'Severity', 'Path', 'Line', 'Description'], t.lint.map((l) => [
             esc(l.name), esc(l.code), esc(l.severity), esc(l.path), esc(l.line ?? ''), esc(l.description)]))}`;
       }
-      return `<section class="job" data-job="${esc(j.group)}"><h3>${esc(j.name || j.group)} ${word(j.state)} ${flags}</h3>${attempts}${target}</section>`;
+      return `<section class="job" data-job="${esc(j.group)}"><h3>${esc(j.name || j.group)} ${verdict}</h3>${attempts}${target}</section>`;
     }).join('');
   }
 
@@ -466,6 +498,7 @@
     history.replaceState(null, '', url);
     const f = params();
     for (const row of model.rows.values()) if (row.tr) row.tr.hidden = !visible(row, f);
+    refreshBuildHref();
     renderActive();
     renderCounts();
     $('home').href = linkTo({ build: '' });
@@ -587,9 +620,7 @@
   function start() {
     readFilters();
     showView();
-    feed.lastId = '';
     feed.buffered = [];
-    if (feed.socket) feed.socket.close();
     openFeed();
     reload();
   }
