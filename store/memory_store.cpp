@@ -142,14 +142,16 @@ memory_store::exchange_publish(const std::string& exchange,
   auto& b = exchanges_[exchange];
   std::vector<published> out;
   for (auto& m : messages) {
-    if (auto it = b.positions.find(m.dedup_id); it != b.positions.end()) {
+    bool deduplicated = !m.dedup_id.empty();
+    if (auto it = b.positions.find(m.dedup_id); deduplicated && it != b.positions.end()) {
       out.push_back({it->second, false});
       continue;
     }
     auto id = std::to_string(++b.last) + "-0";
     b.messages.push_back({id, m.routing_key, m.payload});
     b.dedup_order.push_back(m.dedup_id);
-    b.positions.emplace(m.dedup_id, id);
+    if (deduplicated)
+      b.positions.emplace(m.dedup_id, id);
     while (b.messages.size() > backlog) {
       b.trimmed = true;
       b.messages.pop_front();

@@ -395,8 +395,12 @@ constexpr const char* exchange_publish_script = R"(
 local backlog = tonumber(ARGV[1])
 local out = {}
 for i = 2, #ARGV, 3 do
-  local known = redis.call('HGET', KEYS[3], ARGV[i])
-  if known then
+  local known = ARGV[i] ~= '' and redis.call('HGET', KEYS[3], ARGV[i])
+  if ARGV[i] == '' then
+    table.insert(out, redis.call('XADD', KEYS[1], 'MAXLEN', '~', backlog, '*',
+                                 'key', ARGV[i + 1], 'payload', ARGV[i + 2]))
+    table.insert(out, 1)
+  elseif known then
     table.insert(out, known)
     table.insert(out, 0)
   else

@@ -65,7 +65,8 @@ struct outbox_record {
 /// A message to publish on a topic exchange (SPEC §8).
 struct exchange_publication {
   /// Identifies the message whatever published it: the same one again (a retried
-  /// delivery, a replayed event) is in the backlog once.
+  /// delivery, a replayed event) is in the backlog once. Empty: not deduplicated
+  /// (live news such as the `builds` feed, where a repeat is harmless), one append.
   std::string dedup_id;
   std::string routing_key;
   std::string payload; ///< JSON text

@@ -444,6 +444,12 @@ void check_exchange(store::store& s) {
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->oldest.empty());
   EXPECT_FALSE(none->trimmed);
+  // An empty dedup id is not deduplicated: each such message is appended.
+  auto plain = publish({{"", "n._", "{}"}, {"", "n._", "{}"}}, 2);
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_TRUE(plain[0].fresh && plain[1].fresh);
+  EXPECT_NE(plain[0].id, plain[1].id);
+  EXPECT_EQ(s.exchange_read("jobs", kept->back().id, 10)->size(), 2u);
 }
 
 } // namespace
