@@ -267,7 +267,7 @@
     $('active-count').textContent = `(${shown.length})`;
     $('active-empty').hidden = shown.length > 0;
     $('active').hidden = shown.length === 0;
-    $('active').tBodies[0].innerHTML = shown.slice(0, 200).map((s) =>
+    $('active').tBodies[0].innerHTML = shown.slice(0, 100).map((s) =>
       `<tr data-key="${esc(s.key)}"><td><a href="${esc(buildHref + encodeURIComponent(s.key))}">${esc(s.key)}</a></td>`
       + `<td>${word(s.state)}</td><td class="wrap">${waitingFor(s)}</td><td>${esc(time(s.updated_at))}</td></tr>`).join('');
   }

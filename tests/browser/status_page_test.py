@@ -375,7 +375,13 @@ log:
 
         # The storm: new builds on random pipelines while a probe measures how late the
         # page's timers run (the event loop's lag) and each batch's render time.
-        self.js("""window.__lag = {max: 0, samples: []};
+        self.js("""window.__lag = {max: 0, samples: [], longest: 0, blocking: 0};
+                   // Tasks of the page's own thread over 50 ms (the Long Tasks API).
+                   window.__tasks = new PerformanceObserver((list) => {
+                     for (const t of list.getEntries()) {
+                       window.__lag.longest = Math.max(window.__lag.longest, t.duration);
+                       window.__lag.blocking += t.duration - 50; } });
+                   window.__tasks.observe({entryTypes: ['longtask']});
                    let last = performance.now();
                    window.__probe = setInterval(() => {
                      const now = performance.now(), lag = now - last - 50;
@@ -410,16 +416,24 @@ log:
             c in ("s-passed", "s-failed") for c in self.cells(last_name)[:1]) and self.js(
             "return document.querySelector(`a.cell[data-key=\"native/${arguments[0]}/${arguments[1]}\"]`) !== null",
             last_name, last_n), timeout=60)
-        lag = self.js("clearInterval(window.__probe); const s = window.__lag.samples.slice().sort((a, b) => a - b);"
-                      "return {max: window.__lag.max, p99: s[Math.floor(s.length * 0.99)], n: s.length}")
+        lag = self.js("clearInterval(window.__probe); window.__tasks.disconnect();"
+                      "const s = window.__lag.samples.slice().sort((a, b) => a - b);"
+                      "return {max: window.__lag.max, p99: s[Math.floor(s.length * 0.99)], n: s.length,"
+                      "        longest: window.__lag.longest, blocking: window.__lag.blocking}")
         st = self.js("return window.buildtrackStats")
         self.results["storm"] = {"paced_at": rate, "events_sent": sent, "seconds": round(storm_s, 1),
                                  "events_per_s": round(sent / storm_s),
                                  "feed_messages": st["messages"] - before, "flushes": st["flushes"],
                                  "max_flush_ms": round(st["maxFlushMs"], 1),
                                  "event_loop_lag_ms": {"max": round(lag["max"], 1), "p99": round(lag["p99"], 1),
-                                                       "samples": lag["n"]}}
-        self.assertLess(lag["p99"], 250, f"the page's event loop lagged: {lag}")
+                                                       "samples": lag["n"]},
+                                 "long_tasks_ms": {"longest": round(lag["longest"], 1),
+                                                   "total_blocking": round(lag["blocking"], 1)}}
+        # The page's own work: no task of its thread long enough to be felt. The timer's
+        # lag also counts the time the machine gave the browser no CPU (two cores, shared
+        # with buildtrackd, Redis and the sender), so it gets a wider bound.
+        self.assertLess(lag["longest"], 500, f"a task of the page ran long: {lag}")
+        self.assertLess(lag["p99"], 500, f"the page's event loop lagged: {lag}")
         self.assertLess(lag["max"], 1000, f"the page froze: {lag}")
 
 
