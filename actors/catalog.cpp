@@ -22,9 +22,7 @@ void count(catalog_state& st) {
 /// published again (a journal replayed after a restart) tells subscribers what they
 /// know, and deduplicating would cost the store four more writes per change.
 store::exchange_publication feed_message(const model::build_summary& s) {
-  auto routing_key = model::topic_word(s.key.source) + "." + model::topic_word(s.key.pipeline) + "."
-                     + std::string{model::to_string(s.state)};
-  return {"", std::move(routing_key), model::to_text(model::to_json(s))};
+  return {"", model::build_routing_key(s.key, model::to_string(s.state)), model::to_text(model::to_json(s))};
 }
 
 /// Queues a change for the feed; the first one queued asks for a flush, which comes

@@ -4,7 +4,7 @@
 #include <map>
 #include <tuple>
 
-#include "model/streak.hpp"
+#include "model/notice.hpp"
 
 namespace bt::model {
 
@@ -45,7 +45,7 @@ build_summary summarize(const build& b, const collation_rules* waits) {
     waiting_statistics w{sink, {}, std::nullopt};
     auto rule = waits ? waits->find(sink) : collation_rules::const_iterator{};
     if (waits && rule != waits->end()) {
-      if (!glob_any(rule->second.pipelines, b.key.pipeline) || !glob_any(rule->second.branches, b.info.branch))
+      if (!sink_follows(rule->second.pipelines, rule->second.branches, b))
         continue; // the sink never hears of this build: nothing waits for it
       for (auto& name : rule->second.required)
         if (!c.received.contains(name))

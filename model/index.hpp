@@ -73,8 +73,9 @@ public:
   /// Matching builds, most recently updated first, at most `q.limit`.
   std::vector<build_summary> list(const build_query& q) const;
   /// Every (source, pipeline, branch) matching `q` (`q.state` and `q.limit` unused) with
-  /// its newest `per_branch` builds (by number, else update time), in name order; and every matching build that is not finished or whose
-  /// notices wait for statistics, most recently updated first.
+  /// its newest `per_branch` builds (by number, else update time), in name order; and
+  /// every matching build that is not finished or whose notices wait for statistics,
+  /// most recently updated first.
   struct overview {
     struct branch_builds {
       std::string source, pipeline, branch;

@@ -129,4 +129,9 @@ std::vector<notice> unrecorded_job_notices(const build& b, std::uint64_t recorde
   return out;
 }
 
+bool sink_follows(const std::vector<std::string>& pipelines, const std::vector<std::string>& branches,
+                  const build& b) {
+  return glob_any(branches, b.info.branch) && glob_any(pipelines, b.key.pipeline);
+}
+
 } // namespace bt::model

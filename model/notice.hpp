@@ -28,6 +28,10 @@ struct notice {
   std::optional<std::string> job;
 };
 
+/// Whether a sink with these pipeline and branch globs hears of build `b`.
+bool sink_follows(const std::vector<std::string>& pipelines, const std::vector<std::string>& branches,
+                  const build& b);
+
 /// Whether a notice for `subject` goes to `sink` on the common path: not while the
 /// sink's wait for statistics on the build goes on (its release sends it), nor when it
 /// released the build's current revision already.

@@ -56,9 +56,12 @@ std::optional<std::string> binding_problem(std::string_view pattern) {
   return std::nullopt;
 }
 
-std::string topic_word(std::string text) {
-  std::replace(text.begin(), text.end(), '.', '_');
-  return text;
+std::string build_routing_key(const build_key& key, std::string_view last) {
+  auto word = [](std::string text) {
+    std::replace(text.begin(), text.end(), '.', '_');
+    return text;
+  };
+  return word(key.source) + "." + word(key.pipeline) + "." + std::string{last};
 }
 
 } // namespace bt::model

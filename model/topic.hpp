@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "model/event.hpp"
+
 namespace bt::model {
 
 /// AMQP topic matching (RabbitMQ's semantics, SPEC §8). A routing key is a list of
@@ -18,7 +20,8 @@ bool topic_matches(std::string_view pattern, std::string_view routing_key);
 /// At most 255 bytes of printable ASCII, as AMQP's routing keys.
 std::optional<std::string> binding_problem(std::string_view pattern);
 
-/// `text` as one word of a routing key: each `.` becomes `_`.
-std::string topic_word(std::string text);
+/// The routing key of a publication about build `key`: `<source>.<pipeline>.<last>`,
+/// a dot inside the source or pipeline becoming `_`, so the key always has three words.
+std::string build_routing_key(const build_key& key, std::string_view last);
 
 } // namespace bt::model

@@ -18,16 +18,16 @@ std::string_view to_string(delivery_state s) {
 void delivery_log::note(const outbox_entry& e, delivery_state s, model::timestamp at, std::string detail,
                         std::optional<model::timestamp> next_attempt) {
   auto build = e.notice.subject.key.str();
-  auto [it, fresh] = by_build_.try_emplace(build);
-  if (fresh) {
-    order_.push_back(build);
-    if (order_.size() > max_builds_) {
+  auto it = by_build_.find(build);
+  if (it == by_build_.end()) {
+    if (order_.size() >= max_builds_ && !order_.empty()) {
       by_build_.erase(order_.front());
       order_.pop_front();
     }
+    order_.push_back(build);
+    it = by_build_.emplace(std::move(build), decltype(by_build_)::mapped_type{}).first;
   }
-  auto& records = by_build_[build];
-  auto& r = records[e.id()];
+  auto& r = it->second[e.id()];
   r.sink = e.sink;
   r.job = e.notice.job;
   r.kind = e.notice.job ? "job_finished" : std::string{model::to_string(e.notice.kind)};

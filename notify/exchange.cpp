@@ -6,9 +6,7 @@
 namespace bt::notify {
 
 std::string exchange_routing_key(const outbox_entry& e) {
-  auto& key = e.notice.subject.key;
-  return model::topic_word(key.source) + "." + model::topic_word(key.pipeline) + "."
-         + std::string{model::to_string(e.notice.kind)};
+  return model::build_routing_key(e.notice.subject.key, model::to_string(e.notice.kind));
 }
 
 net::outbound_request exchange_sink::request(const outbox_entry& e,

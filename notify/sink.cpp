@@ -62,8 +62,7 @@ sink::sink(config::sink_config cfg) : cfg_{std::move(cfg)} {
 }
 
 bool sink::follows(const model::build& b) const {
-  return model::glob_any(cfg_.branches, b.info.branch)
-         && model::glob_any(cfg_.pipelines, b.key.pipeline);
+  return model::sink_follows(cfg_.pipelines, cfg_.branches, b);
 }
 
 bool sink::wants(const model::notice& n) const {

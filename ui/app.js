@@ -146,14 +146,18 @@
     model.order.splice(lo, 0, key);
   }
 
+  /** A streak verdict in words: passing, broken, still failing N, fixed. */
+  function streakWord({ verdict, failures }) {
+    if (verdict === 'passed') return word('passing');
+    if (verdict === 'still_failing') return word('still_failing', `still failing ${failures}`);
+    return word(verdict);
+  }
+
   /** The streak's word: the verdict on the newest build the streak judged. */
   function streakOf(row) {
     const judged = row.builds.find((b) => b.streak);
     if (!judged) return '<span class="muted" title="no verdict: the branch is not tracked, or nothing finished yet">–</span>';
-    const { verdict, failures } = judged.streak;
-    if (verdict === 'passed') return word('passing');
-    if (verdict === 'still_failing') return word('still_failing', `still failing ${failures}`);
-    return word(verdict);
+    return streakWord(judged.streak);
   }
 
   // ---------------------------------------------------------------- rendering
@@ -429,8 +433,7 @@
   }
 
   function buildHtml(b, notices) {
-    const streak = b.streak ? (b.streak.verdict === 'still_failing' ? word('still_failing', `still failing ${b.streak.failures}`)
-      : word(b.streak.verdict === 'passed' ? 'passing' : b.streak.verdict)) : '–';
+    const streak = b.streak ? streakWord(b.streak) : '–';
     const facts = [
       ['State', `${word(b.state)}${b.source_state ? ` <span class="muted">(${esc(b.source_state)})</span>` : ''}`],
       ['Streak', streak], ['Number', esc(b.number ?? '–')], ['Branch', esc(b.branch || '–')],
