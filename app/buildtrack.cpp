@@ -14,6 +14,7 @@
 #include "net/client.hpp"
 #include "sources/buildkite.hpp"
 #include "store/redis_client.hpp"
+#include "storm/cli.hpp"
 
 namespace {
 
@@ -48,7 +49,9 @@ int usage() {
                "                                   with one per line) to URL/api/v1/events; FILE -\n"
                "                                   reads stdin; URL defaults to\n"
                "                                   http://127.0.0.1:8080, TOKEN to\n"
-               "                                   $BUILDTRACK_NATIVE_TOKEN\n";
+               "                                   $BUILDTRACK_NATIVE_TOKEN\n"
+               "  buildtrack storm [options]       storm a running buildtrackd with CI events and\n"
+               "                                   verify what it made of them (--help)\n";
   return 2;
 }
 
@@ -125,6 +128,8 @@ int send(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view{argv[1]} == "storm")
+    return bt::storm::command(argc - 1, argv + 1);
   if (argc < 3)
     return usage();
   std::string command = argv[1];

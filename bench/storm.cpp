@@ -1,15 +1,17 @@
 // storm: a Buildkite event storm against buildtrackd and against a bare Beast
-// server on the same machine, in one run. With --source taskcluster it is a storm of
-// Taskcluster queue messages instead, task definitions from a fake queue in this
-// process, and WebSocket subscribers on different bindings of the Treeherder
-// exchange: it reports job messages published per second and publish -> subscriber
-// latency, and checks that each subscriber got exactly what its bindings match,
-// schema-valid, in publish order. Prints throughput, ack latency, RSS per
-// tracked build and the ratio to the bare server, then verifies every build's
-// final state through the API. With --notify 1 it also configures a webhook sink
-// pointing at a receiver inside this process, and reports the time from each
-// build.finished being accepted to the build's first notification arriving, and
-// checks every build's last outcome arrived, each delivery exactly once.
+// server on the same machine, in one run: the self-contained mode of `buildtrack storm`
+// (storm/), with the same generator, load and verification. It starts buildtrackd
+// (and, with --store redis, a redis-server of its own), measures the bare floor first,
+// and prints throughput, ack latency, RSS per tracked build and the ratio to the bare
+// server, then verifies every build's final state and streak through the API.
+// With --source taskcluster it is a storm of Taskcluster queue messages instead, task
+// definitions from a fake queue in this process, and WebSocket subscribers on
+// different bindings of the Treeherder exchange: it reports job messages published per
+// second and publish -> subscriber latency, and checks that each subscriber got exactly
+// what its bindings match, schema-valid, in publish order. With --notify 1 it also
+// configures a webhook sink pointing at a receiver inside this process, and reports
+// the time from each build.finished being accepted to the build's first notification
+// arriving, and checks every build's last outcome arrived, each delivery exactly once.
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -19,12 +21,9 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <random>
-#include <string>
-#include <mutex>
 #include <set>
+#include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include <sys/wait.h>
@@ -36,13 +35,12 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
-#include "bench/buildkite_payloads.hpp"
-#include "model/streak.hpp"
-#include "model/time.hpp"
 #include "model/topic.hpp"
-#include "sources/treeherder.hpp"
+#include "storm/load.hpp"
+#include "storm/payloads.hpp"
+#include "storm/verify.hpp"
+#include "storm/workload.hpp"
 #include "support/json_schema.hpp"
-#include "tests/cdevents_fakes.hpp"
 #include "tests/free_port.hpp"
 #include "tests/taskcluster_fakes.hpp"
 #include "tests/ws_client.hpp"
@@ -50,7 +48,7 @@
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace payloads = bt::payloads;
+namespace storm = bt::storm;
 using tcp = asio::ip::tcp;
 using nlohmann::json;
 using steady = std::chrono::steady_clock;
@@ -88,368 +86,6 @@ struct options {
   /// Taskcluster (with subscribers) and CDEvents, `builds` of each.
   bool mix = false;
 };
-
-struct workload {
-  std::vector<std::string> requests; ///< complete HTTP requests, shuffled
-  std::size_t events = 0;            ///< events in all requests
-  std::map<std::string, std::string> expected; ///< build path -> final state
-  /// request holding build.finished events -> their build keys (pointers into `requests`)
-  std::unordered_map<const std::string*, std::vector<std::string>> finish_of;
-  /// After the storm: each build's requests in order (commands and messages), each
-  /// answered 200, 202 or 409 (a command that does not apply to a settled build).
-  std::vector<std::vector<std::string>> afterwards;
-  /// build path -> the value of its statistic `duration`, when the storm sent one
-  std::map<std::string, double> statistics;
-};
-
-/// One workload of several, each part's requests shuffled among the others'.
-workload merge(std::vector<workload> parts, std::mt19937& rng) {
-  std::vector<std::pair<std::string, std::vector<std::string>>> requests;
-  workload out;
-  for (auto& part : parts) {
-    for (auto& r : part.requests) {
-      auto f = part.finish_of.find(&r);
-      requests.emplace_back(std::move(r), f == part.finish_of.end() ? std::vector<std::string>{}
-                                                                    : std::move(f->second));
-    }
-    out.events += part.events;
-    out.expected.merge(part.expected);
-    out.statistics.merge(part.statistics);
-    for (auto& a : part.afterwards)
-      out.afterwards.push_back(std::move(a));
-  }
-  std::shuffle(requests.begin(), requests.end(), rng);
-  out.requests.reserve(requests.size());
-  for (auto& [r, keys] : requests)
-    out.requests.push_back(std::move(r));
-  for (std::size_t i = 0; i < requests.size(); ++i)
-    if (!requests[i].second.empty())
-      out.finish_of.emplace(&out.requests[i], std::move(requests[i].second));
-  return out;
-}
-
-/// One build's life as a storm sends it: every event, and whether the build fails.
-/// `job(step, attempt, finished, fails)` and `edge(finished, failed)` make the events.
-template <class Job, class Edge>
-bool build_life(std::mt19937& rng, int jobs, Job&& job, Edge&& edge) {
-  std::uniform_real_distribution<double> chance{0, 1};
-  bool build_failed = false;
-  edge(false, false);
-  for (int j = 0; j < jobs; ++j) {
-    bool retried = chance(rng) < 0.1;
-    bool first_fails = retried || chance(rng) < 0.01;
-    bool last_fails = retried ? chance(rng) < 0.3 : first_fails;
-    int attempts = retried ? 2 : 1;
-    for (int a = 0; a < attempts; ++a) {
-      bool fails = a + 1 == attempts ? last_fails : first_fails;
-      for (bool done : {false, true}) {
-        job(j, a, done, fails);
-        if (done && chance(rng) < 0.02)
-          job(j, a, done, fails); // duplicate delivery
-      }
-    }
-    build_failed = build_failed || last_fails;
-  }
-  edge(true, build_failed);
-  return build_failed;
-}
-
-/// When each build.finished was accepted (202), by build key.
-using ack_times = std::map<std::string, steady::time_point>;
-
-/// Buildkite deliveries, one event per request.
-workload generate_buildkite(const options& o) {
-  std::mt19937 rng{o.seed};
-  workload w;
-  std::map<std::string, std::string> finished_key;
-  for (int b = 1; b <= o.builds; ++b) {
-    auto pipeline = "bench-" + std::to_string(b % 8);
-    auto add = [&](const json& doc) {
-      w.requests.push_back(payloads::http_request(doc["event"], doc.dump()));
-    };
-    bool failed = build_life(
-      rng, o.jobs,
-      [&](int step, int attempt, bool done, bool fails) {
-        add(payloads::job_delivery(pipeline, b, step, attempt, done, fails));
-      },
-      [&](bool finished, bool failed) {
-        if (!finished)
-          return add(payloads::build_delivery("build.running", pipeline, b, "running"));
-        add(payloads::build_delivery("build.finished", pipeline, b, failed ? "failed" : "passed"));
-        finished_key[w.requests.back()] = "buildkite/" + pipeline + "/" + std::to_string(b);
-      });
-    w.expected["/api/v1/builds/buildkite/" + pipeline + "/" + std::to_string(b)] =
-      failed ? "failed" : "passed";
-  }
-  // Deliver everything out of order: late jobs, build.finished first, and so on.
-  std::shuffle(w.requests.begin(), w.requests.end(), rng);
-  w.events = w.requests.size();
-  for (auto& r : w.requests)
-    if (auto f = finished_key.find(r); f != finished_key.end())
-      w.finish_of[&r].push_back(f->second);
-  return w;
-}
-
-/// Native events of the same storm, out of order, `o.batch` to a request.
-workload generate_native(const options& o) {
-  std::mt19937 rng{o.seed};
-  workload w;
-  std::vector<json> events;
-  for (int b = 1; b <= o.builds; ++b) {
-    auto pipeline = "bench-" + std::to_string(b % 8);
-    json build = {{"pipeline", pipeline}, {"id", std::to_string(b)}, {"number", b},
-                  {"branch", "main"}, {"commit", "8faa67ad6d0fda3ccf884c90acfd061d37e8558d"},
-                  {"url", "https://ci.example.com/" + pipeline + "/" + std::to_string(b)}};
-    bool failed = build_life(
-      rng, o.jobs,
-      [&](int step, int attempt, bool done, bool fails) {
-        auto id = pipeline + "-" + std::to_string(b) + "-" + std::to_string(step) + "-"
-                  + std::to_string(attempt);
-        json job = {{"id", id}, {"name", "step " + std::to_string(step)}, {"attempt", attempt},
-                    {"state", done ? (fails ? "failed" : "passed") : "running"}};
-        if (done)
-          job["exit_status"] = fails ? 1 : 0;
-        events.push_back({{"type", done ? "job.finished" : "job.started"}, {"build", build},
-                          {"job", job}});
-      },
-      [&](bool finished, bool) {
-        events.push_back({{"type", finished ? "build.finished" : "build.started"},
-                          {"build", build}});
-      });
-    auto path = "/api/v1/builds/native/" + pipeline + "/" + std::to_string(b);
-    w.expected[path] = failed ? "failed" : "passed";
-    if (o.mix) {
-      // Shuffled with the rest: published before or after the build finished.
-      events.push_back({{"type", "statistic"}, {"build", build},
-                        {"statistic", {{"key", "duration"}, {"value", b * 1.5}}}});
-      w.statistics[path] = b * 1.5;
-    }
-    if (!o.targets || b % 4 == 0)
-      continue;
-    // A waiting target: a failed job fails the build at once, whatever comes later.
-    events.push_back({{"type", "job.finished"}, {"build", build},
-                      {"job", {{"id", pipeline + "-" + std::to_string(b) + "-deploy"},
-                               {"name", "deploy"}, {"state", "passed"},
-                               {"waits_for_message", true}}}});
-    auto message = [&](const std::string& type) {
-      return json{{"type", type}, {"delivery", "m-" + std::to_string(b)}}.dump();
-    };
-    auto post = [&](const std::string& target, const std::string& body) {
-      return payloads::bearer_post(path + target, body);
-    };
-    if (b % 4 == 1) {
-      bool fail = std::uniform_real_distribution<double>{0, 1}(rng) < 0.2;
-      events.push_back({{"type", "message"}, {"build", build},
-                        {"message", {{"target", "deploy"}, {"type", fail ? "fail" : "pass"}}}});
-      if (fail)
-        w.expected[path] = "failed";
-    } else if (b % 4 == 2) {
-      w.afterwards.push_back({post("/commands", R"({"type":"pause"})"),
-                              post("/targets/deploy/messages", message("pass")),
-                              post("/commands", R"({"type":"resume"})")});
-    } else {
-      w.afterwards.push_back({post("/commands", R"({"type":"abort"})")});
-      if (!failed)
-        w.expected[path] = "aborted";
-    }
-  }
-  std::shuffle(events.begin(), events.end(), rng);
-  w.events = events.size();
-  std::vector<std::vector<std::string>> finished;
-  for (std::size_t i = 0; i < events.size(); i += static_cast<std::size_t>(o.batch)) {
-    std::string body;
-    std::vector<std::string> keys;
-    auto end = std::min(events.size(), i + static_cast<std::size_t>(o.batch));
-    for (auto k = i; k < end; ++k) {
-      body += events[k].dump();
-      body += '\n';
-      if (events[k]["type"] == "build.finished")
-        keys.push_back("native/" + events[k]["build"]["pipeline"].get<std::string>() + "/"
-                       + events[k]["build"]["id"].get<std::string>());
-    }
-    w.requests.push_back(payloads::native_request(body, o.batch > 1));
-    finished.push_back(std::move(keys));
-  }
-  for (std::size_t i = 0; i < w.requests.size(); ++i)
-    if (!finished[i].empty())
-      w.finish_of.emplace(&w.requests[i], std::move(finished[i]));
-  return w;
-}
-
-/// CDEvents of the same storm: a pipelineRun per build, a taskRun per job attempt
-/// (a retried job is a second taskRun of its task), as CloudEvents in binary and
-/// structured mode, one per request, shuffled: taskRuns often come before their
-/// pipelineRun.
-workload generate_cdevents(const options& o) {
-  namespace fake = bt::test::cdevents;
-  std::mt19937 rng{o.seed + 3};
-  workload w;
-  std::vector<std::pair<json, std::string>> events; // (CDEvent, finished build key)
-  int id = 0;
-  for (int b = 1; b <= o.builds; ++b) {
-    auto pipeline = "bench-" + std::to_string(b % 8);
-    auto run = "run-" + std::to_string(b);
-    auto next_id = [&] { return "ce-" + std::to_string(++id); };
-    auto time_of = [](int n) {
-      return bt::model::format_time(bt::model::timestamp{std::chrono::seconds{1'800'000'000 + n}});
-    };
-    bool failed = build_life(
-      rng, o.jobs,
-      [&](int step, int attempt, bool done, bool fails) {
-        auto task_run = run + "-" + std::to_string(step) + "-" + std::to_string(attempt);
-        auto event = done ? fake::task_run("finished", "", task_run, "step " + std::to_string(step),
-                                           run, fails ? "failure" : "success")
-                          : fake::task_run("started", "", task_run, "step " + std::to_string(step), run);
-        // A duplicate delivery repeats the CloudEvent id of the event before it.
-        bool repeat = !events.empty() && events.back().first["subject"]["id"] == task_run
-                      && events.back().first["context"]["type"] == event["context"]["type"];
-        event["context"]["id"] = repeat ? events.back().first["context"]["id"].get<std::string>() : next_id();
-        // The sender's clock: events of a build in the order they happened.
-        event["context"]["timestamp"] = time_of(id);
-        events.emplace_back(std::move(event), "");
-      },
-      [&](bool finished, bool failed) {
-        auto event = finished ? fake::pipeline_run("finished", next_id(), run, pipeline,
-                                                   failed ? "failure" : "success")
-                              : fake::pipeline_run("started", next_id(), run, pipeline);
-        events.emplace_back(std::move(event), finished ? "cdevents/" + pipeline + "/" + run : "");
-      });
-    w.expected["/api/v1/builds/cdevents/" + pipeline + "/" + run] = failed ? "failed" : "passed";
-  }
-  std::shuffle(events.begin(), events.end(), rng);
-  w.events = events.size();
-  std::vector<std::string> finished;
-  for (auto& [event, key] : events) {
-    auto r = rng() % 2 ? fake::binary(event) : fake::structured(event);
-    w.requests.push_back(payloads::bearer_request("/webhooks/cdevents", r.headers, r.body));
-    finished.push_back(key);
-  }
-  for (std::size_t i = 0; i < w.requests.size(); ++i)
-    if (!finished[i].empty())
-      w.finish_of[&w.requests[i]].push_back(finished[i]);
-  return w;
-}
-
-/// One keep-alive connection sending its share of requests back to back.
-class connection : public std::enable_shared_from_this<connection> {
-public:
-  connection(asio::io_context& ioc, std::vector<const std::string*> reqs,
-             std::vector<double>& latencies, std::size_t& errors, const workload& w,
-             ack_times& acks, bool commands = false)
-    : stream_{ioc}, reqs_{std::move(reqs)}, latencies_{latencies}, errors_{errors}, w_{w},
-      acks_{acks}, commands_{commands} {}
-
-  void start(tcp::endpoint ep) {
-    stream_.async_connect(ep, [self = shared_from_this()](beast::error_code ec) {
-      if (ec)
-        throw std::runtime_error{"connect: " + ec.message()};
-      self->stream_.socket().set_option(tcp::no_delay(true));
-      self->next();
-    });
-  }
-
-private:
-  void next() {
-    if (i_ == reqs_.size())
-      return;
-    sent_ = steady::now();
-    asio::async_write(stream_, asio::buffer(*reqs_[i_]),
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        if (ec)
-                          throw std::runtime_error{"write: " + ec.message()};
-                        self->parser_.emplace();
-                        http::async_read(self->stream_, self->buffer_, *self->parser_,
-                                         [self](beast::error_code ec, std::size_t) {
-                                           self->on_response(ec);
-                                         });
-                      });
-  }
-
-  void on_response(beast::error_code ec) {
-    if (ec)
-      throw std::runtime_error{"read: " + ec.message()};
-    latencies_.push_back(std::chrono::duration<double>(steady::now() - sent_).count());
-    auto status = parser_->get().result_int();
-    if (status != 202 && !(commands_ && (status == 200 || status == 409)))
-      ++errors_;
-    else if (auto f = w_.finish_of.find(reqs_[i_]); f != w_.finish_of.end())
-      for (auto& key : f->second)
-        acks_.try_emplace(key, steady::now());
-    ++i_;
-    next();
-  }
-
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  std::optional<http::response_parser<http::string_body>> parser_;
-  std::vector<const std::string*> reqs_;
-  std::vector<double>& latencies_;
-  std::size_t& errors_;
-  const workload& w_;
-  ack_times& acks_;
-  std::size_t i_ = 0;
-  steady::time_point sent_;
-  bool commands_ = false;
-};
-
-/// Sends each build's requests of `w.afterwards` in order, builds spread over
-/// `connections`; returns the answers that were neither 200, 202 nor 409.
-std::size_t afterwards(const workload& w, unsigned short port, int connections) {
-  asio::io_context ioc{1};
-  std::vector<double> latencies;
-  std::size_t errors = 0;
-  ack_times acks;
-  std::vector<std::vector<const std::string*>> shares(static_cast<size_t>(connections));
-  for (std::size_t i = 0; i < w.afterwards.size(); ++i)
-    for (auto& r : w.afterwards[i])
-      shares[i % shares.size()].push_back(&r);
-  tcp::endpoint ep{asio::ip::make_address("127.0.0.1"), port};
-  for (auto& share : shares)
-    if (!share.empty())
-      std::make_shared<connection>(ioc, std::move(share), latencies, errors, w, acks, true)
-        ->start(ep);
-  ioc.run();
-  return errors;
-}
-
-struct run_result {
-  double seconds = 0;
-  std::size_t requests = 0;
-  std::size_t events = 0;
-  std::size_t errors = 0;
-  double p50 = 0, p99 = 0, max = 0;
-  double rate() const { return static_cast<double>(requests) / seconds; }
-  double event_rate() const { return static_cast<double>(events) / seconds; }
-};
-
-run_result storm(const workload& w, unsigned short port, int connections, ack_times& acks) {
-  asio::io_context ioc{1};
-  std::vector<double> latencies;
-  latencies.reserve(w.requests.size());
-  std::size_t errors = 0;
-  std::vector<std::vector<const std::string*>> shares(static_cast<size_t>(connections));
-  for (std::size_t i = 0; i < w.requests.size(); ++i)
-    shares[i % shares.size()].push_back(&w.requests[i]);
-  tcp::endpoint ep{asio::ip::make_address("127.0.0.1"), port};
-  for (auto& share : shares)
-    std::make_shared<connection>(ioc, std::move(share), latencies, errors, w, acks)->start(ep);
-  auto t0 = steady::now();
-  ioc.run();
-  run_result r;
-  r.seconds = std::chrono::duration<double>(steady::now() - t0).count();
-  r.requests = latencies.size();
-  r.events = w.events;
-  r.errors = errors;
-  std::sort(latencies.begin(), latencies.end());
-  auto pct = [&](double q) {
-    return latencies[std::min(latencies.size() - 1,
-                              static_cast<std::size_t>(q * static_cast<double>(latencies.size())))];
-  };
-  r.p50 = pct(0.50);
-  r.p99 = pct(0.99);
-  r.max = latencies.back();
-  return r;
-}
 
 pid_t spawn(const std::vector<std::string>& argv) {
   pid_t pid = fork();
@@ -518,129 +154,6 @@ long rss_kib(pid_t pid) {
   return 0;
 }
 
-/// The webhook receiver for --notify: records when each build's first notification
-/// arrived, the newest revision it heard of, and deliveries heard twice.
-class notification_receiver {
-public:
-  notification_receiver()
-    : acceptor_{ioc_, {asio::ip::make_address("127.0.0.1"), 0}} {
-    do_accept();
-    thread_ = std::thread{[this] { ioc_.run(); }};
-  }
-  ~notification_receiver() {
-    ioc_.stop();
-    thread_.join();
-  }
-  unsigned short port() const { return acceptor_.local_endpoint().port(); }
-
-  struct heard {
-    steady::time_point first;
-    std::uint64_t revision = 0;
-  };
-  std::map<std::string, heard> builds() {
-    std::lock_guard guard{mutex_};
-    return builds_;
-  }
-  std::size_t duplicates() {
-    std::lock_guard guard{mutex_};
-    return duplicates_;
-  }
-  std::size_t deliveries() {
-    std::lock_guard guard{mutex_};
-    return ids_.size();
-  }
-
-private:
-  struct session {
-    explicit session(tcp::socket s) : stream{std::move(s)} {}
-    beast::tcp_stream stream;
-    beast::flat_buffer buffer;
-    http::request<http::string_body> req;
-    http::response<http::string_body> res{http::status::ok, 11};
-  };
-
-  void do_accept() {
-    acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
-      if (!ec) {
-        auto s = std::make_shared<session>(std::move(socket));
-        http::async_read(s->stream, s->buffer, s->req,
-                         [this, s](beast::error_code ec, std::size_t) { on_read(s, ec); });
-      }
-      do_accept();
-    });
-  }
-
-  void on_read(const std::shared_ptr<session>& s, beast::error_code ec) {
-    if (ec)
-      return;
-    auto now = steady::now();
-    auto doc = json::parse(s->req.body(), nullptr, false);
-    if (!doc.is_discarded()) {
-      auto& b = doc["build"];
-      auto key = b["source"].get<std::string>() + "/" + b["pipeline"].get<std::string>() + "/"
-                 + b["id"].get<std::string>();
-      std::lock_guard guard{mutex_};
-      if (!ids_.insert(std::string{s->req["X-Buildtrack-Delivery"]}).second)
-        ++duplicates_;
-      auto [it, fresh] = builds_.try_emplace(key, heard{now, 0});
-      it->second.revision = std::max(it->second.revision, doc["revision"].get<std::uint64_t>());
-    }
-    s->res.keep_alive(false);
-    s->res.prepare_payload();
-    http::async_write(s->stream, s->res, [s](beast::error_code, std::size_t) {
-      beast::error_code ignored;
-      s->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    });
-  }
-
-  asio::io_context ioc_;
-  tcp::acceptor acceptor_;
-  std::thread thread_;
-  std::mutex mutex_;
-  std::map<std::string, heard> builds_;
-  std::set<std::string> ids_;
-  std::size_t duplicates_ = 0;
-};
-
-/// What a Taskcluster storm publishes: each job message's id and routing key, and
-/// the task definitions the fake queue answers with.
-struct treeherder_expectation {
-  std::vector<std::pair<std::string, std::string>> jobs; ///< (id, routing key)
-  std::map<std::string, json> definitions;               ///< by task id
-};
-
-/// The projects tasks are routed to: three on hg, one on GitHub.
-const std::vector<std::string> projects{"mozilla-central", "autoland", "try", "mozilla-mobile/fenix"};
-
-/// Taskcluster queue messages: `o.builds` task groups of `o.jobs` tasks, each task
-/// living one of task_life()'s lives (passes, fails, retried, canceled, rerun),
-/// routed to one of four projects; every message once, shuffled.
-workload generate_taskcluster(const options& o, treeherder_expectation& x) {
-  namespace tc = bt::test::taskcluster;
-  namespace th = bt::sources::treeherder;
-  std::mt19937 rng{o.seed};
-  workload w;
-  std::set<std::string> seen;
-  th::settings mapping{"tc-treeherder", "http://queue"};
-  long task = 0;
-  for (int g = 0; g < o.builds; ++g)
-    for (int t = 0; t < o.jobs; ++t, ++task) {
-      auto id = tc::slug(task);
-      auto& project = projects[static_cast<std::size_t>(task) % projects.size()];
-      auto definition = x.definitions[id] =
-        tc::task_definition("tc-treeherder.v2." + project + "." + tc::revision + "." + std::to_string(g));
-      for (auto& m : tc::task_life(id, tc::slug(1'000'000 + g), static_cast<int>(rng() % 5))) {
-        auto event = *th::event_of_exchange(m["exchange"].get<std::string>());
-        for (auto& job : th::map_task_event(event, m["payload"], definition, {}, mapping).jobs)
-          if (seen.insert(job.id).second)
-            x.jobs.emplace_back(job.id, job.routing_key);
-        w.requests.push_back(payloads::bearer_post("/webhooks/taskcluster", m.dump()));
-      }
-    }
-  std::shuffle(w.requests.begin(), w.requests.end(), rng);
-  w.events = w.requests.size();
-  return w;
-}
 
 /// The bindings of subscriber `i`.
 std::vector<std::string> bindings_of(int i) {
@@ -658,7 +171,7 @@ struct received {
 /// Checks each subscriber's frames against its bindings: exactly the job messages they
 /// match, each once, in publish order, schema-valid. Returns the faults and collects
 /// publish -> received latencies (from the position's milliseconds).
-std::size_t check_subscribers(const std::vector<received>& subs, const treeherder_expectation& x,
+std::size_t check_subscribers(const std::vector<received>& subs, const storm::treeherder_expectation& x,
                               const bt::support::json_schema& schema, std::vector<double>& latency) {
   std::size_t faults = 0;
   auto fault = [&](int i, const std::string& what) {
@@ -702,118 +215,49 @@ std::size_t check_subscribers(const std::vector<received>& subs, const treeherde
   return faults;
 }
 
-/// GETs `path` on a keep-alive connection: the status and the body parsed (discarded
-/// when it is not JSON).
-class reader {
-public:
-  explicit reader(unsigned short port) : stream_{ioc_} {
-    stream_.connect(tcp::endpoint{asio::ip::make_address("127.0.0.1"), port});
-  }
-  std::pair<unsigned, json> get(const std::string& path) {
-    http::request<http::empty_body> req{http::verb::get, path, 11};
-    req.set(http::field::host, "127.0.0.1");
-    http::write(stream_, req);
-    beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(stream_, buf, res);
-    return {res.result_int(), json::parse(res.body(), nullptr, false)};
-  }
-
-private:
-  asio::io_context ioc_;
-  beast::tcp_stream stream_;
-};
-
-/// Reads every build back and compares its state (and its statistic, when the storm
-/// sent one); returns the mismatches. Each build's revision goes into `revisions` (by
-/// build key) when given.
-std::size_t verify(const workload& w, unsigned short port,
-                   std::map<std::string, std::uint64_t>* revisions = nullptr) {
-  reader api{port};
-  std::size_t wrong = 0;
-  for (auto& [path, state] : w.expected) {
-    auto [status, doc] = api.get(path);
-    // Only passed and failed builds are announced (not canceled or aborted ones).
-    if (revisions && !doc.is_discarded() && doc.contains("revision")
-        && (doc["state"] == "passed" || doc["state"] == "failed"))
-      (*revisions)[path.substr(std::string_view{"/api/v1/builds/"}.size())] =
-        doc["revision"].get<std::uint64_t>();
-    bool statistic_ok = true;
-    if (auto s = w.statistics.find(path); s != w.statistics.end())
-      statistic_ok = !doc.is_discarded() && doc["statistics"].value("duration", -1.0) == s->second;
-    if (status != 200 || doc.is_discarded() || doc["state"] != state || !statistic_ok) {
-      if (++wrong <= 5)
-        std::cerr << "mismatch " << path << ": want " << state << ", got "
-                  << (doc.is_discarded() ? std::to_string(status)
-                                         : doc["state"].dump() + " " + doc["messages"].dump()
-                                             + " " + doc["failed_jobs"].dump() + " statistics "
-                                             + doc["statistics"].dump())
-                  << '\n';
-    }
-  }
-  return wrong;
+/// The storm's mix for these options: every source's builds with the bench's token.
+storm::mix mix_of(const options& o) {
+  storm::mix m;
+  m.builds = o.builds;
+  m.jobs = o.jobs;
+  m.seed = o.seed;
+  m.batch = o.batch;
+  m.targets = o.targets || o.mix;
+  m.statistics = o.mix;
+  m.secrets = {token, token, token, token};
+  if (o.mix)
+    m.sources = {"buildkite", "native", "taskcluster", "cdevents"};
+  else
+    m.sources = {o.source};
+  return m;
 }
 
-/// Checks GET /api/v1/streaks against the streaks the expected final states make:
-/// per source and pipeline on main (Buildkite and native builds; CDEvents name no
-/// branch, Taskcluster groups never finish), ordered by build number, passed and
-/// failed builds judged: the newest build, its state, how many were judged (up to
-/// the streak's history limit), and a verdict that fits its state. Returns the mismatches; `streaks` counts those checked.
-std::size_t verify_streaks(const workload& w, unsigned short port, std::size_t& streaks) {
-  std::map<std::string, std::map<long, bool>> judged; // source/pipeline -> number -> failed
-  for (auto& [path, state] : w.expected) {
-    auto rest = path.substr(std::string_view{"/api/v1/builds/"}.size());
-    auto source = rest.substr(0, rest.find('/'));
-    if ((source != "buildkite" && source != "native") || (state != "passed" && state != "failed"))
-      continue;
-    auto slash = rest.rfind('/');
-    judged[rest.substr(0, slash)][std::stol(rest.substr(slash + 1))] = state == "failed";
-  }
-  auto [status, doc] = reader{port}.get("/api/v1/streaks");
-  std::map<std::string, json> got;
-  if (status == 200 && doc.is_array())
-    for (auto& s : doc)
-      if (s["branch"] == "main")
-        got[s["source"].get<std::string>() + "/" + s["pipeline"].get<std::string>()] = s;
-  std::size_t wrong = 0;
-  for (auto& [key, builds] : judged) {
-    // The newest build's verdict and failure count were decided when it finished: an
-    // older build that changed its outcome later does not change them (SPEC §4), so
-    // they are checked against what they may be, not recomputed.
-    auto last = builds.rbegin();
-    long failed = 0;
-    for (auto& [_, f] : builds)
-      failed += f;
-    // A streak keeps its newest builds only.
-    auto kept = std::min(builds.size(), bt::model::streak_book{}.history_limit());
-    json want{{"last_build", last->first}, {"state", last->second ? "failing" : "passing"},
-              {"builds", kept}};
-    json have;
-    auto g = got.find(key);
-    if (g != got.end())
-      for (auto& [field, _] : want.items())
-        have[field] = g->second[field];
-    bool consistent = false;
-    if (g != got.end()) {
-      auto verdict = g->second["verdict"].get<std::string>();
-      auto failures = g->second["failures"].get<long>();
-      consistent = last->second ? (verdict == "broken" && failures == 1)
-                                    || (verdict == "still_failing" && failures > 1 && failures <= failed)
-                                : (verdict == "passed" || verdict == "fixed") && failures == 0;
-    }
-    if ((have != want || !consistent) && ++wrong <= 5)
-      std::cerr << "streak " << key << ": want " << want.dump() << ", got "
-                << (g == got.end() ? std::string{"none"} : g->second.dump()) << '\n';
-  }
-  streaks = judged.size();
-  return wrong;
+/// Sends the storm to 127.0.0.1:`port`, closed-loop.
+storm::load_result send(const storm::workload& w, unsigned short port, int connections) {
+  storm::load_options lo;
+  lo.target = {"127.0.0.1", port};
+  lo.connections = connections;
+  return storm::send_load(w, lo);
 }
 
-void print(const char* name, const run_result& r) {
+/// Prints what differs (the first 5) and returns how many things did.
+std::size_t report(const storm::verification& v) {
+  for (std::size_t i = 0; i < std::min<std::size_t>(5, v.differences.size()); ++i) {
+    auto& d = v.differences[i];
+    std::cerr << "mismatch " << d.subject << " " << d.field << ": want " << d.want << ", got " << d.got << '\n';
+  }
+  return v.differences.size();
+}
+
+void print(const char* name, const storm::load_result& r) {
+  std::vector<double> latencies;
+  for (auto& s : r.samples)
+    latencies.push_back(s.latency);
+  std::sort(latencies.begin(), latencies.end());
   std::printf("%-12s %9zu req %8.2f s %10.0f req/s %10.0f events/s  p50 %6.2f ms  p99 %6.2f ms  "
               "max %7.2f ms  non-202 %zu\n",
-              name, r.requests, r.seconds, r.rate(), r.event_rate(), r.p50 * 1e3, r.p99 * 1e3,
-              r.max * 1e3, r.errors);
+              name, r.samples.size(), r.seconds, r.rate(), r.event_rate(), storm::quantile(latencies, 0.5) * 1e3,
+              storm::quantile(latencies, 0.99) * 1e3, latencies.empty() ? 0.0 : latencies.back() * 1e3, r.errors);
 }
 
 } // namespace
@@ -860,30 +304,11 @@ int main(int argc, char** argv) {
                  "--mix 1 [--subscribers N]\n";
     return 2;
   }
-  treeherder_expectation treeherder;
-  workload w;
-  if (o.mix) {
-    // Each source's storm, shuffled into one; native with waiting targets and
-    // statistics. Every source has `builds` builds.
-    auto native = o;
-    native.targets = true;
-    std::vector<workload> parts;
-    parts.push_back(generate_buildkite(o));
-    parts.push_back(generate_native(native));
-    parts.push_back(generate_taskcluster(o, treeherder));
-    parts.push_back(generate_cdevents(o));
-    std::printf("storm: every source, %d builds x %d jobs each: buildkite %zu, native %zu, "
-                "taskcluster %zu (%zu job messages), cdevents %zu requests\n",
-                o.builds, o.jobs, parts[0].requests.size(), parts[1].requests.size(),
-                parts[2].requests.size(), treeherder.jobs.size(), parts[3].requests.size());
-    std::mt19937 rng{o.seed};
-    w = merge(std::move(parts), rng);
-  } else if (o.source == "taskcluster") {
-    w = generate_taskcluster(o, treeherder);
-  } else {
-    w = o.source == "native" ? generate_native(o)
-        : o.source == "cdevents" ? generate_cdevents(o) : generate_buildkite(o);
-  }
+  auto w = storm::generate(mix_of(o));
+  auto& treeherder = w.treeherder;
+  if (o.mix)
+    std::printf("storm: every source, %d builds x %d jobs each (taskcluster: %zu job messages)\n",
+                o.builds, o.jobs, treeherder.jobs.size());
   if (o.mix)
     std::printf("storm: %zu events in %zu requests (shuffled, 2%% duplicates, ~10%% retried "
                 "jobs) over %d keep-alive connections, %d subscribers\n",
@@ -909,8 +334,7 @@ int main(int argc, char** argv) {
   auto bare_port = bt::test::free_port();
   auto bare = spawn({o.bare, std::to_string(bare_port), std::to_string(o.io_threads)});
   await_ready(bare_port);
-  ack_times ignored_acks;
-  auto floor = storm(w, bare_port, o.connections, ignored_acks);
+  auto floor = send(w, bare_port, o.connections);
   stop(bare);
 
   // The Redis store gets a redis-server of its own, appending to its AOF.
@@ -926,9 +350,9 @@ int main(int argc, char** argv) {
     await_ready(redis_port);
   }
 
-  std::optional<notification_receiver> receiver;
+  std::optional<storm::notification_receiver> receiver;
   if (o.notify)
-    receiver.emplace();
+    receiver.emplace(storm::endpoint{"127.0.0.1", 0});
   auto port = bt::test::free_port();
   auto config_path = "/tmp/buildtrack-storm-" + std::to_string(getpid()) + ".yaml";
   {
@@ -985,45 +409,35 @@ int main(int argc, char** argv) {
           break;
     });
   }
-  ack_times acks;
   auto storm_started = std::chrono::system_clock::now();
-  auto result = storm(w, port, o.connections, acks);
+  auto result = send(w, port, o.connections);
   for (auto& r : readers)
     r.join();
   if (!w.afterwards.empty()) {
-    auto refused = afterwards(w, port, o.connections);
+    storm::load_options lo;
+    lo.target = {"127.0.0.1", port};
+    lo.connections = o.connections;
+    auto refused = storm::send_afterwards(w, lo).errors;
     std::printf("targets: %zu builds got commands and messages after the storm; %zu answers "
                 "other than 200, 202 or 409\n",
                 w.afterwards.size(), refused);
     result.errors += refused;
   }
-  std::map<std::string, std::uint64_t> revisions;
-  auto mismatches = verify(w, port, &revisions);
-  std::size_t streak_count = 0;
-  auto streak_mismatches = verify_streaks(w, port, streak_count);
+  auto verified = storm::verify(w, {"127.0.0.1", port}, "");
   auto rss_after = rss_kib(daemon);
-  std::size_t notify_missing = 0;
   std::vector<double> notify_latency;
   double drain_seconds = 0;
+  std::size_t notify_faults = 0;
   if (receiver) {
     // Every build's last outcome must arrive; wait for the outbox to drain.
     auto t0 = steady::now();
-    auto missing = [&] {
-      auto heard = receiver->builds();
-      std::size_t n = 0;
-      for (auto& [key, revision] : revisions)
-        if (auto h = heard.find(key); h == heard.end() || h->second.revision != revision)
-          ++n;
-      return n;
-    };
-    while ((notify_missing = missing()) > 0 && steady::now() - t0 < std::chrono::minutes{2})
-      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    auto before = verified.differences.size();
+    storm::check_notifications(verified, *receiver, result.finished_at, std::chrono::minutes{2},
+                               notify_latency);
+    notify_faults = verified.differences.size() - before;
     drain_seconds = std::chrono::duration<double>(steady::now() - t0).count();
-    for (auto& [key, h] : receiver->builds())
-      if (auto a = acks.find(key); a != acks.end())
-        notify_latency.push_back(std::chrono::duration<double>(h.first - a->second).count());
-    std::sort(notify_latency.begin(), notify_latency.end());
   }
+  auto mismatches = report(verified);
   stop(daemon);
 
   print("bare-beast", floor);
@@ -1065,26 +479,22 @@ int main(int argc, char** argv) {
               o.store.c_str(), o.store == "redis" ? (" (appendfsync " + o.redis_fsync + ")").c_str() : "",
               100.0 * result.rate() / floor.rate(), rss_before, rss_after,
               static_cast<double>(rss_after - rss_before) / tracked, tracked, o.jobs);
-  std::printf("verify: %zu of %zu builds with the expected final state\n",
-              w.expected.size() - mismatches, w.expected.size());
-  std::printf("verify: %zu of %zu streaks as the final states make them\n",
-              streak_count - streak_mismatches, streak_count);
-  mismatches += streak_mismatches;
+  std::printf("verify: %zu of %zu builds with the expected final state\n", verified.builds_ok,
+              verified.builds);
+  std::printf("verify: %zu of %zu streaks as the final states make them\n", verified.streaks_ok,
+              verified.streaks);
   if (receiver) {
-    auto pct = [&](double q) {
-      if (notify_latency.empty())
-        return 0.0;
-      return notify_latency[std::min(notify_latency.size() - 1,
-                                     static_cast<std::size_t>(q * static_cast<double>(notify_latency.size())))];
-    };
+    std::size_t twice = 0;
+    for (auto& [key, h] : receiver->builds())
+      twice += h.duplicates;
     std::printf("notify: build.finished accepted -> first notification received, %zu builds: "
                 "p50 %.1f ms  p99 %.1f ms  max %.1f ms (webhook sink, concurrency %d)\n",
-                notify_latency.size(), pct(0.5) * 1e3, pct(0.99) * 1e3,
+                notify_latency.size(), storm::quantile(notify_latency, 0.5) * 1e3,
+                storm::quantile(notify_latency, 0.99) * 1e3,
                 notify_latency.empty() ? 0.0 : notify_latency.back() * 1e3, o.notify_concurrency);
-    std::printf("notify: %zu deliveries, %zu heard twice; %zu builds without their final "
-                "outcome after %.1f s of draining\n",
-                receiver->deliveries(), receiver->duplicates(), notify_missing, drain_seconds);
-    mismatches += notify_missing + receiver->duplicates();
+    std::printf("notify: %zu deliveries, %zu heard twice; %zu faults (final outcome missing or "
+                "heard twice) after %.1f s of draining\n",
+                receiver->deliveries(), twice, notify_faults, drain_seconds);
   }
 
   if (o.restart) {
@@ -1094,13 +504,18 @@ int main(int argc, char** argv) {
     daemon = spawn({o.daemon, "--config", config_path});
     await_daemon(port, std::chrono::minutes{5});
     auto ready = std::chrono::duration<double>(steady::now() - t0).count();
-    std::size_t streaks_after_restart = 0;
-    auto after_restart = verify(w, port) + verify_streaks(w, port, streaks_after_restart);
+    auto after_restart = report(storm::verify(w, {"127.0.0.1", port}, ""));
     if (receiver) {
       // What was delivered before must not be sent again by the restarted daemon.
-      auto before = receiver->deliveries() + receiver->duplicates();
+      auto heard = [&] {
+        std::size_t n = receiver->deliveries();
+        for (auto& [key, h] : receiver->builds())
+          n += h.duplicates;
+        return n;
+      };
+      auto before = heard();
       std::this_thread::sleep_for(std::chrono::seconds{1});
-      auto resent = receiver->deliveries() + receiver->duplicates() - before;
+      auto resent = heard() - before;
       std::printf("notify: %zu deliveries in the second after the restart\n", resent);
       after_restart += resent;
     }

@@ -5,14 +5,14 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/api_fixture.hpp"
-#include "tests/cdevents_fakes.hpp"
+#include "storm/cdevents_events.hpp"
 #include "tests/eventually.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/redis_server.hpp"
 
 using namespace bt;
 using nlohmann::json;
-namespace fake = bt::test::cdevents;
+namespace fake = bt::storm::cdevents;
 
 namespace {
 

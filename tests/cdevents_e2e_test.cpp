@@ -9,8 +9,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "bench/buildkite_payloads.hpp"
-#include "tests/cdevents_fakes.hpp"
+#include "storm/payloads.hpp"
+#include "storm/cdevents_events.hpp"
 #include "tests/daemon_process.hpp"
 #include "tests/eventually.hpp"
 #include "tests/fake_receiver.hpp"
@@ -22,7 +22,7 @@ using namespace bt;
 using bt::test::eventually;
 using nlohmann::json;
 using receiver = test::fake_receiver;
-namespace fake = bt::test::cdevents;
+namespace fake = bt::storm::cdevents;
 
 namespace {
 

@@ -8,13 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "sources/cdevents.hpp"
-#include "tests/cdevents_fakes.hpp"
+#include "storm/cdevents_events.hpp"
 #include "tests/fixtures.hpp"
 
 using namespace bt;
 using namespace bt::sources::cdevents;
 using nlohmann::json;
-namespace fake = bt::test::cdevents;
+namespace fake = bt::storm::cdevents;
 
 namespace {
 

@@ -44,7 +44,7 @@ std::string daemon_config(unsigned short redis_port, unsigned short port, const 
 }
 
 /// Each lane's tasks' messages, each sent until it got a 202.
-struct storm : test::lane_storm<std::string> {
+struct taskcluster_storm : test::lane_storm<std::string> {
   void run(unsigned short port) {
     send(
       port,
@@ -67,7 +67,7 @@ TEST(crash, kill_9_during_a_taskcluster_storm_publishes_every_acknowledged_event
   test::daemon_process daemon{port, daemon_config(redis.port(), port, queue.root_url())};
   daemon.start();
   // Every message of the storm, and the job message ids the mapping makes of them.
-  storm s;
+  taskcluster_storm s;
   std::set<std::string> want;
   std::mt19937 rng{13};
   long task = 0;

@@ -18,7 +18,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "bench/buildkite_payloads.hpp"
+#include "storm/payloads.hpp"
 #include "model/json.hpp"
 #include "model/streak.hpp"
 #include "sources/buildkite.hpp"

@@ -11,7 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <nlohmann/json.hpp>
 
-#include "bench/buildkite_payloads.hpp"
+#include "storm/payloads.hpp"
 #include "tests/eventually.hpp"
 #include "tests/daemon_process.hpp"
 #include "tests/http_client.hpp"

@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "bench/buildkite_payloads.hpp"
+#include "storm/payloads.hpp"
 #include "support/crypto.hpp"
 #include "tests/eventually.hpp"
 #include "tests/daemon_process.hpp"

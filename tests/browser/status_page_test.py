@@ -23,46 +23,16 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.error
 import urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from browser_support import chromium, free_port, wait_for
 
 BUILDTRACKD = OUT_DIR = None
 ADMIN_TOKEN = "admin-secret"
 NATIVE_TOKEN = "native-secret"
-
-
-def free_port():
-    """A free loopback port below the kernel's ephemeral range: outgoing connections
-    of the tests themselves never take it first."""
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-        low = int(f.read().split()[0])
-    for _ in range(200):
-        port = random.randrange(10000, max(low, 10001))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
-
-
-def wait_for(what, check, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -143,12 +113,7 @@ log:
                 raise AssertionError(f"buildtrackd exited with {cls.daemon.returncode}")
             return urllib.request.urlopen(cls.url("/readyz")).status == 200
         wait_for("buildtrackd ready", ready)
-        options = Options()
-        options.binary_location = "/usr/bin/chromium"
-        for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1280,900", "--force-device-scale-factor=1"]:
-            options.add_argument(arg)
-        cls.driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        cls.driver = chromium(1280, 900)
         cls.driver.set_script_timeout(30)
         cls.results = {}
 

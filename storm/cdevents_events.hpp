@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace bt::test::cdevents {
+namespace bt::storm::cdevents {
 
 using nlohmann::json;
 
@@ -95,4 +95,4 @@ inline request batch(const std::vector<json>& cdevents) {
   return {{{"Content-Type", "application/cloudevents-batch+json"}}, list.dump()};
 }
 
-} // namespace bt::test::cdevents
+} // namespace bt::storm::cdevents

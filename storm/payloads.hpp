@@ -1,7 +1,8 @@
 #pragma once
 
 // Realistic Buildkite webhook bodies and requests, and native event requests, shared
-// by the storm bench and the crash test. Shapes follow tests/fixtures.
+// by the storm (the tool and the bench) and the crash test. Shapes follow tests/fixtures.
+// Requests carry the bench's token and Host 127.0.0.1 unless told otherwise.
 
 #include <map>
 #include <sstream>
@@ -61,22 +62,26 @@ inline nlohmann::json job_delivery(const std::string& pipeline, int number, int 
 }
 
 /// A complete HTTP/1.1 request posting `body` as Buildkite event `event`.
-inline std::string http_request(const std::string& event, const std::string& body) {
+inline std::string http_request(const std::string& event, const std::string& body,
+                                const std::string& secret = token,
+                                const std::string& host = "127.0.0.1") {
   std::ostringstream out;
-  out << "POST /webhooks/buildkite HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+  out << "POST /webhooks/buildkite HTTP/1.1\r\nHost: " << host << "\r\n"
       << "Content-Type: application/json\r\nX-Buildkite-Event: " << event
-      << "\r\nX-Buildkite-Token: " << token << "\r\nContent-Length: " << body.size()
+      << "\r\nX-Buildkite-Token: " << secret << "\r\nContent-Length: " << body.size()
       << "\r\n\r\n"
       << body;
   return out.str();
 }
 
 /// A complete HTTP/1.1 request posting native events: one JSON event, or NDJSON.
-inline std::string native_request(const std::string& body, bool ndjson) {
+inline std::string native_request(const std::string& body, bool ndjson,
+                                  const std::string& secret = token,
+                                  const std::string& host = "127.0.0.1") {
   std::ostringstream out;
-  out << "POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+  out << "POST /api/v1/events HTTP/1.1\r\nHost: " << host << "\r\nContent-Type: "
       << (ndjson ? "application/x-ndjson" : "application/json")
-      << "\r\nAuthorization: Bearer " << token << "\r\nContent-Length: " << body.size()
+      << "\r\nAuthorization: Bearer " << secret << "\r\nContent-Length: " << body.size()
       << "\r\n\r\n"
       << body;
   return out.str();
@@ -86,12 +91,13 @@ inline std::string native_request(const std::string& body, bool ndjson) {
 /// Bearer token and `headers` (a `Content-Type` among them).
 inline std::string bearer_request(const std::string& path,
                                   const std::map<std::string, std::string>& headers,
-                                  const std::string& body) {
+                                  const std::string& body, const std::string& secret = token,
+                                  const std::string& host = "127.0.0.1") {
   std::ostringstream out;
-  out << "POST " << path << " HTTP/1.1\r\nHost: 127.0.0.1";
+  out << "POST " << path << " HTTP/1.1\r\nHost: " << host;
   for (auto& [name, value] : headers)
     out << "\r\n" << name << ": " << value;
-  out << "\r\nAuthorization: Bearer " << token << "\r\nContent-Length: " << body.size()
+  out << "\r\nAuthorization: Bearer " << secret << "\r\nContent-Length: " << body.size()
       << "\r\n\r\n"
       << body;
   return out.str();
@@ -99,8 +105,10 @@ inline std::string bearer_request(const std::string& path,
 
 /// A complete HTTP/1.1 request posting a JSON `body` to `path` with the bench's token
 /// as a Bearer token (target messages, build commands, Taskcluster messages).
-inline std::string bearer_post(const std::string& path, const std::string& body) {
-  return bearer_request(path, {{"Content-Type", "application/json"}}, body);
+inline std::string bearer_post(const std::string& path, const std::string& body,
+                               const std::string& secret = token,
+                               const std::string& host = "127.0.0.1") {
+  return bearer_request(path, {{"Content-Type", "application/json"}}, body, secret, host);
 }
 
 } // namespace bt::payloads
