@@ -5,7 +5,7 @@
 // and prints throughput, ack latency, RSS per tracked build and the ratio to the bare
 // server, then verifies every build's final state and streak through the API.
 // With --source taskcluster it is a storm of Taskcluster queue messages instead, task
-// definitions from a fake queue in this process, and WebSocket subscribers on
+// definitions from the storm's queue server in this process, and WebSocket subscribers on
 // different bindings of the Treeherder exchange: it reports job messages published per
 // second and publish -> subscriber latency, and checks that each subscriber got exactly
 // what its bindings match, schema-valid, in publish order. With --notify 1 it also
@@ -38,11 +38,12 @@
 #include "model/topic.hpp"
 #include "storm/load.hpp"
 #include "storm/payloads.hpp"
+#include "storm/taskcluster.hpp"
+#include "storm/taskcluster_events.hpp"
 #include "storm/verify.hpp"
 #include "storm/workload.hpp"
 #include "support/json_schema.hpp"
 #include "tests/free_port.hpp"
-#include "tests/taskcluster_fakes.hpp"
 #include "tests/ws_client.hpp"
 
 namespace asio = boost::asio;
@@ -192,7 +193,7 @@ std::size_t check_subscribers(const std::vector<received>& subs, const storm::tr
         fault(i, "a notice: " + text.substr(0, 200));
         continue;
       }
-      auto id = bt::test::taskcluster::job_id(frame["payload"]);
+      auto id = bt::storm::taskcluster::job_id(frame["payload"]);
       if (!got.insert(id).second)
         fault(i, "twice: " + id);
       if (!want.contains(id))
@@ -324,11 +325,9 @@ int main(int argc, char** argv) {
                 "duplicates, ~10%% retried jobs) over %d keep-alive connections\n",
                 o.builds, o.jobs, w.events, o.source.c_str(), w.requests.size(), o.connections);
   // Taskcluster: the queue the task definitions and artifact listings are read from.
-  std::optional<bt::test::taskcluster::fake_queue> queue;
-  if (taskcluster) {
-    queue.emplace();
-    queue->tasks = treeherder.definitions;
-  }
+  std::optional<storm::queue_server> queue;
+  if (taskcluster)
+    queue.emplace(storm::endpoint{"127.0.0.1", 0}, treeherder.definitions);
 
   // The floor first: a bare Beast server doing no work.
   auto bare_port = bt::test::free_port();
@@ -364,7 +363,7 @@ int main(int argc, char** argv) {
         << "\nsources:\n  buildkite:\n    token: " << token << "\n  native:\n    token: " << token
         << "\n  cdevents:\n    token: " << token
         << "\n  taskcluster:\n    token: " << token << "\n    root_url: "
-        << (queue ? queue->root_url() : "https://tc.example.com")
+        << (queue ? "http://127.0.0.1:" + std::to_string(queue->port()) : std::string{"https://tc.example.com"})
         << "\nexchanges:\n  subscriber_queue: 1000000"
         << "\ntracking:\n  actor_idle_timeout: " << o.idle_timeout
         << "\nactors:\n  threads: " << o.actor_threads
@@ -391,7 +390,7 @@ int main(int argc, char** argv) {
           ++expect;
           break;
         }
-    std::string target = bt::test::taskcluster::subscribe_path + "?since=0";
+    std::string target = bt::storm::taskcluster::subscribe_path + "?since=0";
     for (auto& b : bindings_of(i)) {
       std::string encoded;
       for (char c : b)

@@ -1,6 +1,8 @@
 #include "storm/cli.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -20,6 +22,7 @@
 
 #include "storm/load.hpp"
 #include "storm/report.hpp"
+#include "storm/taskcluster.hpp"
 #include "storm/verify.hpp"
 #include "storm/workload.hpp"
 
@@ -40,10 +43,17 @@ Target
   --admin-token T        for reading builds back ($BUILDTRACK_ADMIN_TOKEN)
   --buildkite-token T    $BUILDKITE_TOKEN        --native-token T    $BUILDTRACK_NATIVE_TOKEN
   --cdevents-token T     $BUILDTRACK_CDEVENTS_TOKEN
+  --taskcluster-token T  $BUILDTRACK_TASKCLUSTER_TOKEN
 Workload
-  --sources LIST         of buildkite,native,cdevents (default buildkite); native builds
-                         get waiting targets, early and late messages, commands after
-                         the storm, and late statistics
+  --sources LIST         of buildkite,native,cdevents,taskcluster (default buildkite);
+                         native builds get waiting targets, early and late messages,
+                         commands after the storm, and late statistics
+  --queue-listen H:P     taskcluster: serve the storm's task definitions here, as the
+                         Taskcluster queue; the target's sources.taskcluster.root_url
+                         must be http://H:P
+  --taskcluster-exchange NAME
+                         where the target publishes Treeherder job messages, checked
+                         over WebSocket (default exchange/taskcluster-treeherder/v1/jobs)
   --builds N             builds of each source (default 2000)
   --jobs N               jobs per build (default 10)
   --batch N              native events per request, as NDJSON (default 1)
@@ -94,6 +104,8 @@ struct options {
   bool json = false;
   std::string report;
   std::optional<endpoint> sink_listen;
+  std::optional<endpoint> queue_listen;
+  std::string taskcluster_exchange = "exchange/taskcluster-treeherder/v1/jobs";
   std::chrono::milliseconds drain{60'000};
   bool verify = true, send = true;
   std::size_t drop = 0;
@@ -177,7 +189,7 @@ options parse(int argc, char** argv) {
   o.m.builds = 2000;
   std::string sources = "buildkite";
   std::string rate;
-  std::optional<std::string> buildkite, native, cdevents, admin;
+  std::optional<std::string> buildkite, native, cdevents, taskcluster, admin;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     auto value = [&]() -> std::string {
@@ -191,6 +203,9 @@ options parse(int argc, char** argv) {
     else if (flag == "--buildkite-token") buildkite = value();
     else if (flag == "--native-token") native = value();
     else if (flag == "--cdevents-token") cdevents = value();
+    else if (flag == "--taskcluster-token") taskcluster = value();
+    else if (flag == "--queue-listen") o.queue_listen = parse_host_port(flag, value());
+    else if (flag == "--taskcluster-exchange") o.taskcluster_exchange = value();
     else if (flag == "--sources") sources = value();
     else if (flag == "--builds") o.m.builds = parse_int(flag, value(), 1);
     else if (flag == "--jobs") o.m.jobs = parse_int(flag, value(), 0);
@@ -228,12 +243,8 @@ options parse(int argc, char** argv) {
   o.m.sources.clear();
   std::stringstream list{sources};
   for (std::string s; std::getline(list, s, ',');) {
-    if (s == "taskcluster")
-      throw usage_error{"--sources: taskcluster is stormed by bench/storm --source taskcluster, which "
-                        "serves the task definitions its messages name; buildtrack storm cannot "
-                        "make a deployment's queue know its tasks"};
-    if (s != "buildkite" && s != "native" && s != "cdevents")
-      throw usage_error{"--sources: unknown source '" + s + "' (buildkite, native, cdevents)"};
+    if (std::find(all_sources.begin(), all_sources.end(), s) == all_sources.end())
+      throw usage_error{"--sources: unknown source '" + s + "' (buildkite, native, cdevents, taskcluster)"};
     o.m.sources.insert(s);
   }
   if (o.m.sources.empty())
@@ -241,6 +252,7 @@ options parse(int argc, char** argv) {
   o.m.secrets.buildkite = buildkite.value_or(env("BUILDKITE_TOKEN"));
   o.m.secrets.native = native.value_or(env("BUILDTRACK_NATIVE_TOKEN"));
   o.m.secrets.cdevents = cdevents.value_or(env("BUILDTRACK_CDEVENTS_TOKEN"));
+  o.m.secrets.taskcluster = taskcluster.value_or(env("BUILDTRACK_TASKCLUSTER_TOKEN"));
   o.admin_token = admin.value_or(env("BUILDTRACK_ADMIN_TOKEN"));
   auto need = [&](const char* source, const std::string& secret, const char* flag, const char* var) {
     if (o.m.sources.contains(source) && secret.empty() && o.send)
@@ -249,6 +261,16 @@ options parse(int argc, char** argv) {
   need("buildkite", o.m.secrets.buildkite, "--buildkite-token", "BUILDKITE_TOKEN");
   need("native", o.m.secrets.native, "--native-token", "BUILDTRACK_NATIVE_TOKEN");
   need("cdevents", o.m.secrets.cdevents, "--cdevents-token", "BUILDTRACK_CDEVENTS_TOKEN");
+  need("taskcluster", o.m.secrets.taskcluster, "--taskcluster-token", "BUILDTRACK_TASKCLUSTER_TOKEN");
+  if (o.m.sources.contains("taskcluster")) {
+    if (!o.send)
+      throw usage_error{"--verify-only: Taskcluster job messages are checked as they are published; "
+                        "leave taskcluster out of --sources"};
+    if (!o.queue_listen)
+      throw usage_error{"--sources taskcluster needs --queue-listen HOST:PORT: the target reads each "
+                        "task's definition from its queue, so the storm serves them there (set the "
+                        "target's sources.taskcluster.root_url to http://HOST:PORT)"};
+  }
   o.m.targets = o.m.statistics = o.m.sources.contains("native");
   if (o.m.batch > 1 && !o.m.sources.contains("native"))
     throw usage_error{"--batch: only native events come in batches"};
@@ -282,6 +304,8 @@ options parse(int argc, char** argv) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
       throw usage_error{"--run: letters, digits, - and _ only"};
   o.m.pipeline_prefix = "storm-" + o.run + "-";
+  // A range of task ids of the run's own: the target caches definitions by task id.
+  o.m.first_task = static_cast<long>(std::hash<std::string>{}(o.run) % 1'000'000) * 1'000'000'000L;
   o.m.host = o.where.host;
   return o;
 }
@@ -394,12 +418,15 @@ void print_text(std::ostream& out, const nlohmann::json& j) {
   if (auto& v = j["verification"]; !v.is_null()) {
     out << "verify: builds " << v["builds_ok"] << "/" << v["builds"] << ", streaks " << v["streaks_ok"] << "/"
         << v["streaks"] << ", notifications " << v["notifications_ok"] << "/" << v["notifications"]
-        << ": " << v["verified_percent"] << "% as expected\n";
+        << ", Taskcluster job messages " << v["job_messages_ok"] << "/" << v["job_messages"] << ": "
+        << v["verified_percent"] << "% as expected\n";
+    std::size_t shown = 0;
     for (auto& d : v["differences"])
-      out << "  " << d["subject"].get<std::string>() << "  " << d["field"].get<std::string>() << ": want "
+      if (++shown <= 20)
+        out << "  " << d["subject"].get<std::string>() << "  " << d["field"].get<std::string>() << ": want "
           << d["want"].get<std::string>() << ", got " << d["got"].get<std::string>() << '\n';
-    if (v["differences_total"].get<std::size_t>() > v["differences"].size())
-      out << "  ... " << v["differences_total"].get<std::size_t>() - v["differences"].size() << " more\n";
+    if (auto total = v["differences_total"].get<std::size_t>(); total > 20)
+      out << "  ... " << total - 20 << " more (--json lists the first 100)\n";
   }
   for (auto& c : j["checks"])
     out << "check " << c["check"].get<std::string>() << ": "
@@ -418,6 +445,26 @@ int run(const options& o) {
   std::optional<notification_receiver> receiver;
   if (o.sink_listen)
     receiver.emplace(*o.sink_listen);
+  // Taskcluster: the queue the target reads definitions from, and a watch on the
+  // exchange it publishes job messages on, subscribed before the first message.
+  treeherder_expectation treeherder;
+  for (auto& w : p.steps) {
+    treeherder.jobs.insert(treeherder.jobs.end(), w.treeherder.jobs.begin(), w.treeherder.jobs.end());
+    treeherder.definitions.insert(w.treeherder.definitions.begin(), w.treeherder.definitions.end());
+  }
+  std::optional<queue_server> queue;
+  std::optional<exchange_watch> watch;
+  if (o.m.sources.contains("taskcluster")) {
+    queue.emplace(*o.queue_listen, treeherder.definitions);
+    if (o.verify) {
+      watch.emplace(o.where, o.taskcluster_exchange, o.admin_token);
+      std::string why;
+      if (!watch->subscribed(why, std::chrono::seconds{10})) {
+        std::cerr << "buildtrack storm: " << why << '\n';
+        return 1;
+      }
+    }
+  }
 
   summary s;
   s.target = o.target;
@@ -489,6 +536,14 @@ int run(const options& o) {
     }
     if (receiver)
       check_notifications(*s.verified, *receiver, s.load.finished_at, o.drain, s.notify_latencies);
+    if (watch) {
+      // A ramp stopped early sent only its first steps' messages.
+      treeherder_expectation sent;
+      for (auto& w : p.steps)
+        sent.jobs.insert(sent.jobs.end(), w.treeherder.jobs.begin(), w.treeherder.jobs.end());
+      sent.definitions = std::move(treeherder.definitions);
+      watch->check(*s.verified, sent, o.drain);
+    }
   }
   auto j = to_json(s);
   j["checks"] = nlohmann::json::array();

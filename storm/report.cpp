@@ -126,6 +126,8 @@ nlohmann::json to_json(const summary& s) {
                          {"streaks_ok", v.streaks_ok},
                          {"notifications", v.notifications},
                          {"notifications_ok", v.notifications_ok},
+                         {"job_messages", v.jobs},
+                         {"job_messages_ok", v.jobs_ok},
                          {"verified_percent", std::floor(v.verified_percent() * 1000) / 1000},
                          {"differences_total", v.differences.size()},
                          {"differences", differences}};
@@ -443,7 +445,9 @@ std::string render_html(const nlohmann::json& j) {
                       + "/" + std::to_string(v["builds"].get<std::size_t>()) + ", streaks "
                       + std::to_string(v["streaks_ok"].get<std::size_t>()) + "/" + std::to_string(v["streaks"].get<std::size_t>())
                       + ", notifications " + std::to_string(v["notifications_ok"].get<std::size_t>()) + "/"
-                      + std::to_string(v["notifications"].get<std::size_t>()));
+                      + std::to_string(v["notifications"].get<std::size_t>()) + ", Taskcluster job messages "
+                      + std::to_string(v["job_messages_ok"].get<std::size_t>()) + "/"
+                      + std::to_string(v["job_messages"].get<std::size_t>()));
   }
   if (!j["notify_latency_ms"].is_null())
     row("Notification latency", "build.finished accepted → first notification: p50 "

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/streak.hpp"
+#include "storm/listener.hpp"
 
 namespace bt::storm {
 
@@ -181,10 +182,10 @@ void verify_streaks(const workload& w, api_reader& api, verification& v) {
 } // namespace
 
 double verification::verified_percent() const {
-  auto checked = builds + streaks + notifications;
+  auto checked = builds + streaks + notifications + jobs;
   if (checked == 0)
     return 100;
-  return 100.0 * static_cast<double>(builds_ok + streaks_ok + notifications_ok) / static_cast<double>(checked);
+  return 100.0 * static_cast<double>(builds_ok + streaks_ok + notifications_ok + jobs_ok) / static_cast<double>(checked);
 }
 
 verification verify(const workload& w, const endpoint& target, const std::string& admin_token) {
@@ -200,82 +201,34 @@ verification verify(const workload& w, const endpoint& target, const std::string
 }
 
 struct notification_receiver::impl {
-  struct session {
-    explicit session(tcp::socket s) : stream{std::move(s)} {}
-    beast::tcp_stream stream;
-    beast::flat_buffer buffer;
-    std::optional<http::request_parser<http::string_body>> req;
-    http::response<http::string_body> res{http::status::ok, 11};
-  };
+  explicit impl(const endpoint& at) : listener{at, [this](const inbound& r) { return hear(r); }} {}
 
-  explicit impl(const endpoint& at) : acceptor{ioc} {
-    auto where = *tcp::resolver{ioc}.resolve(at.host, std::to_string(at.port)).begin();
-    acceptor.open(where.endpoint().protocol());
-    acceptor.set_option(asio::socket_base::reuse_address(true));
-    acceptor.bind(where.endpoint());
-    acceptor.listen();
-    do_accept();
-    thread = std::thread{[this] { ioc.run(); }};
-  }
-  ~impl() {
-    ioc.stop();
-    thread.join();
-  }
-
-  void do_accept() {
-    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
-      if (!ec)
-        do_read(std::make_shared<session>(std::move(socket)));
-      do_accept();
-    });
-  }
-
-  void do_read(const std::shared_ptr<session>& s) {
-    s->req.emplace();
-    s->req->body_limit(16 * 1024 * 1024);
-    s->stream.expires_after(std::chrono::minutes{1});
-    http::async_read(s->stream, s->buffer, *s->req,
-                     [this, s](beast::error_code ec, std::size_t) { on_read(s, ec); });
-  }
-
-  void on_read(const std::shared_ptr<session>& s, beast::error_code ec) {
-    if (ec)
-      return;
+  std::pair<unsigned, std::string> hear(const inbound& r) {
     auto now = steady::now();
-    auto& req = s->req->get();
-    auto doc = json::parse(req.body(), nullptr, false);
+    auto doc = json::parse(r.body, nullptr, false);
     if (doc.is_object() && doc["build"].is_object() && doc.contains("revision")) {
       auto& b = doc["build"];
       auto key = b.value("source", "") + "/" + b.value("pipeline", "") + "/" + b.value("id", "");
       std::lock_guard guard{mutex};
       auto [it, fresh] = builds.try_emplace(key, heard{now, 0, 0});
-      if (!ids.insert(std::string{req["X-Buildtrack-Delivery"]}).second)
+      if (!ids.insert(r.delivery).second)
         ++it->second.duplicates;
       if (doc["revision"].is_number_unsigned())
         it->second.revision = std::max(it->second.revision, doc["revision"].get<std::uint64_t>());
     }
-    s->res.keep_alive(req.keep_alive());
-    s->res.prepare_payload();
-    http::async_write(s->stream, s->res, [this, s](beast::error_code ec, std::size_t) {
-      if (!ec && s->res.keep_alive())
-        return do_read(s);
-      beast::error_code ignored;
-      s->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    });
+    return {200, "{}"};
   }
 
-  asio::io_context ioc;
-  tcp::acceptor acceptor;
-  std::thread thread;
   mutable std::mutex mutex;
   std::map<std::string, heard> builds;
   std::set<std::string> ids;
+  http_listener listener; // last: it calls hear() until it is destroyed, first
 };
 
 notification_receiver::notification_receiver(const endpoint& at) : impl_{std::make_unique<impl>(at)} {}
 notification_receiver::~notification_receiver() = default;
 
-unsigned short notification_receiver::port() const { return impl_->acceptor.local_endpoint().port(); }
+unsigned short notification_receiver::port() const { return impl_->listener.port(); }
 
 std::map<std::string, notification_receiver::heard> notification_receiver::builds() const {
   std::lock_guard guard{impl_->mutex};

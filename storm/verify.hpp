@@ -32,6 +32,8 @@ struct verification {
   std::size_t streaks_ok = 0;
   std::size_t notifications = 0;    ///< builds whose final outcome should be announced
   std::size_t notifications_ok = 0; ///< ... that were, exactly once
+  std::size_t jobs = 0;    ///< Taskcluster job messages the exchange should publish
+  std::size_t jobs_ok = 0; ///< ... heard once, in order
   std::vector<difference> differences;
   /// Build key -> revision of each passed or failed build (what a sink announces last).
   std::map<std::string, std::uint64_t> revisions;

@@ -245,7 +245,8 @@ workload generate_taskcluster(const mix& m) {
       auto& project = projects[static_cast<std::size_t>(task) % projects.size()];
       auto definition = x.definitions[id] =
         tc::task_definition("tc-treeherder.v2." + project + "." + tc::revision + "." + std::to_string(g));
-      for (auto& msg : tc::task_life(id, tc::slug(1'000'000 + m.first_task + g), static_cast<int>(rng() % 5))) {
+      // Groups are numbered apart from tasks: half a billion tasks into the run's range.
+      for (auto& msg : tc::task_life(id, tc::slug(m.first_task + 500'000'000 + g), static_cast<int>(rng() % 5))) {
         auto event = *th::event_of_exchange(msg["exchange"].get<std::string>());
         for (auto& job : th::map_task_event(event, msg["payload"], definition, {}, mapping).jobs)
           if (seen.insert(job.id).second)
@@ -337,14 +338,13 @@ std::vector<std::string> drop_finishes(workload& w, std::size_t n, unsigned seed
 
 double requests_per_build(mix m) {
   m.builds = std::min(m.builds, 200);
-  m.sources.erase("taskcluster"); // task groups never finish: a group is not a build
   if (m.builds == 0 || m.sources.empty())
     return 1;
   auto w = generate(m);
   std::size_t afterwards = 0;
   for (auto& a : w.afterwards)
     afterwards += a.size();
-  return static_cast<double>(w.requests.size() + afterwards) / static_cast<double>(w.expected.size());
+  return static_cast<double>(w.requests.size() + afterwards) / static_cast<double>(m.builds);
 }
 
 } // namespace bt::storm

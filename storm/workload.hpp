@@ -39,7 +39,9 @@ struct mix {
   /// its own, so that its builds and streaks are not another run's.
   std::string pipeline_prefix = "bench-";
   int first_build = 1;   ///< build numbers are first_build .. first_build + builds - 1
-  long first_task = 0;   ///< Taskcluster task and group ids are numbered from here
+  /// Taskcluster task ids are numbered from here (groups from here + 500,000,000): a run
+  /// of its own gets a range of its own, as the target caches task definitions by id.
+  long first_task = 0;
   int batch = 1;         ///< native events per request (NDJSON when more than one)
   /// Native: three builds in four get a target that waits for a message. For one its
   /// message comes in the shuffled storm (before or after the target finishes); the
@@ -83,7 +85,9 @@ workload generate(const mix& m);
 /// Returns the keys of the builds whose finish was dropped.
 std::vector<std::string> drop_finishes(workload& w, std::size_t n, unsigned seed);
 
-/// Requests per build the generator makes on average for `m` (measured on a sample).
+/// Requests the generator makes per unit of `m.builds` (each source's builds together,
+/// commands after the storm included), measured on a sample: what sizes a storm to a
+/// rate and a duration.
 double requests_per_build(mix m);
 
 } // namespace bt::storm

@@ -33,6 +33,7 @@ namespace {
 const std::string buildkite_token = "storm-buildkite-secret";
 const std::string native_token = "storm-native-secret";
 const std::string cdevents_token = "storm-cdevents-secret";
+const std::string taskcluster_token = "storm-taskcluster-secret";
 
 /// A `buildtrack storm` process: started with `args`, its stdout and stderr kept.
 class storm_process {
@@ -105,7 +106,8 @@ finished_storm storm(std::vector<std::string> args) {
 /// config/example.yaml, as the README's run command uses it, listening on `port`,
 /// with `notifications` in place of its empty list. Secrets come from the environment,
 /// as they do for the run command.
-std::string example_config(unsigned short port, const std::string& notifications = "[]") {
+std::string example_config(unsigned short port, const std::string& notifications = "[]",
+                           const std::string& taskcluster_root = "https://firefox-ci-tc.services.mozilla.com") {
   std::ifstream in{std::string{BT_SOURCE_DIR} + "/config/example.yaml"};
   std::string text{std::istreambuf_iterator<char>{in}, {}};
   auto replace = [&](const std::string& from, const std::string& to) {
@@ -117,6 +119,7 @@ std::string example_config(unsigned short port, const std::string& notifications
   replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:" + std::to_string(port));
   replace("notifications: []", "notifications: " + notifications);
   replace("level: info", "level: warn");
+  replace("root_url: https://firefox-ci-tc.services.mozilla.com", "root_url: " + taskcluster_root);
   return text;
 }
 
@@ -131,6 +134,7 @@ void export_secrets(unsigned short redis_port) {
   setenv("BUILDKITE_TOKEN", buildkite_token.c_str(), 1);
   setenv("BUILDTRACK_NATIVE_TOKEN", native_token.c_str(), 1);
   setenv("BUILDTRACK_CDEVENTS_TOKEN", cdevents_token.c_str(), 1);
+  setenv("BUILDTRACK_TASKCLUSTER_TOKEN", taskcluster_token.c_str(), 1);
   setenv("BUILDTRACK_REDIS_URL", ("redis://127.0.0.1:" + std::to_string(redis_port) + "/0").c_str(), 1);
 }
 
@@ -173,6 +177,10 @@ TEST(storm_cli, answers_help_and_refuses_bad_usage_clearly) {
   auto check = storm({"--target", "http://127.0.0.1:1", "--buildkite-token", "x", "--check", "p99<fast"});
   EXPECT_EQ(check.status, 2);
   EXPECT_NE(check.err.find("p99<fast"), std::string::npos) << check.err;
+
+  auto no_queue = storm({"--target", "http://127.0.0.1:1", "--sources", "taskcluster", "--taskcluster-token", "x"});
+  EXPECT_EQ(no_queue.status, 2);
+  EXPECT_NE(no_queue.err.find("needs --queue-listen"), std::string::npos) << no_queue.err;
 
   auto https = storm({"--target", "https://127.0.0.1:1", "--buildkite-token", "x"});
   EXPECT_EQ(https.status, 2);
@@ -258,6 +266,33 @@ TEST(storm_cli, a_sink_it_listens_for_hears_every_final_outcome_once) {
   EXPECT_GT(v["notifications"].get<int>(), 300);
   EXPECT_EQ(v["notifications_ok"], v["notifications"]);
   EXPECT_EQ(r.summary["notify_latency_ms"]["count"], v["notifications"]);
+}
+
+TEST(storm_cli, taskcluster_job_messages_are_checked_on_the_exchange_they_go_to) {
+  test::redis_server redis;
+  export_secrets(redis.port());
+  auto port = test::free_port();
+  auto queue_port = test::free_port();
+  test::daemon_process daemon{port, example_config(port, "[]", "http://127.0.0.1:" + std::to_string(queue_port))};
+  daemon.start();
+  auto r = storm(target(port, {"--sources", "taskcluster,buildkite", "--builds", "40", "--jobs", "5",
+                               "--queue-listen", "127.0.0.1:" + std::to_string(queue_port), "--json"}));
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto& v = r.summary["verification"];
+  // 200 tasks, each living one of five lives: at least three job messages each.
+  EXPECT_GE(v["job_messages"].get<int>(), 600);
+  EXPECT_EQ(v["job_messages_ok"], v["job_messages"]);
+  EXPECT_EQ(v["builds_ok"], 40);
+
+  // Without its queue the target cannot map the tasks: nothing is published, and the
+  // storm says which messages it never heard.
+  auto lost = storm(target(port, {"--sources", "taskcluster", "--builds", "2", "--jobs", "2",
+                                  "--queue-listen", "127.0.0.1:0", "--drain", "2s", "--json"}));
+  EXPECT_EQ(lost.status, 1);
+  auto& missing = lost.summary["verification"]["differences"];
+  ASSERT_FALSE(missing.empty());
+  EXPECT_EQ(missing[0]["field"], "job_message");
+  EXPECT_EQ(missing[0]["got"], "never heard");
 }
 
 namespace {
