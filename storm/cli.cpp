@@ -379,6 +379,18 @@ void append(load_result& into, load_result more) {
   into.finished_at.merge(more.finished_at);
 }
 
+/// `v` without trailing zeros: 0, 12.5, 99.675.
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  std::string text = buf;
+  while (text.back() == '0')
+    text.pop_back();
+  if (text.back() == '.')
+    text.pop_back();
+  return text;
+}
+
 void print_text(std::ostream& out, const nlohmann::json& j) {
   char line[512];
   auto& w = j["workload"];
@@ -406,20 +418,23 @@ void print_text(std::ostream& out, const nlohmann::json& j) {
         << " answered other than 200, 202 or 409\n";
   if (!j["ramp"].is_null()) {
     for (auto& s : j["ramp"]["steps"])
-      out << "ramp: " << s["rate"].get<double>() << " req/s asked, " << s["requests_per_s"] << " answered/s, p99 "
-          << s["p99_ms"] << " ms, errors " << s["errors"] << (s["within_slo"].get<bool>() ? "" : "  (over the SLO)")
+      out << "ramp: " << number(s["rate"].get<double>()) << " req/s asked, "
+          << number(s["requests_per_s"].get<double>()) << " answered/s, p99 " << s["p99_ms"] << " ms, errors "
+          << s["errors"] << (s["within_slo"].get<bool>() ? "" : "  (over the SLO)")
           << '\n';
     out << "ramp: highest rate with p99 under " << j["ramp"]["slo_p99_ms"] << " ms: "
-        << j["ramp"]["max_rate_within_slo"] << " req/s\n";
+        << number(j["ramp"]["max_rate_within_slo"].get<double>()) << " req/s\n";
   }
   if (!j["notify_latency_ms"].is_null())
     out << "notify: build.finished accepted -> first notification p50 " << j["notify_latency_ms"]["p50"]
         << " ms, p99 " << j["notify_latency_ms"]["p99"] << " ms\n";
   if (auto& v = j["verification"]; !v.is_null()) {
-    out << "verify: builds " << v["builds_ok"] << "/" << v["builds"] << ", streaks " << v["streaks_ok"] << "/"
-        << v["streaks"] << ", notifications " << v["notifications_ok"] << "/" << v["notifications"]
-        << ", Taskcluster job messages " << v["job_messages_ok"] << "/" << v["job_messages"] << ": "
-        << v["verified_percent"] << "% as expected\n";
+    out << "verify: builds " << v["builds_ok"] << "/" << v["builds"];
+    for (auto [field, name] : {std::pair{"streaks", "streaks"}, {"notifications", "notifications"},
+                               {"job_messages", "Taskcluster job messages"}})
+      if (v[field].get<std::size_t>() > 0)
+        out << ", " << name << " " << v[std::string{field} + "_ok"] << "/" << v[field];
+    out << ": " << v["verified_percent"] << "% as expected\n";
     std::size_t shown = 0;
     for (auto& d : v["differences"])
       if (++shown <= 20)
@@ -430,7 +445,7 @@ void print_text(std::ostream& out, const nlohmann::json& j) {
   }
   for (auto& c : j["checks"])
     out << "check " << c["check"].get<std::string>() << ": "
-        << (c["actual"].is_number() ? c["actual"].dump() : std::string{"not measured"})
+        << (c["actual"].is_number() ? number(c["actual"].get<double>()) : std::string{"not measured"})
         << (c["passed"].get<bool>() ? "  ok" : "  FAILED") << '\n';
 }
 
