@@ -14,7 +14,10 @@ flags=("$@"); [ ${#flags[@]} -gt 0 ] || flags=(--builds 10000 --connections 64)
 token=bench-token-0123456789abcdef
 work=$(mktemp -d /tmp/bt-storm-cli-XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  for (( i=${#pids[@]}-1; i>=0; i-- )); do kill "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 await() { for _ in $(seq 500); do curl -sf "$1" >/dev/null 2>&1 && return; sleep 0.02; done; echo "no answer from $1" >&2; exit 1; }
@@ -54,5 +57,7 @@ YAML
     "$(figure "$work/daemon.json" "d['latency_ms']['p50']")" "$(figure "$work/daemon.json" "d['latency_ms']['p99']")" \
     "$(python3 -c "import json; f=json.load(open('$work/floor.json')); d=json.load(open('$work/daemon.json')); print(100*d['requests_per_s']/f['requests_per_s'])")" \
     "$(figure "$work/daemon.json" "d['verification']['verified_percent']")" "$(figure "$work/daemon.json" "d['verification']['builds']")"
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=()
+  # buildtrackd before its Redis.
+  for (( i=${#pids[@]}-1; i>=0; i-- )); do kill "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
+  pids=()
 done

@@ -40,6 +40,7 @@
 #include "storm/payloads.hpp"
 #include "storm/taskcluster.hpp"
 #include "storm/taskcluster_events.hpp"
+#include "storm/report.hpp"
 #include "storm/verify.hpp"
 #include "storm/workload.hpp"
 #include "support/json_schema.hpp"
@@ -86,6 +87,9 @@ struct options {
   /// Every source in one storm: Buildkite, native (targets, messages, statistics),
   /// Taskcluster (with subscribers) and CDEvents, `builds` of each.
   bool mix = false;
+  /// Thresholds, as `buildtrack storm --check` takes them, plus `ratio` (percent of the
+  /// bare floor): a regression guard, e.g. 'ratio>=28,p99<5ms'.
+  std::string checks;
 };
 
 pid_t spawn(const std::vector<std::string>& argv) {
@@ -263,8 +267,26 @@ void print(const char* name, const storm::load_result& r) {
 
 } // namespace
 
+const char* const usage =
+  "usage: storm [--OPTION VALUE]...   (every option takes a value)\n"
+  "  --daemon PATH --bare PATH  buildtrackd and bare_server (default build/...)\n"
+  "  --builds N --jobs N --connections N --seed N\n"
+  "  --source buildkite|native|taskcluster|cdevents  --mix 1 (every source)\n"
+  "  --batch N --targets 1 (native)  --subscribers N (taskcluster)\n"
+  "  --store memory|redis --redis-fsync always|everysec|no --restart 1 --notify 1\n"
+  "  --notify-concurrency N --io-threads N --actor-threads N --policy sharing|stealing\n"
+  "  --actor-idle-timeout D --snapshot-interval D --snapshot-max-builds N\n"
+  "  --check LIST  thresholds as buildtrack storm takes them, and ratio (% of the bare\n"
+  "                floor): exit status 1 when one fails, e.g. 'ratio>=28,p99<5ms'\n"
+  "buildtrack storm --help explains the storm; bench/RESULTS.md has figures.\n";
+
 int main(int argc, char** argv) {
   options o;
+  if (argc % 2 == 0) { // a flag without its value, or --help
+    bool help = std::string_view{argv[argc - 1]} == "--help";
+    (help ? std::cout : std::cerr) << usage;
+    return help ? 0 : 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--daemon") o.daemon = v;
@@ -289,8 +311,9 @@ int main(int argc, char** argv) {
     else if (k == "--batch") o.batch = std::stoi(v);
     else if (k == "--targets") o.targets = v == "1" || v == "yes";
     else if (k == "--mix") o.mix = v == "1" || v == "yes";
+    else if (k == "--check") o.checks = v;
     else {
-      std::cerr << "unknown option " << k << '\n';
+      std::cerr << "unknown option " << k << '\n' << usage;
       return 2;
     }
   }
@@ -303,6 +326,12 @@ int main(int argc, char** argv) {
     std::cerr << "--source buildkite, --source native [--batch N] [--targets 1], "
                  "--source taskcluster [--subscribers N], --source cdevents, or "
                  "--mix 1 [--subscribers N]\n";
+    return 2;
+  }
+  try {
+    storm::parse_checks(o.checks); // refused before the storm, not after it
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "--check: " << e.what() << '\n';
     return 2;
   }
   auto w = storm::generate(mix_of(o));
@@ -529,5 +558,17 @@ int main(int argc, char** argv) {
     stop(redis);
     std::filesystem::remove_all(redis_dir);
   }
-  return mismatches == 0 && result.errors == 0 ? 0 : 1;
+  bool checks_held = true;
+  if (!o.checks.empty()) {
+    storm::summary s;
+    s.load = result;
+    s.verified = verified;
+    auto j = storm::to_json(s);
+    j["ratio_percent"] = 100.0 * result.rate() / floor.rate();
+    for (auto& c : storm::evaluate(storm::parse_checks(o.checks), j)) {
+      std::printf("check %s: %.3f %s\n", c.c.text.c_str(), c.actual, c.passed ? "ok" : "FAILED");
+      checks_held = checks_held && c.passed;
+    }
+  }
+  return mismatches == 0 && result.errors == 0 && checks_held ? 0 : 1;
 }

@@ -403,8 +403,12 @@ void print_text(std::ostream& out, const nlohmann::json& j) {
   std::snprintf(line, sizeof line,
                 "%s, %d connections: %zu answers in %.2f s, %.0f req/s, %.0f events/s\n"
                 "latency from %s: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms\n",
-                j["mode"] == "open" ? ("open-loop at " + std::to_string(static_cast<long>(j["rate"].get<double>())) + " req/s").c_str()
-                                    : "closed-loop",
+                j["mode"] == "closed" ? "closed-loop"
+                : !j["ramp"].is_null()
+                  ? ("open-loop ramp, " + std::to_string(j["ramp"]["steps"].size()) + " steps up to "
+                     + std::to_string(static_cast<long>(j["ramp"]["steps"].back()["rate"].get<double>())) + " req/s")
+                      .c_str()
+                  : ("open-loop at " + std::to_string(static_cast<long>(j["rate"].get<double>())) + " req/s").c_str(),
                 j["connections"].get<int>(), j["requests"].get<std::size_t>(), j["seconds"].get<double>(),
                 j["requests_per_s"].get<double>(), j["events_per_s"].get<double>(),
                 j["latency_from"].get<std::string>().c_str(), l["p50"].get<double>(), l["p90"].get<double>(),

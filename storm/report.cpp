@@ -154,7 +154,7 @@ nlohmann::json to_json(const summary& s) {
 const char* const check_metrics_help =
   "p50, p90, p99, p999, max (latency: 250us, 10ms, 1s), errors (count), error_rate (%), "
   "rate (answers/s), events_rate (events/s), verified (%), notify_p99 (latency), "
-  "max_rate (the ramp's highest rate within its SLO, /s)";
+  "max_rate (the ramp's highest rate within its SLO, /s), ratio (bench/storm: % of the bare floor)";
 
 std::chrono::duration<double> parse_duration(const std::string& text) {
   std::size_t used = 0;
@@ -194,6 +194,7 @@ const std::vector<metric>& metrics() {
     {"verified", metric::percent, json::json_pointer{"/verification/verified_percent"}},
     {"notify_p99", metric::latency, json::json_pointer{"/notify_latency_ms/p99"}},
     {"max_rate", metric::rate, json::json_pointer{"/ramp/max_rate_within_slo"}},
+    {"ratio", metric::percent, json::json_pointer{"/ratio_percent"}},
   };
   return all;
 }
