@@ -1,5 +1,6 @@
 #include "support/json_schema.hpp"
 
+#include <locale>
 #include <mutex>
 #include <stdexcept>
 
@@ -190,8 +191,27 @@ void absolute_refs(nlohmann::json& doc, const std::string& id) {
 
 } // namespace
 
+namespace {
+
+/// valijson compiles a std::regex for every pattern it checks, and std::regex's scanner
+/// calls std::ctype<char>::narrow, which fills a per-locale cache on first use of each
+/// character: two threads validating at once write that cache together (GCC PR 77704;
+/// ThreadSanitizer reports it). Filling it once, before any schema is used, leaves
+/// every later call a read.
+void warm_ctype_cache() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto& ctype = std::use_facet<std::ctype<char>>(std::locale{});
+    for (int c = 0; c < 256; ++c)
+      ctype.narrow(static_cast<char>(c), '\0');
+  });
+}
+
+} // namespace
+
 std::optional<json_schema> json_schema::parse(const std::string& text, std::string& error,
                                               const std::string& folder) {
+  warm_ctype_cache();
   try {
     auto doc = yaml_to_json(text);
     if (!doc.is_object()) {
