@@ -255,10 +255,7 @@ std::size_t report(const storm::verification& v) {
 }
 
 void print(const char* name, const storm::load_result& r) {
-  std::vector<double> latencies;
-  for (auto& s : r.samples)
-    latencies.push_back(s.latency);
-  std::sort(latencies.begin(), latencies.end());
+  auto latencies = storm::sorted_latencies(r);
   std::printf("%-12s %9zu req %8.2f s %10.0f req/s %10.0f events/s  p50 %6.2f ms  p99 %6.2f ms  "
               "max %7.2f ms  non-202 %zu\n",
               name, r.samples.size(), r.seconds, r.rate(), r.event_rate(), storm::quantile(latencies, 0.5) * 1e3,

@@ -510,11 +510,7 @@ int run(const options& o) {
       if (progress_line)
         std::fprintf(stderr, "\r\033[K");
       if (p.steps.size() > 1) {
-        std::vector<double> latencies;
-        for (auto& x : r.samples)
-          latencies.push_back(x.latency);
-        std::sort(latencies.begin(), latencies.end());
-        ramp_step step{p.rates[i], r.rate(), quantile(latencies, 0.99), r.errors, false};
+        ramp_step step{p.rates[i], r.rate(), quantile(sorted_latencies(r), 0.99), r.errors, false};
         step.within_slo = step.p99 <= o.slo && step.errors == 0;
         s.ramp.push_back(step);
       }

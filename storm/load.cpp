@@ -245,6 +245,15 @@ load_result send_afterwards(const workload& w, const load_options& o) {
   return run(w, closed, std::move(shares), n);
 }
 
+std::vector<double> sorted_latencies(const load_result& r) {
+  std::vector<double> out;
+  out.reserve(r.samples.size());
+  for (auto& s : r.samples)
+    out.push_back(s.latency);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 double quantile(const std::vector<double>& sorted, double q) {
   if (sorted.empty())
     return 0;

@@ -78,6 +78,9 @@ load_result send_load(const workload& w, const load_options& o);
 /// connections, closed-loop.
 load_result send_afterwards(const workload& w, const load_options& o);
 
+/// Every answer's latency in `r`, sorted: what quantile() reads.
+std::vector<double> sorted_latencies(const load_result& r);
+
 /// The `q` quantile (0..1) of `sorted`, 0 when empty.
 double quantile(const std::vector<double>& sorted, double q);
 

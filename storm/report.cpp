@@ -72,11 +72,7 @@ std::string join(const std::set<std::string>& items) {
 } // namespace
 
 nlohmann::json to_json(const summary& s) {
-  std::vector<double> latencies;
-  latencies.reserve(s.load.samples.size());
-  for (auto& x : s.load.samples)
-    latencies.push_back(x.latency);
-  std::sort(latencies.begin(), latencies.end());
+  auto latencies = sorted_latencies(s.load);
   json statuses = json::object();
   for (auto& [status, n] : s.load.statuses)
     statuses[status == 0 ? "none" : std::to_string(status)] = n;

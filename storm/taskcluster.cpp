@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "net/client.hpp"
 #include "storm/listener.hpp"
 #include "storm/taskcluster_events.hpp"
 
@@ -38,21 +39,6 @@ std::pair<unsigned long long, unsigned long long> position_of(const std::string&
   } catch (const std::exception&) {
     return {0, 0};
   }
-}
-
-std::string url_encoded(std::string_view text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
 }
 
 } // namespace
@@ -121,7 +107,7 @@ struct exchange_watch::impl {
           if (!admin_token.empty())
             req.set(beast::http::field::authorization, "Bearer " + admin_token);
         }));
-        auto path = "/api/v1/exchanges/" + url_encoded(exchange) + "/subscribe?bind=%23&since=" + since;
+        auto path = "/api/v1/exchanges/" + net::percent_encode(exchange) + "/subscribe?bind=%23&since=" + since;
         ws.handshake(target.host, path);
         tcp_layer.expires_never();
       } catch (const std::exception& e) {
