@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(g++ cmake make pkg-config ccache curl
           libcaf-dev libboost-dev libhiredis-dev libyaml-cpp-dev nlohmann-json3-dev
           libsimdjson-dev libssl-dev libgtest-dev libbenchmark-dev redis-server
-          libkainjow-mustache-dev libvalijson-dev
+          libkainjow-mustache-dev libvalijson-dev libjemalloc-dev
           clang libclang-rt-14-dev
           chromium chromium-driver python3-selenium)
 missing=()
