@@ -87,10 +87,44 @@ TEST(redis_store, concurrent_appends_are_all_journaled_in_each_callers_order) {
     auto& j = std::get<model::job_event>(entry.event.body);
     EXPECT_EQ(j.report.id, entry.event.key.id + "-" + std::to_string(next[entry.event.key.id]++));
   }
-  // Reading on from an id returns only what follows it.
-  auto tail = journal(s, all[1995].id, 100);
-  ASSERT_EQ(tail.size(), 4u);
-  EXPECT_EQ(tail[0].id, all[1996].id);
+  // An entry holds what one commit gathered (at most max_batch appends), so there
+  // are two entries at least; reading on from one returns only the entries after it.
+  auto last_entry = std::find_if(all.begin(), all.end(),
+                                 [&](auto& e) { return e.id == all.back().id; });
+  ASSERT_NE(last_entry, all.begin());
+  auto tail = journal(s, std::prev(last_entry)->id, 100);
+  ASSERT_EQ(tail.size(), static_cast<std::size_t>(all.end() - last_entry));
+  EXPECT_EQ(tail.front().id, all.back().id);
+  EXPECT_EQ(tail.front().event, last_entry->event);
+}
+
+TEST(redis_store, appends_queued_during_a_commit_share_one_entry_in_order) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)}; // a 500 ms timeout outlasts the pause
+  ASSERT_TRUE(eventually([&] { return s.ready(); }));
+  std::atomic<int> first_done{0}, confirmed{0};
+  s.append({event("solo", 0)}, [&](bool ok) { first_done = ok ? 1 : -1; });
+  ASSERT_TRUE(eventually([&] { return first_done == 1; }));
+  // Writes paused (CLIENT PAUSE answers once the pause holds): the writer's XADD of
+  // "a" waits in Redis, and the appends made meanwhile queue for its next commit.
+  server.text("CLIENT PAUSE 300 WRITE");
+  s.append({event("a", 0)}, [&](bool ok) { confirmed += ok; });
+  for (int i = 0; i < 5; ++i)
+    s.append({event("b", i), event("c", i)}, [&](bool ok) { confirmed += ok; });
+  ASSERT_TRUE(eventually([&] { return confirmed == 6; }));
+  auto all = journal(s);
+  ASSERT_EQ(all.size(), 12u);
+  // Every append after the first, in the order made, under at most two entry ids (the
+  // probe's timing may split them once).
+  EXPECT_EQ(all[1].event.key.id, "a");
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(all[2 + 2 * i].event, event("b", i));
+    EXPECT_EQ(all[3 + 2 * i].event, event("c", i));
+  }
+  std::set<std::string> ids;
+  for (std::size_t i = 1; i < all.size(); ++i)
+    ids.insert(all[i].id);
+  EXPECT_LE(ids.size(), 2u);
 }
 
 TEST(redis_store, a_multi_event_append_is_journaled_whole_and_round_trips) {
