@@ -208,8 +208,9 @@ using registry_actor = caf::typed_actor<
   caf::reacts_to<caf::idle_atom, model::build, std::uint64_t>,
   // Recovery: the keys of every stored build (their next event loads them).
   caf::reacts_to<caf::put_atom, std::vector<model::build_key>>,
-  // At most `n` builds changed since they were last written (longest waiting first).
-  caf::replies_to<snapshot_atom, std::size_t>::with<snapshot_batch>,
+  // At most `n` builds changed since they were last written (longest waiting first),
+  // each waiting since `m` snapshots ago at least.
+  caf::replies_to<snapshot_atom, std::size_t, std::uint64_t>::with<snapshot_batch>,
   // The last snapshot was written (true) or must be taken again (false).
   caf::reacts_to<snapshot_atom, bool>,
   // Expired builds: forgets them, stopping their actors, and answers which it forgot.

@@ -218,23 +218,30 @@ void retire(self_ptr self, std::unordered_map<std::string, registry_state::live_
   self->state.live.erase(it);
 }
 
-/// Takes a snapshot of at most `limit` changed builds, those waiting longest first,
-/// each state from its actor, so every event routed before the request is in it.
-caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit) {
+/// Takes a snapshot of at most `limit` changed builds that have waited `delay`
+/// snapshots at least, those waiting longest first, each state from its actor, so
+/// every event routed before the request is in it.
+caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit, std::uint64_t delay) {
   auto& st = self->state;
   auto rp = self->make_response_promise<snapshot_batch>();
   auto batch = std::make_shared<snapshot_batch>();
   batch->cycle = st.cycle++;
   std::vector<std::pair<std::uint64_t, std::string>> waiting;
   waiting.reserve(st.dirty.size());
-  for (auto& [name, cycle] : st.dirty)
-    waiting.emplace_back(cycle, name);
+  for (auto& [name, cycle] : st.dirty) {
+    if (cycle + delay <= batch->cycle)
+      waiting.emplace_back(cycle, name);
+    else if (!batch->oldest_waiting || cycle < *batch->oldest_waiting)
+      batch->oldest_waiting = cycle; // changed too recently: the journal keeps it
+  }
   if (waiting.size() > limit) {
     std::nth_element(waiting.begin(), waiting.begin() + static_cast<std::ptrdiff_t>(limit),
                      waiting.end());
-    batch->oldest_waiting = std::min_element(waiting.begin() + static_cast<std::ptrdiff_t>(limit),
-                                             waiting.end())
-                              ->first;
+    auto left_out = std::min_element(waiting.begin() + static_cast<std::ptrdiff_t>(limit),
+                                     waiting.end())
+                      ->first;
+    if (!batch->oldest_waiting || left_out < *batch->oldest_waiting)
+      batch->oldest_waiting = left_out;
     waiting.resize(limit);
   }
   // Events held behind a read are journaled but in no build yet: the journal after
@@ -366,7 +373,9 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       st.dirty.try_emplace(name, st.cycle);
       st.publish();
     },
-    [=](snapshot_atom, std::size_t limit) { return take_snapshot(self, limit); },
+    [=](snapshot_atom, std::size_t limit, std::uint64_t delay) {
+      return take_snapshot(self, limit, delay);
+    },
     [=](snapshot_atom, bool written) {
       auto& st = self->state;
       if (written) {

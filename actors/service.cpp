@@ -183,7 +183,8 @@ struct service::impl {
       snapshots{system.spawn<caf::detached>(
         snapshotter, store, registry, tracker, catalog, relay,
         snapshot_policy{c.store.snapshot_interval, c.store.retention, c.store.abandoned_after,
-                        static_cast<std::size_t>(c.store.snapshot_max_builds)})} {
+                        static_cast<std::size_t>(c.store.snapshot_max_builds),
+                        c.store.snapshot_delay})} {
     // Before any deadline can be set: build actors and recovery set them later.
     *deadlines = deadline_route{store, registry, timeouts};
     auto& m = support::metrics();

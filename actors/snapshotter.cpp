@@ -156,6 +156,13 @@ void write_back(self_ptr self) {
 
 } // namespace
 
+std::uint64_t snapshot_policy::delay_in_snapshots() const {
+  if (delay <= std::chrono::milliseconds::zero())
+    return 0;
+  auto tick = std::max(interval, std::chrono::milliseconds{1});
+  return static_cast<std::uint64_t>((delay + tick - std::chrono::milliseconds{1}) / tick);
+}
+
 std::chrono::milliseconds snapshot_policy::sweep_interval() const {
   auto quarter = std::min(retention, abandoned_after) / 4;
   return std::clamp<std::chrono::milliseconds>(quarter, interval, std::chrono::minutes{1});
@@ -194,7 +201,7 @@ snapshotter(snapshotter_actor::stateful_pointer<snapshotter_state> self,
         schedule_next(self);
       };
       self->request(self->state.registry, caf::infinite, snapshot_atom::value,
-                    self->state.policy.max_builds)
+                    self->state.policy.max_builds, self->state.policy.delay_in_snapshots())
         .then(
           [=](snapshot_batch& taken) {
             auto batch = std::make_shared<snapshot_batch>(std::move(taken));

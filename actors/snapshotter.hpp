@@ -19,6 +19,13 @@ struct snapshot_policy {
   /// build changes between snapshots; the journal holds the rest meanwhile, so the
   /// cost of snapshots stays bounded whatever the load.
   std::size_t max_builds = 1000;
+  /// How long a changed build waits before it is written: the changes that come
+  /// meanwhile are written with it, once. Under a storm each build changes every
+  /// second or so, and a write per change cost more than the rest of ingest.
+  std::chrono::milliseconds delay{5000};
+  /// `delay` in snapshots (rounded up): a build is written no sooner than this many
+  /// snapshots after the first one it missed.
+  std::uint64_t delay_in_snapshots() const;
   /// Between expiry sweeps: a quarter of the shorter age limit, within [interval, 1 min].
   std::chrono::milliseconds sweep_interval() const;
 };

@@ -468,6 +468,7 @@ config parse(const std::string& text) {
                   }},
                  {"snapshot_interval", duration_into(c.store.snapshot_interval, 10ms, 1h)},
                  {"snapshot_max_builds", int_into(c.store.snapshot_max_builds, 1, 1000000)},
+                 {"snapshot_delay", duration_into(c.store.snapshot_delay, 0ms, 1h)},
                  {"retention", duration_into(c.store.retention, 1s, days{3650})},
                  {"abandoned_after", duration_into(c.store.abandoned_after, 1s, days{3650})}});
            if (c.store.kind != "memory" && c.store.kind != "redis")

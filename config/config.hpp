@@ -40,6 +40,9 @@ struct store_config {
   redis_config redis;
   duration snapshot_interval = std::chrono::milliseconds{200};
   int snapshot_max_builds = 1000; ///< builds written per snapshot at most
+  /// How long a changed build waits before a snapshot writes it, so that the changes of
+  /// a busy build are written together; the journal keeps them meanwhile.
+  duration snapshot_delay = std::chrono::seconds{5};
   duration retention = std::chrono::hours{24};       ///< finished builds
   duration abandoned_after = std::chrono::hours{48}; ///< builds that never finish
 };

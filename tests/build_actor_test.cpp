@@ -38,7 +38,7 @@ actors::registry_actor::behavior_type recording_registry(actors::registry_actor:
       rec->offered.push_back(std::move(b));
     },
     [=](caf::put_atom, const std::vector<model::build_key>&) {},
-    [=](actors::snapshot_atom, std::size_t) { return actors::snapshot_batch{}; },
+    [=](actors::snapshot_atom, std::size_t, std::uint64_t) { return actors::snapshot_batch{}; },
     [=](actors::snapshot_atom, bool) {},
     [=](actors::forget_atom, const actors::expired_builds& e) { return e; },
     [=](actors::rewrite_atom) { return actors::lost_builds{}; },

@@ -95,16 +95,18 @@ TEST(config, environment_substitution) {
 TEST(config, redis_store_keys_are_read_and_checked) {
   auto c = bt::config::parse(
     "store:\n  kind: redis\n  redis:\n    url: redis://:secret@10.0.0.5:6380/2\n"
-    "    key_prefix: \"ci:\"\n  snapshot_interval: 50ms\n  snapshot_max_builds: 10\n  retention: 2d\n  abandoned_after: 3d\n");
+    "    key_prefix: \"ci:\"\n  snapshot_interval: 50ms\n  snapshot_max_builds: 10\n  snapshot_delay: 0ms\n  retention: 2d\n  abandoned_after: 3d\n");
   EXPECT_EQ(c.store.kind, "redis");
   EXPECT_EQ(c.store.redis.url, "redis://:secret@10.0.0.5:6380/2");
   EXPECT_EQ(c.store.redis.key_prefix, "ci:");
   EXPECT_EQ(c.store.snapshot_interval, std::chrono::milliseconds{50});
   EXPECT_EQ(c.store.snapshot_max_builds, 10);
+  EXPECT_EQ(c.store.snapshot_delay, std::chrono::milliseconds{0});
   EXPECT_EQ(c.store.retention, std::chrono::hours{48});
   EXPECT_EQ(c.store.abandoned_after, std::chrono::hours{72});
   auto defaults = bt::config::parse("");
   EXPECT_EQ(defaults.store.snapshot_interval, std::chrono::milliseconds{200});
+  EXPECT_EQ(defaults.store.snapshot_delay, std::chrono::seconds{5});
   EXPECT_EQ(defaults.store.retention, std::chrono::hours{24});
   EXPECT_EQ(defaults.store.abandoned_after, std::chrono::hours{48});
 }
@@ -115,6 +117,8 @@ TEST(config, bad_redis_store_keys_name_the_key) {
   EXPECT_NE(error_of("store:\n  snapshot_interval: 0ms\n").find("store.snapshot_interval"),
             std::string::npos);
   EXPECT_NE(error_of("store:\n  retention: soon\n").find("store.retention"), std::string::npos);
+  EXPECT_NE(error_of("store:\n  snapshot_delay: 2h\n").find("store.snapshot_delay"),
+            std::string::npos);
   EXPECT_NE(error_of("store:\n  redis:\n    host: x\n").find("store.redis.host"),
             std::string::npos);
 }

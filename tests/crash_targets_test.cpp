@@ -118,7 +118,7 @@ std::string daemon_config(unsigned short redis_port, unsigned short port) {
   std::ostringstream cfg;
   cfg << "server:\n  listen: 127.0.0.1:" << port
       << "\nstore:\n  kind: redis\n  redis:\n    url: redis://127.0.0.1:" << redis_port
-      << "/0\n  snapshot_interval: 30ms\n  snapshot_max_builds: 40\nsources:\n  native:\n    token: "
+      << "/0\n  snapshot_interval: 30ms\n  snapshot_max_builds: 40\n  snapshot_delay: 0ms\nsources:\n  native:\n    token: "
       << token << "\ntracking:\n  actor_idle_timeout: 40ms\nlog:\n  level: error\n";
   return cfg.str();
 }

@@ -37,7 +37,7 @@ std::string daemon_config(unsigned short redis_port, unsigned short port, const 
   std::ostringstream cfg;
   cfg << "server:\n  listen: 127.0.0.1:" << port
       << "\nstore:\n  kind: redis\n  redis:\n    url: redis://127.0.0.1:" << redis_port
-      << "/0\n  snapshot_interval: 30ms\n  snapshot_max_builds: 40\nsources:\n  taskcluster:\n    token: "
+      << "/0\n  snapshot_interval: 30ms\n  snapshot_max_builds: 40\n  snapshot_delay: 0ms\nsources:\n  taskcluster:\n    token: "
       << token << "\n    root_url: " << queue
       << "\ntracking:\n  actor_idle_timeout: 40ms\nlog:\n  level: error\n";
   return cfg.str();

@@ -74,12 +74,13 @@ std::vector<delivery> lane(const std::string& pipeline, int builds, std::mt19937
   return out;
 }
 
-/// buildtrackd on the Redis store with short snapshot and idle intervals.
+/// buildtrackd on the Redis store with short snapshot and idle intervals, and no
+/// snapshot delay: the kills land before, during and after builds are written.
 std::string daemon_config(unsigned short redis_port, unsigned short port) {
   std::ostringstream cfg;
   cfg << "server:\n  listen: 127.0.0.1:" << port
       << "\nstore:\n  kind: redis\n  redis:\n    url: redis://127.0.0.1:" << redis_port
-      << "/0\n  snapshot_interval: 30ms\n  snapshot_max_builds: 40\nsources:\n  buildkite:\n    token: "
+      << "/0\n  snapshot_interval: 30ms\n  snapshot_max_builds: 40\n  snapshot_delay: 0ms\nsources:\n  buildkite:\n    token: "
       << payloads::token
       // Short idle timeout: actors stop and park their state between events.
       << "\ntracking:\n  actor_idle_timeout: 40ms\nlog:\n  level: error\n";

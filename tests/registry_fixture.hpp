@@ -42,7 +42,7 @@ struct registry_fixture : actor_fixture {
   /// the changed builds from the registry, then the streaks if they changed; then
   /// tells both whether it was written.
   store::snapshot snapshot(bool written = true, std::size_t limit = 1000) {
-    auto batch = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, limit);
+    auto batch = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, limit, std::uint64_t{0});
     batch.state.streaks
       = ask<std::optional<model::streak_book>>(tracker, actors::snapshot_atom::value);
     if (written)

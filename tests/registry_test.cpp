@@ -281,7 +281,7 @@ TEST_F(registry_test, a_snapshot_takes_the_longest_waiting_builds_first_and_says
   caf::anon_send(registry, job(api9, 9, "b", model::job_state::running, 0));
   caf::anon_send(registry, job(web10, 10, "c", model::job_state::running, 0));
   run();
-  auto batch = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{1});
+  auto batch = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{1}, std::uint64_t{0});
   EXPECT_EQ(batch.cycle, 2u);
   ASSERT_EQ(batch.state.builds.size(), 1u);
   EXPECT_EQ(batch.state.builds[0].key, web9);
@@ -289,9 +289,40 @@ TEST_F(registry_test, a_snapshot_takes_the_longest_waiting_builds_first_and_says
   EXPECT_EQ(*batch.oldest_waiting, 2u); // api9 and web10 changed in cycle 2
   caf::anon_send(registry, actors::snapshot_atom::value, true);
   run();
-  auto rest = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{5});
+  auto rest = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{5}, std::uint64_t{0});
   EXPECT_EQ(rest.state.builds.size(), 2u);
   EXPECT_FALSE(rest.oldest_waiting);
+}
+
+TEST_F(registry_test, a_changed_build_waits_the_delay_and_is_written_once_with_its_later_changes) {
+  auto take = [&](std::uint64_t delay) {
+    auto batch = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{10}, delay);
+    caf::anon_send(registry, actors::snapshot_atom::value, true);
+    run();
+    return batch;
+  };
+  caf::anon_send(registry, job(web9, 9, "a", model::job_state::running, 0));
+  run();
+  auto first = take(2); // cycle 1: web9 changed in it, waits until cycle 3
+  EXPECT_TRUE(first.state.builds.empty());
+  ASSERT_TRUE(first.oldest_waiting);
+  EXPECT_EQ(*first.oldest_waiting, 1u); // the journal keeps web9's events
+  caf::anon_send(registry, job(web9, 9, "a", model::job_state::passed, 0));
+  caf::anon_send(registry, job(api9, 9, "b", model::job_state::running, 0));
+  run();
+  auto second = take(2); // cycle 2: still too soon for both
+  EXPECT_TRUE(second.state.builds.empty());
+  EXPECT_EQ(second.oldest_waiting, std::optional<std::uint64_t>{1u});
+  auto third = take(2); // cycle 3: web9 (since 1) is due, with both of its changes
+  ASSERT_EQ(third.state.builds.size(), 1u);
+  EXPECT_EQ(third.state.builds[0].key, web9);
+  ASSERT_EQ(third.state.builds[0].jobs.size(), 1u);
+  EXPECT_EQ(third.state.builds[0].jobs.begin()->second.latest().state, model::job_state::passed);
+  EXPECT_EQ(third.oldest_waiting, std::optional<std::uint64_t>{2u}); // api9, since cycle 2
+  auto fourth = take(2); // cycle 4: api9 is due; nothing waits
+  ASSERT_EQ(fourth.state.builds.size(), 1u);
+  EXPECT_EQ(fourth.state.builds[0].key, api9);
+  EXPECT_FALSE(fourth.oldest_waiting);
 }
 
 namespace {
@@ -409,7 +440,7 @@ TEST_F(slow_store_test, a_pipelines_events_wait_behind_a_read_in_journal_order) 
   run();
   ASSERT_EQ(held->pending.size(), 1u);
   EXPECT_EQ(ask_error(routing, caf::get_atom::value, web10), actors::errc::not_found);
-  auto batch = ask<actors::snapshot_batch>(routing, actors::snapshot_atom::value, size_t{10});
+  auto batch = ask<actors::snapshot_batch>(routing, actors::snapshot_atom::value, size_t{10}, std::uint64_t{0});
   ASSERT_TRUE(batch.oldest_waiting);
   EXPECT_EQ(*batch.oldest_waiting, batch.cycle); // the held events came in this cycle
   caf::anon_send(routing, actors::snapshot_atom::value, true);
@@ -485,7 +516,7 @@ TEST_F(registry_test, an_event_naming_its_build_by_id_waits_for_the_build) {
   run();
   EXPECT_EQ(stats->unlinked.load(), 2u);
   EXPECT_EQ(stats->live.load(), 0u);
-  auto first = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{100});
+  auto first = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{100}, std::uint64_t{0});
   EXPECT_TRUE(first.state.builds.empty());
   ASSERT_TRUE(first.oldest_waiting);
   EXPECT_EQ(*first.oldest_waiting, 1u);
@@ -498,7 +529,7 @@ TEST_F(registry_test, an_event_naming_its_build_by_id_waits_for_the_build) {
   EXPECT_EQ(doc["state"], "running");
   ASSERT_EQ(doc["jobs"].size(), 1u) << doc.dump(2);
   // Written in this cycle; had it not fit the batch, the journal from cycle 1 stays.
-  auto second = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{0});
+  auto second = ask<actors::snapshot_batch>(registry, actors::snapshot_atom::value, size_t{0}, std::uint64_t{0});
   ASSERT_TRUE(second.oldest_waiting);
   EXPECT_EQ(*second.oldest_waiting, 1u);
   caf::anon_send(registry, actors::snapshot_atom::value, false);

@@ -26,13 +26,17 @@ model::envelope finished(const model::build_key& key, model::timestamp at) {
           model::build_event{model::build_event::finished, model::build_end::completed, "x"}};
 }
 
-struct snapshotter_test : test::registry_fixture {
-  // Not detached here: the test scheduler runs it deterministically.
-  actors::snapshotter_actor snapshots = sys->spawn(
-    actors::snapshotter, store, registry, tracker, catalog, actors::treeherder_publisher_actor{},
-    actors::snapshot_policy{200ms, 1h, 2h});
+/// A snapshot every 200 ms; a changed build waits `delay` before it is written.
+struct snapshotter_fixture : test::registry_fixture {
+  explicit snapshotter_fixture(std::chrono::milliseconds delay)
+    // Not detached here: the test scheduler runs it deterministically.
+    : snapshots{sys->spawn(actors::snapshotter, store, registry, tracker, catalog,
+                           actors::treeherder_publisher_actor{},
+                           actors::snapshot_policy{200ms, 1h, 2h, 1000, delay})} {
+  }
+  actors::snapshotter_actor snapshots;
 
-  ~snapshotter_test() {
+  ~snapshotter_fixture() {
     caf::anon_send_exit(snapshots, caf::exit_reason::user_shutdown);
     run();
   }
@@ -42,6 +46,14 @@ struct snapshotter_test : test::registry_fixture {
     store->for_each([&](const model::build&) { ++n; });
     return n;
   }
+};
+
+struct snapshotter_test : snapshotter_fixture {
+  snapshotter_test() : snapshotter_fixture{0ms} {}
+};
+
+struct delayed_snapshotter_test : snapshotter_fixture {
+  delayed_snapshotter_test() : snapshotter_fixture{500ms} {}
 };
 
 const model::build_key web1{"buildkite", "web", "1"};
@@ -89,4 +101,26 @@ TEST_F(snapshotter_test, sweeps_expired_builds_from_memory_and_store) {
   EXPECT_FALSE(store->load(web1, failed));
   EXPECT_TRUE(store->load(web2, failed));
   EXPECT_EQ(stats->tracked.load(), 1u);
+}
+
+TEST_F(delayed_snapshotter_test, writes_a_changed_build_once_the_delay_has_passed_with_what_came_meanwhile) {
+  auto now = support::wall_clock();
+  caf::anon_send(registry, job(web1, model::job_state::running, now));
+  run();
+  // 500 ms are three snapshots of 200 ms: the build changed before the first, so the
+  // fourth (at 800 ms) is the first that writes it.
+  advance(200ms);
+  caf::anon_send(registry, job(web1, model::job_state::failed, now));
+  caf::anon_send(registry, finished(web1, now));
+  run();
+  advance(200ms);
+  advance(200ms);
+  EXPECT_EQ(stored(), 0u);
+  EXPECT_EQ(stats->dirty.load(), 1u);
+  advance(200ms);
+  ASSERT_EQ(stored(), 1u);
+  bool failed = false;
+  auto b = store->load(web1, failed);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->state, model::build_state::failed); // the later changes came with it
 }
