@@ -21,7 +21,9 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <iterator>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +75,7 @@ struct options {
   std::string store = "memory";      ///< or "redis": a redis-server of the bench's own
   std::string redis_fsync = "everysec"; ///< its appendfsync: always, everysec or no
   std::string snapshot_interval = "200ms";
+  std::string snapshot_delay; ///< empty: the daemon's default
   int snapshot_max_builds = 1000;
   bool restart = false; ///< after the storm, restart buildtrackd and time it until it serves
   bool notify = false;  ///< a webhook sink to a receiver in this process
@@ -148,6 +151,25 @@ void await_daemon(unsigned short port, std::chrono::milliseconds limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds{2});
   }
   throw std::runtime_error{"buildtrackd did not become ready on port " + std::to_string(port)};
+}
+
+/// CPU time (user and system, every thread) a process has used so far, in seconds.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string stat{std::istreambuf_iterator<char>{in}, {}};
+  // Fields 14 and 15 (utime, stime) follow the command name, which may hold spaces.
+  std::istringstream rest{stat.substr(stat.rfind(')') + 2)};
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i)
+    if (i >= 14)
+      ticks += std::stod(field);
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// CPU time per request of a process over a run, in microseconds.
+double cpu_us_per_request(double before, double after, const storm::load_result& r) {
+  return r.samples.empty() ? 0.0 : (after - before) * 1e6 / static_cast<double>(r.samples.size());
 }
 
 long rss_kib(pid_t pid) {
@@ -272,7 +294,7 @@ const char* const usage =
   "  --batch N --targets 1 (native)  --subscribers N (taskcluster)\n"
   "  --store memory|redis --redis-fsync always|everysec|no --restart 1 --notify 1\n"
   "  --notify-concurrency N --io-threads N --actor-threads N --policy sharing|stealing\n"
-  "  --actor-idle-timeout D --snapshot-interval D --snapshot-max-builds N\n"
+  "  --actor-idle-timeout D --snapshot-interval D --snapshot-max-builds N --snapshot-delay D\n"
   "  --check LIST  thresholds as buildtrack storm takes them, and ratio (% of the bare\n"
   "                floor): exit status 1 when one fails, e.g. 'ratio>=28,p99<5ms'\n"
   "buildtrack storm --help explains the storm; bench/RESULTS.md has figures.\n";
@@ -299,6 +321,7 @@ int main(int argc, char** argv) {
     else if (k == "--store") o.store = v;
     else if (k == "--redis-fsync") o.redis_fsync = v;
     else if (k == "--snapshot-interval") o.snapshot_interval = v;
+    else if (k == "--snapshot-delay") o.snapshot_delay = v;
     else if (k == "--snapshot-max-builds") o.snapshot_max_builds = std::stoi(v);
     else if (k == "--restart") o.restart = v == "1" || v == "yes";
     else if (k == "--notify") o.notify = v == "1" || v == "yes";
@@ -359,7 +382,10 @@ int main(int argc, char** argv) {
   auto bare_port = bt::test::free_port();
   auto bare = spawn({o.bare, std::to_string(bare_port), std::to_string(o.io_threads)});
   await_ready(bare_port);
+  auto bare_cpu = cpu_seconds(bare), load_cpu = cpu_seconds(getpid());
   auto floor = send(w, bare_port, o.connections);
+  auto bare_us = cpu_us_per_request(bare_cpu, cpu_seconds(bare), floor);
+  auto floor_load_us = cpu_us_per_request(load_cpu, cpu_seconds(getpid()), floor);
   stop(bare);
 
   // The Redis store gets a redis-server of its own, appending to its AOF.
@@ -386,6 +412,7 @@ int main(int argc, char** argv) {
         << "\nstore:\n  kind: " << o.store << "\n  redis:\n    url: redis://127.0.0.1:"
         << redis_port << "/0\n  snapshot_interval: " << o.snapshot_interval
         << "\n  snapshot_max_builds: " << o.snapshot_max_builds
+        << (o.snapshot_delay.empty() ? "" : "\n  snapshot_delay: " + o.snapshot_delay)
         << "\nsources:\n  buildkite:\n    token: " << token << "\n  native:\n    token: " << token
         << "\n  cdevents:\n    token: " << token
         << "\n  taskcluster:\n    token: " << token << "\n    root_url: "
@@ -435,7 +462,12 @@ int main(int argc, char** argv) {
     });
   }
   auto storm_started = std::chrono::system_clock::now();
+  double daemon_cpu = cpu_seconds(daemon), redis_cpu = redis > 0 ? cpu_seconds(redis) : 0.0;
+  load_cpu = cpu_seconds(getpid());
   auto result = send(w, port, o.connections);
+  auto daemon_us = cpu_us_per_request(daemon_cpu, cpu_seconds(daemon), result);
+  auto redis_us = redis > 0 ? cpu_us_per_request(redis_cpu, cpu_seconds(redis), result) : 0.0;
+  auto load_us = cpu_us_per_request(load_cpu, cpu_seconds(getpid()), result);
   for (auto& r : readers)
     r.join();
   if (!w.afterwards.empty()) {
@@ -504,6 +536,11 @@ int main(int argc, char** argv) {
               o.store.c_str(), o.store == "redis" ? (" (appendfsync " + o.redis_fsync + ")").c_str() : "",
               100.0 * result.rate() / floor.rate(), rss_before, rss_after,
               static_cast<double>(rss_after - rss_before) / tracked, tracked, o.jobs);
+  // CPU per request is steadier than req/s on a shared machine: it says what a change
+  // costs even when a neighbour slows the whole run.
+  std::printf("cpu per request: bare-beast %.1f us (load generator %.1f us); buildtrackd %.1f us, "
+              "redis-server %.1f us (load generator %.1f us)\n",
+              bare_us, floor_load_us, daemon_us, redis_us, load_us);
   std::printf("verify: %zu of %zu builds with the expected final state\n", verified.builds_ok,
               verified.builds);
   std::printf("verify: %zu of %zu streaks as the final states make them\n", verified.streaks_ok,
