@@ -74,3 +74,29 @@ TEST(json_schema, references_outside_the_schemas_folder_are_refused) {
     << "no folder: no references";
   std::filesystem::remove_all(dir);
 }
+
+// A format applies to strings only: a value of another type where a `uri` is due is a
+// type error at its path, not an exception (valijson 1.0 threw from its format check;
+// fuzz_cdevents found it with an object as `context.schemaUri`).
+TEST(json_schema, a_format_on_a_value_that_is_not_a_string_is_a_problem_at_its_path) {
+  std::string error;
+  auto s = json_schema::parse(
+    R"({"type":"object","properties":{"u":{"type":"string","format":"uri"},"d":{"type":"string","format":"date-time"}}})",
+    error);
+  ASSERT_TRUE(s) << error;
+  EXPECT_TRUE(s->accepts(json{{"u", "https://example.com/x"}, {"d", "2023-03-20T14:27:05Z"}}));
+  for (auto& bad : {json{{"u", {{"not", "a string"}}}}, json{{"u", 42}}, json{{"d", json::array()}}}) {
+    std::vector<std::string> problems;
+    ASSERT_NO_THROW(problems = s->problems(bad)) << bad;
+    ASSERT_FALSE(problems.empty()) << bad;
+    EXPECT_EQ(problems.front().rfind(bad.begin().key() == "u" ? "/u" : "/d", 0), 0u) << problems.front();
+  }
+  // The CDEvents document the fuzzer found: refused with the field named.
+  auto queued = schema("pipelinerunqueued");
+  auto doc = json::parse(bt::test::fixture("cdevents/pipelinerun_queued.json"));
+  doc["context"]["schemaUri"] = {{"pipelineName", "myPipeline"}};
+  std::vector<std::string> problems;
+  ASSERT_NO_THROW(problems = queued.problems(doc));
+  ASSERT_FALSE(problems.empty());
+  EXPECT_NE(problems.front().find("/context"), std::string::npos) << problems.front();
+}
