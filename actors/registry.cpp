@@ -226,32 +226,33 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit, std:
   auto rp = self->make_response_promise<snapshot_batch>();
   auto batch = std::make_shared<snapshot_batch>();
   batch->cycle = st.cycle++;
+  // What this snapshot leaves unwritten, changed since `cycle`: the journal after the
+  // snapshot before that cycle must stay.
+  auto still_waits = [&](std::uint64_t cycle) {
+    if (!batch->oldest_waiting || cycle < *batch->oldest_waiting)
+      batch->oldest_waiting = cycle;
+  };
   std::vector<std::pair<std::uint64_t, std::string>> waiting;
   waiting.reserve(st.dirty.size());
   for (auto& [name, cycle] : st.dirty) {
     if (cycle + delay <= batch->cycle)
       waiting.emplace_back(cycle, name);
-    else if (!batch->oldest_waiting || cycle < *batch->oldest_waiting)
-      batch->oldest_waiting = cycle; // changed too recently: the journal keeps it
+    else
+      still_waits(cycle); // changed too recently
   }
   if (waiting.size() > limit) {
     std::nth_element(waiting.begin(), waiting.begin() + static_cast<std::ptrdiff_t>(limit),
                      waiting.end());
-    auto left_out = std::min_element(waiting.begin() + static_cast<std::ptrdiff_t>(limit),
-                                     waiting.end())
-                      ->first;
-    if (!batch->oldest_waiting || left_out < *batch->oldest_waiting)
-      batch->oldest_waiting = left_out;
+    still_waits(std::min_element(waiting.begin() + static_cast<std::ptrdiff_t>(limit), waiting.end())
+                  ->first);
     waiting.resize(limit);
   }
-  // Events held behind a read are journaled but in no build yet: the journal after
-  // the snapshot before they came must stay.
-  // So are events waiting for the build their id names.
+  // Events held behind a read are journaled but in no build yet; so are events
+  // waiting for the build their id names.
   drop_stale_unlinked(self, support::wall_clock());
   for (auto* waiting : {&st.held, &st.unlinked})
     for (auto& [_, held] : *waiting)
-      if (!batch->oldest_waiting || held.since < *batch->oldest_waiting)
-        batch->oldest_waiting = held.since;
+      still_waits(held.since);
   std::vector<build_actor> ask;
   st.in_flight.clear();
   for (auto& [cycle, name] : waiting) {

@@ -31,45 +31,48 @@ def samples(path):
         yield stack
 
 
+# Per thread (found by a function on the stack; an empty tuple matches any), its
+# stages: the first whose functions appear on the stack names the sample.
+RULES = [
+    (("write_loop",), [
+        (("api::accept",), "writer thread: acknowledge and route (the append's callbacks)"),
+        ((), "writer thread: journal round trip (XADD)"),
+    ]),
+    (("snapshotter", "redis_store::write("), [
+        ((), "snapshot thread: encode and write builds"),
+    ]),
+    (("caf::",), [
+        # A build actor applying an event, before snapshots: its answer to a snapshot
+        # request names snapshot_atom without applying anything.
+        (("apply_event",), "CAF: build actor (model and effects)"),
+        (("take_snapshot", "snapshot_atom"), "CAF: snapshot collection (registry, build copies)"),
+        (("catalog",), "CAF: catalog (listings, builds feed)"),
+        (("streak_tracker",), "CAF: streaks"),
+        (("bt::actors::registry", "registry_state", "bt::actors::(anonymous namespace)::route",
+          "deliver"), "CAF: registry routing"),
+        ((), "CAF: scheduling and mailboxes"),
+    ]),
+    ((), [
+        (("authenticate",), "HTTP thread: authenticate"),
+        (("codec::encode",), "HTTP thread: journal encode"),
+        (("redis_store::append",), "HTTP thread: hand-off to the journal writer"),
+        (("_parse", "::parse("), "HTTP thread: source parse"),
+        (("api::",), "HTTP thread: request routing (api)"),
+        (("do_write", "on_write", "async_write", "sendmsg"), "HTTP thread: write the answer"),
+        (("do_read", "async_read", "basic_parser", "recvmsg", "on_read"),
+         "HTTP thread: read the request"),
+        (("epoll_wait", "boost::asio"), "HTTP thread: Asio scheduler (epoll, posted answers)"),
+        ((), "other"),
+    ]),
+]
+
+
 def stage(stack):
-    def has(*names):
-        return any(n in frame for frame in stack for n in names)
-    if has("write_loop"):
-        if has("api::accept"):
-            return "writer thread: acknowledge and route (the append's callbacks)"
-        return "writer thread: journal round trip (XADD)"
-    if has("snapshotter", "redis_store::write("):
-        return "snapshot thread: encode and write builds"
-    if has("caf::"):
-        if has("take_snapshot") or (has("snapshot_atom") and not has("apply_event")):
-            return "CAF: snapshot collection (registry, build copies)"
-        if has("apply_event"):
-            return "CAF: build actor (model and effects)"
-        if has("catalog"):
-            return "CAF: catalog (listings, builds feed)"
-        if has("streak_tracker"):
-            return "CAF: streaks"
-        if has("bt::actors::registry", "registry_state", "bt::actors::(anonymous namespace)::route",
-               "deliver"):
-            return "CAF: registry routing"
-        return "CAF: scheduling and mailboxes"
-    if has("authenticate"):
-        return "HTTP thread: authenticate"
-    if has("codec::encode"):
-        return "HTTP thread: journal encode"
-    if has("redis_store::append"):
-        return "HTTP thread: hand-off to the journal writer"
-    if has("_parse", "::parse("):
-        return "HTTP thread: source parse"
-    if has("api::"):
-        return "HTTP thread: request routing (api)"
-    if has("do_write", "on_write", "async_write", "sendmsg"):
-        return "HTTP thread: write the answer"
-    if has("do_read", "async_read", "basic_parser", "recvmsg", "on_read"):
-        return "HTTP thread: read the request"
-    if has("epoll_wait", "boost::asio"):
-        return "HTTP thread: Asio scheduler (epoll, posted answers)"
-    return "other"
+    def has(names):
+        return not names or any(n in frame for frame in stack for n in names)
+    for thread, stages in RULES:
+        if has(thread):
+            return next(name for names, name in stages if has(names))
 
 
 def main():

@@ -19,9 +19,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
-#include <iterator>
 #include <set>
 #include <sstream>
 #include <string>

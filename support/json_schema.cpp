@@ -115,16 +115,16 @@ const char* pattern_of_format(const std::string& format) {
 /// Every other format is checked only on strings, as JSON Schema says: valijson 1.0
 /// applies it to any value and throws on one that is not a string (an object where a
 /// `uri` is due, found by fuzz_cdevents), so it goes under `if: {type: string}`.
-void formats_as_patterns(nlohmann::json& schema) {
+void rewrite_formats(nlohmann::json& schema) {
   if (schema.is_array()) {
     for (auto& item : schema)
-      formats_as_patterns(item);
+      rewrite_formats(item);
     return;
   }
   if (!schema.is_object())
     return;
   for (auto& [key, value] : schema.items())
-    formats_as_patterns(value);
+    rewrite_formats(value);
   auto format = schema.find("format");
   if (format == schema.end() || !format->is_string())
     return;
@@ -225,7 +225,7 @@ std::optional<json_schema> json_schema::parse(const std::string& text, std::stri
       error = "a schema is an object";
       return std::nullopt;
     }
-    formats_as_patterns(doc);
+    rewrite_formats(doc);
     auto state = std::make_shared<impl>();
     valijson::SchemaParser parser{valijson::SchemaParser::kDraft7};
     valijson::adapters::NlohmannJsonAdapter adapter{doc};
@@ -242,7 +242,7 @@ std::optional<json_schema> json_schema::parse(const std::string& text, std::stri
         auto referenced = std::make_unique<nlohmann::json>(yaml_to_json(*found));
         if (!referenced->is_object())
           throw std::runtime_error{"$ref " + uri + ": " + *path + " is not a schema"};
-        formats_as_patterns(*referenced);
+        rewrite_formats(*referenced);
         absolute_refs(*referenced, referenced->value("$id", uri));
         return referenced.release();
       };
