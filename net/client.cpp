@@ -1,13 +1,14 @@
 #include "net/client.hpp"
 
+#include <map>
 #include <thread>
 
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -85,19 +86,104 @@ bool is_loopback_host(std::string_view host) {
 namespace {
 
 constexpr std::size_t response_limit = 1024 * 1024;
+using steady = std::chrono::steady_clock;
 
-/// One request on one connection: resolve, connect, (handshake), write, read.
-/// `Stream` is beast::tcp_stream or beast::ssl_stream<beast::tcp_stream>.
+/// True while nothing arrived on an idle connection: neither its close (end of
+/// stream) nor any bytes (an answer nobody asked for, or TLS's close_notify).
+bool still_idle(tcp::socket& socket) {
+  char byte;
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, ec);
+  beast::error_code ignored;
+  socket.non_blocking(false, ignored);
+  return ec == asio::error::would_block;
+}
+
+/// Idle keep-alive connections by origin. Used on the client's thread only.
+template <class Stream>
+class connection_pool {
+public:
+  explicit connection_pool(connection_reuse reuse, asio::io_context& ioc)
+    : reuse_{reuse}, sweep_{ioc} {}
+
+  /// The connection used last for `origin` that is still open; null when none.
+  std::unique_ptr<Stream> take(const std::string& origin) {
+    auto it = idle_.find(origin);
+    if (it == idle_.end())
+      return nullptr;
+    auto& list = it->second;
+    std::unique_ptr<Stream> found;
+    while (!list.empty() && !found) {
+      auto candidate = std::move(list.back().stream);
+      list.pop_back();
+      if (still_idle(beast::get_lowest_layer(*candidate).socket()))
+        found = std::move(candidate);
+    }
+    if (list.empty())
+      idle_.erase(it);
+    return found;
+  }
+
+  /// Keeps `stream` for the next request to `origin`, or closes it when the origin
+  /// has enough idle ones.
+  void put(const std::string& origin, std::unique_ptr<Stream> stream) {
+    auto& list = idle_[origin];
+    if (list.size() >= reuse_.max_idle_per_origin)
+      return; // destroying it closes it
+    beast::get_lowest_layer(*stream).expires_never();
+    list.push_back({std::move(stream), steady::now()});
+    arm_sweep();
+  }
+
+private:
+  struct idle {
+    std::unique_ptr<Stream> stream;
+    steady::time_point since;
+  };
+
+  /// Closes connections idle for longer than the timeout, while any are kept.
+  void arm_sweep() {
+    if (sweep_armed_)
+      return;
+    sweep_armed_ = true;
+    sweep_.expires_after(reuse_.idle_timeout / 2 + std::chrono::milliseconds{1});
+    sweep_.async_wait([this](beast::error_code ec) {
+      sweep_armed_ = false;
+      if (ec)
+        return;
+      auto oldest = steady::now() - reuse_.idle_timeout;
+      for (auto it = idle_.begin(); it != idle_.end();) {
+        std::erase_if(it->second, [&](const idle& c) { return c.since <= oldest; });
+        it = it->second.empty() ? idle_.erase(it) : std::next(it);
+      }
+      if (!idle_.empty())
+        arm_sweep();
+    });
+  }
+
+  connection_reuse reuse_;
+  asio::steady_timer sweep_;
+  bool sweep_armed_ = false;
+  std::map<std::string, std::vector<idle>> idle_;
+};
+
+/// One request: on a kept connection of its origin when there is one, else resolve,
+/// connect, (handshake); then write and read. `Stream` is beast::tcp_stream or
+/// beast::ssl_stream<beast::tcp_stream>. Runs on the client's one thread.
 template <class Stream>
 class exchange : public std::enable_shared_from_this<exchange<Stream>> {
 public:
-  template <class... StreamArgs>
-  exchange(asio::io_context& ioc, url_parts url, outbound_request req,
-           std::chrono::milliseconds timeout, http_client::callback done, StreamArgs&&... args)
-    : resolver_{asio::make_strand(ioc)},
-      stream_{resolver_.get_executor(), std::forward<StreamArgs>(args)...},
+  using make_stream = std::function<std::unique_ptr<Stream>()>;
+
+  exchange(asio::io_context& ioc, connection_pool<Stream>& pool, make_stream make, url_parts url,
+           outbound_request req, std::chrono::milliseconds timeout, http_client::callback done)
+    : resolver_{ioc},
+      pool_{pool},
+      make_{std::move(make)},
       url_{std::move(url)},
-      timeout_{timeout},
+      origin_{(tls ? "https://" : "http://") + url_.host + ":" + url_.port},
+      deadline_{steady::now() + timeout},
       done_{std::move(done)} {
     req_.method_string(req.method);
     req_.target(url_.target);
@@ -107,33 +193,37 @@ public:
     for (auto& [name, value] : req.headers)
       req_.set(name, value);
     req_.body() = std::move(req.body);
+    req_.keep_alive(true);
     req_.prepare_payload();
-    req_.keep_alive(false);
-    parser_.body_limit(response_limit);
   }
 
-  /// Starts the exchange on its own strand.
+  /// Starts the exchange; call on the client's thread.
   void run() {
-    asio::dispatch(resolver_.get_executor(),
-                   beast::bind_front_handler(&exchange::do_resolve, this->shared_from_this()));
+    stream_ = pool_.take(origin_);
+    reused_ = stream_ != nullptr;
+    if (!reused_)
+      return do_resolve();
+    lowest().expires_at(deadline_);
+    do_write();
   }
 
 private:
   static constexpr bool tls = !std::is_same_v<Stream, beast::tcp_stream>;
 
   void do_resolve() {
+    stream_ = make_();
     if constexpr (tls) {
       // SNI, and the certificate must name the host we asked for.
-      if (!SSL_set_tlsext_host_name(stream_.native_handle(), url_.host.c_str()))
+      if (!SSL_set_tlsext_host_name(stream_->native_handle(), url_.host.c_str()))
         return fail("cannot set TLS server name");
-      stream_.set_verify_callback(ssl::host_name_verification(url_.host));
+      stream_->set_verify_callback(ssl::host_name_verification(url_.host));
     }
-    lowest().expires_after(timeout_);
+    lowest().expires_at(deadline_);
     resolver_.async_resolve(url_.host, url_.port,
                             beast::bind_front_handler(&exchange::on_resolve, this->shared_from_this()));
   }
 
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(*stream_); }
 
   void on_resolve(beast::error_code ec, tcp::resolver::results_type results) {
     if (ec)
@@ -146,9 +236,9 @@ private:
     if (ec)
       return fail("connect: " + ec.message());
     if constexpr (tls)
-      stream_.async_handshake(ssl::stream_base::client,
-                              beast::bind_front_handler(&exchange::on_handshake,
-                                                        this->shared_from_this()));
+      stream_->async_handshake(ssl::stream_base::client,
+                               beast::bind_front_handler(&exchange::on_handshake,
+                                                         this->shared_from_this()));
     else
       do_write();
   }
@@ -160,30 +250,45 @@ private:
   }
 
   void do_write() {
-    http::async_write(stream_, req_,
+    parser_.emplace();
+    parser_->body_limit(response_limit);
+    buffer_.clear();
+    http::async_write(*stream_, req_,
                       beast::bind_front_handler(&exchange::on_write, this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t) {
     if (ec)
-      return fail("write: " + ec.message());
-    http::async_read(stream_, buffer_, parser_,
+      return again_or_fail("write: " + ec.message());
+    http::async_read(*stream_, buffer_, *parser_,
                      beast::bind_front_handler(&exchange::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
     if (ec)
-      return fail("read: " + ec.message());
-    auto& res = parser_.get();
+      return parser_->got_some() ? fail("read: " + ec.message())
+                                 : again_or_fail("read: " + ec.message());
+    auto& res = parser_->get();
     inbound_response out;
     out.status = static_cast<int>(res.result_int());
     out.body = std::move(res.body());
     if (auto it = res.find(http::field::retry_after); it != res.end())
       out.retry_after = std::string{it->value()};
-    // The server closes after answering (keep_alive false): no graceful shutdown needed.
-    beast::error_code ignored;
-    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    if (res.keep_alive()) {
+      pool_.put(origin_, std::move(stream_));
+    } else {
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
     done_(std::move(out));
+  }
+
+  /// A kept connection the server closed meanwhile is no answer: once more on a new
+  /// one, within the same deadline.
+  void again_or_fail(std::string why) {
+    if (!std::exchange(reused_, false) || steady::now() >= deadline_)
+      return fail(std::move(why));
+    do_resolve();
   }
 
   void fail(std::string why) {
@@ -193,24 +298,34 @@ private:
   }
 
   tcp::resolver resolver_;
-  Stream stream_;
+  connection_pool<Stream>& pool_;
+  make_stream make_;
   url_parts url_;
-  std::chrono::milliseconds timeout_;
+  std::string origin_;
+  steady::time_point deadline_;
   http_client::callback done_;
+  std::unique_ptr<Stream> stream_;
+  bool reused_ = false;
   http::request<http::string_body> req_;
   beast::flat_buffer buffer_;
-  http::response_parser<http::string_body> parser_;
+  std::optional<http::response_parser<http::string_body>> parser_;
 };
 
 } // namespace
 
 struct http_client::impl {
+  using plain_stream = beast::tcp_stream;
+  using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
   asio::io_context ioc{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   ssl::context tls{ssl::context::tls_client};
+  // After the io_context: kept connections close before it goes.
+  connection_pool<plain_stream> plain_pool;
+  connection_pool<tls_stream> tls_pool;
   std::thread thread;
 
-  impl() {
+  explicit impl(connection_reuse reuse) : plain_pool{reuse, ioc}, tls_pool{reuse, ioc} {
     tls.set_default_verify_paths();
     tls.set_verify_mode(ssl::verify_peer);
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
@@ -225,7 +340,7 @@ struct http_client::impl {
   }
 };
 
-http_client::http_client() : impl_{std::make_unique<impl>()} {
+http_client::http_client(connection_reuse reuse) : impl_{std::make_unique<impl>(reuse)} {
 }
 
 http_client::~http_client() = default;
@@ -238,14 +353,20 @@ void http_client::send(outbound_request req, std::chrono::milliseconds timeout, 
     done(std::move(out));
     return;
   }
+  auto& m = *impl_;
+  std::function<void()> start;
   if (url->tls)
-    std::make_shared<exchange<beast::ssl_stream<beast::tcp_stream>>>(
-      impl_->ioc, std::move(*url), std::move(req), timeout, std::move(done), impl_->tls)
-      ->run();
+    start = [x = std::make_shared<exchange<impl::tls_stream>>(
+               m.ioc, m.tls_pool,
+               [&m] { return std::make_unique<impl::tls_stream>(m.ioc.get_executor(), m.tls); },
+               std::move(*url), std::move(req), timeout, std::move(done))] { x->run(); };
   else
-    std::make_shared<exchange<beast::tcp_stream>>(impl_->ioc, std::move(*url), std::move(req),
-                                                  timeout, std::move(done))
-      ->run();
+    start = [x = std::make_shared<exchange<impl::plain_stream>>(
+               m.ioc, m.plain_pool,
+               [&m] { return std::make_unique<impl::plain_stream>(m.ioc.get_executor()); },
+               std::move(*url), std::move(req), timeout, std::move(done))] { x->run(); };
+  // The pools live on the client's thread.
+  asio::post(m.ioc, std::move(start));
 }
 
 } // namespace bt::net

@@ -43,14 +43,24 @@ std::string percent_encode(std::string_view s, std::string_view keep = {});
 /// True for hosts that never leave this machine: localhost, 127.0.0.0/8, ::1.
 bool is_loopback_host(std::string_view host);
 
-/// An asynchronous HTTP/1.1 client on its own I/O thread. One connection per
-/// request; TLS verifies the peer's certificate chain and host name against the
-/// system's trust store. Bodies of answers are capped at 1 MiB.
+/// How long an idle keep-alive connection is kept, and how many per origin.
+struct connection_reuse {
+  std::chrono::milliseconds idle_timeout{30'000};
+  std::size_t max_idle_per_origin = 32;
+};
+
+/// An asynchronous HTTP/1.1 client on its own I/O thread. Connections are kept alive
+/// and reused per origin (scheme, host, port) while the server allows it; an idle one
+/// closes after `connection_reuse::idle_timeout`. A request that fails on a reused
+/// connection before any byte of an answer came (the server closed it meanwhile) is
+/// sent once more on a new connection, so a receiver may see it twice, as with any
+/// retry: deliveries carry an id for that. TLS verifies the peer's certificate chain and
+/// host name against the system's trust store. Bodies of answers are capped at 1 MiB.
 class http_client {
 public:
   using callback = std::function<void(inbound_response)>;
 
-  http_client();
+  explicit http_client(connection_reuse reuse = {});
   /// Stops the I/O thread; the callbacks of requests still in flight never run.
   ~http_client();
   http_client(const http_client&) = delete;

@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "tests/eventually.hpp"
 #include "tests/fake_receiver.hpp"
 #include "tests/redis_server.hpp"
 
@@ -147,4 +148,115 @@ TEST(http_client, refuses_a_certificate_no_trusted_authority_signed) {
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.error.find("TLS handshake"), std::string::npos) << r.error;
   EXPECT_FALSE(served_request) << "nothing may be sent to an unverified peer";
+}
+
+namespace {
+
+using then = test::fake_receiver::answer_t::then;
+
+std::string url_of(const test::fake_receiver& r) {
+  return "http://127.0.0.1:" + std::to_string(r.port()) + "/hook";
+}
+
+} // namespace
+
+TEST(http_client, keeps_a_connection_alive_and_sends_the_next_request_on_it) {
+  test::fake_receiver keeps{test::redis_server::free_port(),
+                            [](const auto&, std::size_t) { return test::fake_receiver::answer_t{}; },
+                            true};
+  test::fake_receiver closes{test::redis_server::free_port(),
+                             [](const auto&, std::size_t) { return test::fake_receiver::answer_t{}; }};
+  net::http_client client;
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(send_sync(client, {"POST", url_of(keeps), {}, std::to_string(i)}).status, 200);
+    EXPECT_EQ(send_sync(client, {"POST", url_of(closes), {}, std::to_string(i)}).status, 200);
+  }
+  EXPECT_EQ(keeps.count(), 5u);
+  EXPECT_EQ(keeps.connections(), 1u);
+  EXPECT_EQ(keeps.requests().at(4).body, "4");
+  // A server that says "Connection: close" gets a new connection each time.
+  EXPECT_EQ(closes.count(), 5u);
+  EXPECT_EQ(closes.connections(), 5u);
+}
+
+TEST(http_client, concurrent_requests_open_no_more_connections_than_are_in_flight) {
+  test::fake_receiver receiver{test::redis_server::free_port(),
+                               [](const auto&, std::size_t) { return test::fake_receiver::answer_t{}; },
+                               true};
+  net::http_client client;
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::future<net::inbound_response>> answers;
+    for (int i = 0; i < 8; ++i) {
+      auto answer = std::make_shared<std::promise<net::inbound_response>>();
+      answers.push_back(answer->get_future());
+      client.send({"POST", url_of(receiver), {}, "x"}, 2s,
+                  [answer](net::inbound_response r) { answer->set_value(std::move(r)); });
+    }
+    for (auto& a : answers)
+      EXPECT_EQ(a.get().status, 200);
+  }
+  EXPECT_EQ(receiver.count(), 16u);
+  EXPECT_LE(receiver.connections(), 8u);
+}
+
+TEST(http_client, a_kept_connection_the_server_closed_is_not_used_again) {
+  test::fake_receiver receiver{test::redis_server::free_port(),
+                               [](const auto&, std::size_t n) {
+                                 test::fake_receiver::answer_t a;
+                                 // Says keep-alive, then closes: its idle timeout was short.
+                                 if (n == 0)
+                                   a.after = then::close_unannounced;
+                                 return a;
+                               },
+                               true};
+  net::http_client client;
+  EXPECT_EQ(send_sync(client, {"POST", url_of(receiver), {}, "first"}).status, 200);
+  ASSERT_TRUE(test::eventually([&] { return receiver.closed_connections() == 1; }));
+  auto r = send_sync(client, {"POST", url_of(receiver), {}, "second"});
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(receiver.count(), 2u) << "each request was sent once";
+  EXPECT_EQ(receiver.connections(), 2u);
+}
+
+TEST(http_client, a_request_a_reused_connection_loses_goes_once_more_on_a_new_one) {
+  test::fake_receiver receiver{test::redis_server::free_port(),
+                               [](const auto&, std::size_t n) {
+                                 test::fake_receiver::answer_t a;
+                                 // The server closes as the second request arrives.
+                                 if (n == 1)
+                                   a.after = then::drop_unanswered;
+                                 return a;
+                               },
+                               true};
+  net::http_client client;
+  EXPECT_EQ(send_sync(client, {"POST", url_of(receiver), {}, "first"}).status, 200);
+  auto r = send_sync(client, {"POST", url_of(receiver), {}, "second"});
+  EXPECT_EQ(r.status, 200) << r.error;
+  ASSERT_EQ(receiver.count(), 3u);
+  EXPECT_EQ(receiver.requests().at(2).body, "second");
+  EXPECT_EQ(receiver.connections(), 2u);
+}
+
+TEST(http_client, a_request_a_new_connection_loses_is_an_error_not_sent_again) {
+  test::fake_receiver receiver{test::redis_server::free_port(),
+                               [](const auto&, std::size_t) {
+                                 test::fake_receiver::answer_t a;
+                                 a.after = then::drop_unanswered;
+                                 return a;
+                               },
+                               true};
+  net::http_client client;
+  auto r = send_sync(client, {"POST", url_of(receiver), {}, "once"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.error.find("read"), std::string::npos) << r.error;
+  EXPECT_EQ(receiver.count(), 1u);
+}
+
+TEST(http_client, an_idle_connection_is_closed_after_the_idle_timeout) {
+  test::fake_receiver receiver{test::redis_server::free_port(),
+                               [](const auto&, std::size_t) { return test::fake_receiver::answer_t{}; },
+                               true};
+  net::http_client client{{std::chrono::milliseconds{100}, 32}};
+  EXPECT_EQ(send_sync(client, {"POST", url_of(receiver), {}, "x"}).status, 200);
+  EXPECT_TRUE(test::eventually([&] { return receiver.closed_connections() == 1; }, 5s));
 }
