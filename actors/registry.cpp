@@ -148,11 +148,25 @@ void drop_stale_unlinked(self_ptr self, model::timestamp now) {
   st.publish();
 }
 
+/// Starts the read of a build that only the store has, for an event that waits behind
+/// its pipeline's reads: the reads of a held pipeline's builds overlap, while their
+/// events still go in the order they came.
+void read_ahead(self_ptr self, const model::build_key& k) {
+  auto& st = self->state;
+  auto name = k.str();
+  if (st.stored.erase(name) == 0)
+    return;
+  st.loading.emplace(name, pipeline_of(k));
+  st.publish();
+  start_load(self, k);
+}
+
 /// Routes one event: to the build's live actor; to a new actor started from its
 /// parked state, or empty when the build is new; or, when only the store holds the
 /// build, behind a read of its stored state. While a read is out, the pipeline's
-/// later events wait behind it in arrival order. An event that names its build by
-/// source and id alone goes to the build known by them, or waits for it.
+/// later events wait behind it in arrival order (the reads of their own builds start
+/// at once). An event that names its build by source and id alone goes to the build
+/// known by them, or waits for it.
 void route(self_ptr self, waiting_event w) {
   auto& st = self->state;
   auto& k = w.event.key;
@@ -166,7 +180,9 @@ void route(self_ptr self, waiting_event w) {
     if (auto held = st.held.find(pipeline_of(k)); held != st.held.end()) {
       if (!w.since)
         w.since = st.cycle;
-      return held->second.events.push_back(std::move(w));
+      auto key = k;
+      held->second.events.push_back(std::move(w));
+      return read_ahead(self, key);
     }
   // Most events go to a live actor: look it up without building a new string.
   st.scratch.clear();
@@ -209,6 +225,35 @@ void route(self_ptr self, waiting_event w) {
   st.publish();
   start_load(self, key);
   learn(self, seen);
+}
+
+/// Routes a held pipeline's events in the order they came, until one waits for a read
+/// still out or needs a new one: it and those after it stay held, where they are
+/// (moving them again on every read would make a long queue quadratic).
+void release_held(self_ptr self, const std::string& pipeline) {
+  auto& st = self->state;
+  auto it = st.held.find(pipeline);
+  if (it == st.held.end())
+    return;
+  // Out of the map while routing: route() must not hold these behind themselves.
+  auto waiting = std::move(it->second);
+  st.held.erase(it);
+  auto& events = waiting.events;
+  while (!events.empty() && !st.loading.contains(events.front().event.key.str())) {
+    auto w = std::move(events.front());
+    events.pop_front();
+    route(self, std::move(w));
+    if (auto again = st.held.find(pipeline); again != st.held.end()) {
+      // It needs a read: it goes first, the rest behind it. They wait since the
+      // older cycle.
+      for (auto first = again->second.events.rbegin(); first != again->second.events.rend(); ++first)
+        events.push_front(std::move(*first));
+      again->second = std::move(waiting);
+      return;
+    }
+  }
+  if (!events.empty())
+    st.held.emplace(pipeline, std::move(waiting));
 }
 
 /// Stops a live build actor the registry no longer routes to.
@@ -458,15 +503,7 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       else
         initial.key = key; // written once, gone since (expired by another process)
       spawn_build(self, name, std::move(initial));
-      // The pipeline's events go on in the order they came, until one of them needs
-      // another read (route() holds the rest behind it again).
-      auto held = st.held.find(pipeline);
-      if (held == st.held.end())
-        return st.publish();
-      auto events = std::move(held->second.events);
-      st.held.erase(held);
-      for (auto& w : events)
-        route(self, std::move(w));
+      release_held(self, pipeline);
       st.publish();
     },
     [=](retry_atom, const model::build_key& key) {

@@ -370,12 +370,15 @@ struct slow_store_test : registry_test {
   actors::registry_actor routing
     = spawn_registry(caf::actor_cast<actors::build_loader_actor>(loader));
 
-  slow_store_test() {
+  slow_store_test() { keep_only_in_store(web9, 9, "a"); }
+
+  /// Build `key` with one failed job (attempt `attempt`), in the store and not in memory.
+  void keep_only_in_store(const model::build_key& key, std::int64_t number, std::string attempt) {
     model::build saved;
-    auto first = job(web9, 9, "a", model::job_state::failed, 1);
+    auto first = job(key, number, std::move(attempt), model::job_state::failed, 1);
     model::apply(saved, first, first.received);
     store->write(store::snapshot{{saved}, std::nullopt, ""});
-    caf::anon_send(routing, caf::put_atom::value, std::vector<model::build_key>{web9});
+    caf::anon_send(routing, caf::put_atom::value, std::vector<model::build_key>{key});
   }
 
   ~slow_store_test() {
@@ -561,4 +564,55 @@ TEST_F(registry_test, stored_builds_are_found_by_id_and_events_for_none_expire) 
   EXPECT_EQ(stats->unlinked.load(), 2u);
   snapshot();
   EXPECT_EQ(stats->unlinked.load(), 1u) << "run-9 waited past 48 h";
+}
+
+namespace {
+
+/// web9 and web10 both only in the store, each with one failed job.
+struct two_stored_builds_test : slow_store_test {
+  two_stored_builds_test() {
+    keep_only_in_store(web10, 10, "c");
+    run();
+  }
+
+  /// Both builds finish; their reads complete in the order given (0: web9's).
+  void finish_both_reading(std::size_t first_read, std::size_t second_read) {
+    caf::anon_send(routing, finished(web9));
+    caf::anon_send(routing, finished(web10)); // waits behind web9's read
+    run();
+    // web10's read started at once, not once web9's completed.
+    ASSERT_EQ(held->pending.size(), 2u);
+    EXPECT_EQ(held->pending[1].first, web10);
+    EXPECT_EQ(stats->loading.load(), 2u);
+    caf::anon_send(loader, caf::ok_atom::value, first_read, true);
+    run();
+    if (first_read == 1) {
+      // web10 is in memory, but its finish still waits behind web9's.
+      auto waiting = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, web10));
+      EXPECT_EQ(waiting["state"], "running");
+    }
+    caf::anon_send(loader, caf::ok_atom::value, second_read, true);
+    run();
+    EXPECT_EQ(stats->loading.load(), 0u);
+    EXPECT_EQ(held->pending.size(), 2u) << "no read twice";
+    // Judged in journal order whichever read came first.
+    auto web = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, web9));
+    auto later = nlohmann::json::parse(ask<std::string>(routing, caf::get_atom::value, web10));
+    EXPECT_EQ(web["streak"]["verdict"], "broken");
+    EXPECT_EQ(later["streak"]["verdict"], "still_failing");
+    EXPECT_EQ(later["streak"]["failures"], 2);
+  }
+};
+
+} // namespace
+
+// In a long storm most events of a held pipeline may need reads of their own. They
+// start while the events wait, so reads overlap and a pipeline is not held read after
+// read; the events still apply in the order they came.
+TEST_F(two_stored_builds_test, a_held_pipelines_reads_overlap_and_its_events_keep_their_order) {
+  finish_both_reading(0, 1);
+}
+
+TEST_F(two_stored_builds_test, a_later_read_that_completes_first_waits_for_the_earlier) {
+  finish_both_reading(1, 0);
 }
