@@ -301,8 +301,17 @@ std::optional<std::string> service::recover() {
   if (!read)
     return "the stored builds could not be read";
   auto builds = index.size();
-  caf::anon_send(impl_->catalog, caf::put_atom::value, std::move(index));
-  caf::anon_send(impl_->registry, caf::put_atom::value, std::move(keys));
+  caf::scoped_actor self{impl_->system};
+  // Taken, not only sent, before the service says it is ready: with a million builds
+  // the catalog needs seconds, and a listing meanwhile would miss builds.
+  std::optional<std::string> refused;
+  auto taken = [&](caf::error& err) { refused = "recovered builds not taken: " + caf::to_string(err); };
+  self->request(impl_->catalog, caf::infinite, caf::put_atom::value, std::move(index))
+    .receive([] {}, taken);
+  self->request(impl_->registry, caf::infinite, caf::put_atom::value, std::move(keys))
+    .receive([] {}, taken);
+  if (refused)
+    return refused;
   // Builds of one streak are judged in number order, as they finished; the store
   // visits them in no particular order. Each verdict is in before the journal tail
   // is replayed, so the tracker sees them first.
@@ -310,7 +319,6 @@ std::optional<std::string> service::recover() {
     return std::tie(a.key.source, a.key.pipeline, a.branch, a.number)
            < std::tie(b.key.source, b.key.pipeline, b.branch, b.number);
   });
-  caf::scoped_actor self{impl_->system};
   for (auto& f : judge)
     self->request(impl_->tracker, caf::infinite, f)
       .receive(
