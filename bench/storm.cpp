@@ -37,7 +37,10 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "model/build.hpp"
 #include "model/topic.hpp"
+#include "sources/buildkite.hpp"
+#include "store/redis_store.hpp"
 #include "storm/load.hpp"
 #include "storm/payloads.hpp"
 #include "storm/taskcluster.hpp"
@@ -45,6 +48,7 @@
 #include "storm/report.hpp"
 #include "storm/verify.hpp"
 #include "storm/workload.hpp"
+#include "support/clock.hpp"
 #include "support/json_schema.hpp"
 #include "tests/free_port.hpp"
 #include "tests/ws_client.hpp"
@@ -78,6 +82,9 @@ struct options {
   std::string snapshot_delay; ///< empty: the daemon's default
   int snapshot_max_builds = 1000;
   bool restart = false; ///< after the storm, restart buildtrackd and time it until it serves
+  /// Redis only: finished builds written to the store before buildtrackd starts, as a
+  /// long-running buildtrackd tracks them (actors stopped, states only in Redis).
+  int preload = 0;
   bool notify = false;  ///< a webhook sink to a receiver in this process
   int notify_concurrency = 8;
   std::string source = "buildkite"; ///< or "native": the native event API; or "taskcluster"
@@ -94,6 +101,47 @@ struct options {
   /// bare floor): a regression guard, e.g. 'ratio>=28,p99<5ms'.
   std::string checks;
 };
+
+/// Writes `n` finished builds of `jobs` jobs each (pipelines `preload-0..7`) into the
+/// Redis at `port`, each as the storm's Buildkite deliveries make it (parsed and
+/// applied once, then copied under its own key and number), with its streak verdict:
+/// what buildtrackd recovers after a long run.
+void preload(int n, int jobs, int port) {
+  bt::store::redis_store_config cfg;
+  cfg.endpoint.port = port;
+  cfg.timeout = std::chrono::seconds{30};
+  bt::store::redis_store store{cfg};
+  auto now = bt::support::wall_clock(); // within the retention: tracked, not expired
+  bt::model::build shape;
+  auto apply = [&](const nlohmann::json& doc) {
+    auto parsed = bt::sources::buildkite_parse(doc["event"].get<std::string>(), doc.dump(), now);
+    for (auto& e : std::get<bt::sources::buildkite_delivery>(parsed).envelopes)
+      bt::model::apply(shape, e, now);
+  };
+  apply(bt::payloads::build_delivery("build.running", "preload-0", 0, "running"));
+  for (int j = 0; j < jobs; ++j) {
+    apply(bt::payloads::job_delivery("preload-0", 0, j, 0, false, false));
+    apply(bt::payloads::job_delivery("preload-0", 0, j, 0, true, false));
+  }
+  apply(bt::payloads::build_delivery("build.finished", "preload-0", 0, "passed"));
+  shape.streak = bt::model::streak_result{bt::model::verdict::passed, 0, shape.revision};
+  auto t0 = std::chrono::steady_clock::now();
+  bt::store::snapshot batch;
+  for (int b = 0; b < n; ++b) {
+    auto& one = batch.builds.emplace_back(shape);
+    one.key.pipeline = "preload-" + std::to_string(b % 8);
+    one.key.id = "b-" + one.key.pipeline + "-" + std::to_string(b);
+    one.info.number = b;
+    one.info.url = "https://buildkite.com/acme/" + one.key.pipeline + "/builds/" + std::to_string(b);
+    if (batch.builds.size() == 1000 || b + 1 == n) {
+      if (!store.write(batch))
+        throw std::runtime_error{"preload: Redis refused a write"};
+      batch.builds.clear();
+    }
+  }
+  std::printf("preload: %d finished builds x %d jobs written to Redis in %.1f s\n", n, jobs,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
 
 pid_t spawn(const std::vector<std::string>& argv) {
   pid_t pid = fork();
@@ -293,6 +341,7 @@ const char* const usage =
   "  --source buildkite|native|taskcluster|cdevents  --mix 1 (every source)\n"
   "  --batch N --targets 1 (native)  --subscribers N (taskcluster)\n"
   "  --store memory|redis --redis-fsync always|everysec|no --restart 1 --notify 1\n"
+  "  --preload N  (redis) N finished builds in the store before buildtrackd starts\n"
   "  --notify-concurrency N --io-threads N --actor-threads N --policy sharing|stealing\n"
   "  --actor-idle-timeout D --snapshot-interval D --snapshot-max-builds N --snapshot-delay D\n"
   "  --check LIST  thresholds as buildtrack storm takes them, and ratio (% of the bare\n"
@@ -324,6 +373,7 @@ int main(int argc, char** argv) {
     else if (k == "--snapshot-delay") o.snapshot_delay = v;
     else if (k == "--snapshot-max-builds") o.snapshot_max_builds = std::stoi(v);
     else if (k == "--restart") o.restart = v == "1" || v == "yes";
+    else if (k == "--preload") o.preload = std::stoi(v);
     else if (k == "--notify") o.notify = v == "1" || v == "yes";
     else if (k == "--notify-concurrency") o.notify_concurrency = std::stoi(v);
     else if (k == "--source") o.source = v;
@@ -346,6 +396,10 @@ int main(int argc, char** argv) {
     std::cerr << "--source buildkite, --source native [--batch N] [--targets 1], "
                  "--source taskcluster [--subscribers N], --source cdevents, or "
                  "--mix 1 [--subscribers N]\n";
+    return 2;
+  }
+  if (o.preload < 0 || (o.preload > 0 && o.store != "redis")) {
+    std::cerr << "--preload N needs --store redis\n";
     return 2;
   }
   try {
@@ -427,9 +481,17 @@ int main(int argc, char** argv) {
           // CDEvents builds name no branch.
           << "\n    branches: ['*']\n";
   }
+  if (o.preload > 0)
+    preload(o.preload, o.jobs, redis_port);
+  auto started = steady::now();
   auto daemon = spawn({o.daemon, "--config", config_path});
-  await_daemon(port, std::chrono::seconds{30});
+  await_daemon(port, std::chrono::minutes{5});
   auto rss_before = rss_kib(daemon);
+  if (o.preload > 0)
+    std::printf("preload: buildtrackd ready in %.2f s with %d builds in the store; RSS %ld KiB, "
+                "%.2f KiB per preloaded build (the daemon's own base included)\n",
+                std::chrono::duration<double>(steady::now() - started).count(), o.preload,
+                rss_before, static_cast<double>(rss_before) / o.preload);
   // Taskcluster: subscribers from the backlog's start (nothing is missed however the
   // subscription and the first publication meet), each reading until it has what its
   // bindings match.
@@ -584,7 +646,7 @@ int main(int argc, char** argv) {
     stop(daemon);
     std::printf("restart: ready to serve %d tracked builds in %.2f s; verify after restart: "
                 "%zu of %zu\n",
-                tracked, ready, w.expected.size() - after_restart, w.expected.size());
+                tracked + o.preload, ready, w.expected.size() - after_restart, w.expected.size());
     mismatches += after_restart;
   }
   std::remove(config_path.c_str());
