@@ -161,6 +161,19 @@ TEST(redis_store, snapshots_write_load_scan_and_erase) {
   EXPECT_FALSE(s.load({"buildkite", "web", "nope"}, failed));
   EXPECT_FALSE(failed); // missing is not a failure
   std::set<std::string> seen;
+  // Each page is decoded on several threads: each build must still be the one stored.
+  std::size_t same = 0;
+  EXPECT_TRUE(s.for_each([&](const model::build& b) {
+    seen.insert(b.key.id);
+    same += b == snap.builds.at(static_cast<std::size_t>(std::stoi(b.key.id)));
+  }));
+  EXPECT_EQ(seen.size(), static_cast<size_t>(builds));
+  EXPECT_EQ(same, static_cast<size_t>(builds));
+  // A document that does not decode is skipped; the others are still visited.
+  store::redis_client raw{*store::parse_redis_url(server.url()), 500ms};
+  ASSERT_FALSE(raw.connect());
+  raw.pipeline({{"SET", "bt-test:build:buildkite/web/garbage", "{not json"}});
+  seen.clear();
   EXPECT_TRUE(s.for_each([&](const model::build& b) { seen.insert(b.key.id); }));
   EXPECT_EQ(seen.size(), static_cast<size_t>(builds));
   ASSERT_TRUE(s.erase({{"buildkite", "web", "1234"}, {"buildkite", "web", "7"}}));
