@@ -100,12 +100,18 @@ bool still_idle(tcp::socket& socket) {
   return ec == asio::error::would_block;
 }
 
-/// Idle keep-alive connections by origin. Used on the client's thread only.
+/// Where an origin's connections come from: new ones, and idle keep-alive ones kept
+/// by origin. Used on the client's thread only.
 template <class Stream>
 class connection_pool {
 public:
-  explicit connection_pool(connection_reuse reuse, asio::io_context& ioc)
-    : reuse_{reuse}, sweep_{ioc} {}
+  using make_stream = std::function<std::unique_ptr<Stream>()>;
+
+  connection_pool(connection_reuse reuse, asio::io_context& ioc, make_stream make)
+    : reuse_{reuse}, sweep_{ioc}, make_{std::move(make)} {}
+
+  /// A new, unconnected stream.
+  std::unique_ptr<Stream> open() const { return make_(); }
 
   /// The connection used last for `origin` that is still open; null when none.
   std::unique_ptr<Stream> take(const std::string& origin) {
@@ -164,6 +170,7 @@ private:
 
   connection_reuse reuse_;
   asio::steady_timer sweep_;
+  make_stream make_;
   bool sweep_armed_ = false;
   std::map<std::string, std::vector<idle>> idle_;
 };
@@ -174,13 +181,10 @@ private:
 template <class Stream>
 class exchange : public std::enable_shared_from_this<exchange<Stream>> {
 public:
-  using make_stream = std::function<std::unique_ptr<Stream>()>;
-
-  exchange(asio::io_context& ioc, connection_pool<Stream>& pool, make_stream make, url_parts url,
+  exchange(asio::io_context& ioc, connection_pool<Stream>& pool, url_parts url,
            outbound_request req, std::chrono::milliseconds timeout, http_client::callback done)
     : resolver_{ioc},
       pool_{pool},
-      make_{std::move(make)},
       url_{std::move(url)},
       origin_{(tls ? "https://" : "http://") + url_.host + ":" + url_.port},
       deadline_{steady::now() + timeout},
@@ -211,7 +215,7 @@ private:
   static constexpr bool tls = !std::is_same_v<Stream, beast::tcp_stream>;
 
   void do_resolve() {
-    stream_ = make_();
+    stream_ = pool_.open();
     if constexpr (tls) {
       // SNI, and the certificate must name the host we asked for.
       if (!SSL_set_tlsext_host_name(stream_->native_handle(), url_.host.c_str()))
@@ -299,7 +303,6 @@ private:
 
   tcp::resolver resolver_;
   connection_pool<Stream>& pool_;
-  make_stream make_;
   url_parts url_;
   std::string origin_;
   steady::time_point deadline_;
@@ -310,6 +313,16 @@ private:
   beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;
 };
+
+/// Starts an exchange on the client's thread, where its origin's pool lives.
+template <class Stream>
+void post_exchange(asio::io_context& ioc, connection_pool<Stream>& pool, url_parts url,
+                   outbound_request req, std::chrono::milliseconds timeout,
+                   http_client::callback done) {
+  auto x = std::make_shared<exchange<Stream>>(ioc, pool, std::move(url), std::move(req), timeout,
+                                              std::move(done));
+  asio::post(ioc, [x] { x->run(); });
+}
 
 } // namespace
 
@@ -325,7 +338,9 @@ struct http_client::impl {
   connection_pool<tls_stream> tls_pool;
   std::thread thread;
 
-  explicit impl(connection_reuse reuse) : plain_pool{reuse, ioc}, tls_pool{reuse, ioc} {
+  explicit impl(connection_reuse reuse)
+    : plain_pool{reuse, ioc, [this] { return std::make_unique<plain_stream>(ioc.get_executor()); }},
+      tls_pool{reuse, ioc, [this] { return std::make_unique<tls_stream>(ioc.get_executor(), tls); }} {
     tls.set_default_verify_paths();
     tls.set_verify_mode(ssl::verify_peer);
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
@@ -354,19 +369,10 @@ void http_client::send(outbound_request req, std::chrono::milliseconds timeout, 
     return;
   }
   auto& m = *impl_;
-  std::function<void()> start;
   if (url->tls)
-    start = [x = std::make_shared<exchange<impl::tls_stream>>(
-               m.ioc, m.tls_pool,
-               [&m] { return std::make_unique<impl::tls_stream>(m.ioc.get_executor(), m.tls); },
-               std::move(*url), std::move(req), timeout, std::move(done))] { x->run(); };
+    post_exchange(m.ioc, m.tls_pool, std::move(*url), std::move(req), timeout, std::move(done));
   else
-    start = [x = std::make_shared<exchange<impl::plain_stream>>(
-               m.ioc, m.plain_pool,
-               [&m] { return std::make_unique<impl::plain_stream>(m.ioc.get_executor()); },
-               std::move(*url), std::move(req), timeout, std::move(done))] { x->run(); };
-  // The pools live on the client's thread.
-  asio::post(m.ioc, std::move(start));
+    post_exchange(m.ioc, m.plain_pool, std::move(*url), std::move(req), timeout, std::move(done));
 }
 
 } // namespace bt::net
