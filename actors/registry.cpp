@@ -148,17 +148,24 @@ void drop_stale_unlinked(self_ptr self, model::timestamp now) {
   st.publish();
 }
 
-/// Starts the read of a build that only the store has, for an event that waits behind
-/// its pipeline's reads: the reads of a held pipeline's builds overlap, while their
-/// events still go in the order they came.
-void read_ahead(self_ptr self, const model::build_key& k) {
+/// Holds an event behind its pipeline's reads, and starts the read of its own build
+/// when only the store has it: the reads of a held pipeline's builds overlap, while
+/// their events still go in the order they came.
+void hold(self_ptr self, waiting_event w) {
   auto& st = self->state;
-  auto name = k.str();
-  if (st.stored.erase(name) == 0)
+  auto key = w.event.key;
+  auto pipeline = pipeline_of(key);
+  auto& held = st.held[pipeline];
+  if (held.events.empty())
+    held.since = st.cycle;
+  if (!w.since)
+    w.since = st.cycle;
+  held.events.push_back(std::move(w));
+  if (st.stored.erase(key.str()) == 0)
     return;
-  st.loading.emplace(name, pipeline_of(k));
+  st.loading.emplace(key.str(), std::move(pipeline));
   st.publish();
-  start_load(self, k);
+  start_load(self, key);
 }
 
 /// Routes one event: to the build's live actor; to a new actor started from its
@@ -176,14 +183,8 @@ void route(self_ptr self, waiting_event w) {
       return wait_for_build(self, std::move(w));
     k.pipeline = known->second;
   }
-  if (!st.held.empty())
-    if (auto held = st.held.find(pipeline_of(k)); held != st.held.end()) {
-      if (!w.since)
-        w.since = st.cycle;
-      auto key = k;
-      held->second.events.push_back(std::move(w));
-      return read_ahead(self, key);
-    }
+  if (!st.held.empty() && st.held.contains(pipeline_of(k)))
+    return hold(self, std::move(w));
   // Most events go to a live actor: look it up without building a new string.
   st.scratch.clear();
   st.scratch.append(k.source).append(1, '/').append(k.pipeline).append(1, '/').append(k.id);
@@ -207,23 +208,13 @@ void route(self_ptr self, waiting_event w) {
       w.replay.deliver(false);
     return;
   }
-  if (st.stored.erase(name) == 0) {
+  if (!st.stored.contains(name)) {
     model::build fresh;
     fresh.key = k;
     deliver(self, spawn_build(self, name, std::move(fresh)), name, std::move(w));
     return learn(self, seen);
   }
-  auto key = k;
-  auto pipeline = pipeline_of(key);
-  st.loading.emplace(name, pipeline);
-  auto& held = st.held[pipeline];
-  if (held.events.empty())
-    held.since = st.cycle;
-  if (!w.since)
-    w.since = st.cycle;
-  held.events.push_back(std::move(w));
-  st.publish();
-  start_load(self, key);
+  hold(self, std::move(w));
   learn(self, seen);
 }
 
