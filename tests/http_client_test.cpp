@@ -1,6 +1,7 @@
 #include "net/client.hpp"
 
 #include <future>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -158,12 +159,24 @@ std::string url_of(const test::fake_receiver& r) {
   return "http://127.0.0.1:" + std::to_string(r.port()) + "/hook";
 }
 
+/// A receiver that keeps connections alive and answers 200; request `n` (every
+/// request when `n` is none) ends its connection as `after` says.
+test::fake_receiver keep_alive_receiver(then after = then::as_configured,
+                                        std::optional<std::size_t> n = std::nullopt) {
+  return test::fake_receiver{test::redis_server::free_port(),
+                             [=](const auto&, std::size_t i) {
+                               test::fake_receiver::answer_t a;
+                               if (!n || *n == i)
+                                 a.after = after;
+                               return a;
+                             },
+                             true};
+}
+
 } // namespace
 
 TEST(http_client, keeps_a_connection_alive_and_sends_the_next_request_on_it) {
-  test::fake_receiver keeps{test::redis_server::free_port(),
-                            [](const auto&, std::size_t) { return test::fake_receiver::answer_t{}; },
-                            true};
+  auto keeps = keep_alive_receiver();
   test::fake_receiver closes{test::redis_server::free_port(),
                              [](const auto&, std::size_t) { return test::fake_receiver::answer_t{}; }};
   net::http_client client;
@@ -180,9 +193,7 @@ TEST(http_client, keeps_a_connection_alive_and_sends_the_next_request_on_it) {
 }
 
 TEST(http_client, concurrent_requests_open_no_more_connections_than_are_in_flight) {
-  test::fake_receiver receiver{test::redis_server::free_port(),
-                               [](const auto&, std::size_t) { return test::fake_receiver::answer_t{}; },
-                               true};
+  auto receiver = keep_alive_receiver();
   net::http_client client;
   for (int round = 0; round < 2; ++round) {
     std::vector<std::future<net::inbound_response>> answers;
@@ -200,15 +211,8 @@ TEST(http_client, concurrent_requests_open_no_more_connections_than_are_in_fligh
 }
 
 TEST(http_client, a_kept_connection_the_server_closed_is_not_used_again) {
-  test::fake_receiver receiver{test::redis_server::free_port(),
-                               [](const auto&, std::size_t n) {
-                                 test::fake_receiver::answer_t a;
-                                 // Says keep-alive, then closes: its idle timeout was short.
-                                 if (n == 0)
-                                   a.after = then::close_unannounced;
-                                 return a;
-                               },
-                               true};
+  // Says keep-alive, then closes: its idle timeout was short.
+  auto receiver = keep_alive_receiver(then::close_unannounced, 0);
   net::http_client client;
   EXPECT_EQ(send_sync(client, {"POST", url_of(receiver), {}, "first"}).status, 200);
   ASSERT_TRUE(test::eventually([&] { return receiver.closed_connections() == 1; }));
@@ -219,15 +223,8 @@ TEST(http_client, a_kept_connection_the_server_closed_is_not_used_again) {
 }
 
 TEST(http_client, a_request_a_reused_connection_loses_goes_once_more_on_a_new_one) {
-  test::fake_receiver receiver{test::redis_server::free_port(),
-                               [](const auto&, std::size_t n) {
-                                 test::fake_receiver::answer_t a;
-                                 // The server closes as the second request arrives.
-                                 if (n == 1)
-                                   a.after = then::drop_unanswered;
-                                 return a;
-                               },
-                               true};
+  // The server closes as the second request arrives.
+  auto receiver = keep_alive_receiver(then::drop_unanswered, 1);
   net::http_client client;
   EXPECT_EQ(send_sync(client, {"POST", url_of(receiver), {}, "first"}).status, 200);
   auto r = send_sync(client, {"POST", url_of(receiver), {}, "second"});
@@ -238,13 +235,7 @@ TEST(http_client, a_request_a_reused_connection_loses_goes_once_more_on_a_new_on
 }
 
 TEST(http_client, a_request_a_new_connection_loses_is_an_error_not_sent_again) {
-  test::fake_receiver receiver{test::redis_server::free_port(),
-                               [](const auto&, std::size_t) {
-                                 test::fake_receiver::answer_t a;
-                                 a.after = then::drop_unanswered;
-                                 return a;
-                               },
-                               true};
+  auto receiver = keep_alive_receiver(then::drop_unanswered);
   net::http_client client;
   auto r = send_sync(client, {"POST", url_of(receiver), {}, "once"});
   EXPECT_EQ(r.status, 0);
@@ -253,9 +244,7 @@ TEST(http_client, a_request_a_new_connection_loses_is_an_error_not_sent_again) {
 }
 
 TEST(http_client, an_idle_connection_is_closed_after_the_idle_timeout) {
-  test::fake_receiver receiver{test::redis_server::free_port(),
-                               [](const auto&, std::size_t) { return test::fake_receiver::answer_t{}; },
-                               true};
+  auto receiver = keep_alive_receiver();
   net::http_client client{{std::chrono::milliseconds{100}, 32}};
   EXPECT_EQ(send_sync(client, {"POST", url_of(receiver), {}, "x"}).status, 200);
   EXPECT_TRUE(test::eventually([&] { return receiver.closed_connections() == 1; }, 5s));
