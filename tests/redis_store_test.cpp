@@ -497,6 +497,13 @@ void check_exchange(store::store& s) {
   EXPECT_TRUE(plain[0].fresh && plain[1].fresh);
   EXPECT_NE(plain[0].id, plain[1].id);
   EXPECT_EQ(s.exchange_read("jobs", kept->back().id, 10)->size(), 2u);
+  // Mixed in one batch, each kind keeps its rule.
+  auto mixed = publish({{"", "n._", "{}"}, {"m9", "x._", "{}"}, {"m9", "x._", "{}"}}, 10);
+  ASSERT_EQ(mixed.size(), 3u);
+  EXPECT_TRUE(mixed[0].fresh && mixed[1].fresh);
+  EXPECT_FALSE(mixed[2].fresh);
+  EXPECT_EQ(mixed[2].id, mixed[1].id);
+  EXPECT_EQ(s.exchange_read("jobs", plain[1].id, 10)->size(), 2u);
 }
 
 } // namespace
@@ -505,8 +512,9 @@ TEST(redis_store, exchange_backlog_takes_each_message_once_in_order) {
   test::redis_server server;
   store::redis_store s{config_for(server)};
   check_exchange(s);
-  EXPECT_EQ(server.integer("LLEN bt-test:exchange:jobs:dedup-order"), 2);
-  EXPECT_EQ(server.integer("HLEN bt-test:exchange:jobs:dedup"), 2);
+  // m3 and m1 (kept to two), then m9: messages without a dedup id leave no trace.
+  EXPECT_EQ(server.integer("LLEN bt-test:exchange:jobs:dedup-order"), 3);
+  EXPECT_EQ(server.integer("HLEN bt-test:exchange:jobs:dedup"), 3);
 }
 
 TEST(memory_store, exchange_backlog_takes_each_message_once_in_order) {
