@@ -7,12 +7,118 @@
 #include <string_view>
 #include <type_traits>
 
-#include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 namespace bt::model::codec {
 namespace {
 
-using nlohmann::json;
+/// A value of a stored document, read through the few calls the decoders make
+/// (simdjson's DOM: recovery reads every stored build, and parsing them into
+/// nlohmann's tree was most of a restart). A missing field, an index past the end or
+/// a value of another type throws; `guarded` turns that into the decode's error.
+class node {
+public:
+  explicit node(simdjson::dom::element e, std::string_view name = "document")
+    : e_{e}, name_{name} {}
+
+  /// The field `name`; throws when it is absent or this is not an object.
+  node at(std::string_view name) const {
+    simdjson::dom::element out;
+    if (e_[name].get(out) != simdjson::SUCCESS)
+      throw std::invalid_argument{"field '" + std::string{name} + "' missing in " + std::string{name_}};
+    return node{out, name};
+  }
+  /// The element `i` of an array.
+  node at(std::size_t i) const {
+    simdjson::dom::element out;
+    if (e_.at(i).get(out) != simdjson::SUCCESS)
+      throw std::invalid_argument{"element " + std::to_string(i) + " missing in " + std::string{name_}};
+    return node{out, name_};
+  }
+  /// The field `name`, none when absent.
+  std::optional<node> find(std::string_view name) const {
+    simdjson::dom::element out;
+    if (e_[name].get(out) != simdjson::SUCCESS)
+      return std::nullopt;
+    return node{out, name};
+  }
+  bool contains(std::string_view name) const { return find(name).has_value(); }
+  bool is_null() const { return e_.is_null(); }
+
+  template <class T> T get() const;
+
+  /// The field `name`, or `fallback` when it is absent (a field a later version added).
+  template <class T>
+  T value(std::string_view name, T fallback) const {
+    auto field = find(name);
+    return field ? field->get<T>() : fallback;
+  }
+
+  /// The elements of an array, in order.
+  class iterator {
+  public:
+    iterator(simdjson::dom::array::iterator it, std::string_view name) : it_{it}, name_{name} {}
+    node operator*() const { return node{*it_, name_}; }
+    iterator& operator++() {
+      ++it_;
+      return *this;
+    }
+    bool operator!=(const iterator& other) const { return it_ != other.it_; }
+
+  private:
+    simdjson::dom::array::iterator it_;
+    std::string_view name_;
+  };
+  iterator begin() const { return {array().begin(), name_}; }
+  iterator end() const { return {array().end(), name_}; }
+
+  /// The fields of an object, in document order.
+  template <class Visit>
+  void for_each_field(Visit&& visit) const {
+    simdjson::dom::object obj;
+    if (e_.get(obj) != simdjson::SUCCESS)
+      wrong("an object");
+    for (auto field : obj)
+      visit(field.key, node{field.value, name_});
+  }
+
+private:
+  [[noreturn]] void wrong(const char* expected) const {
+    throw std::invalid_argument{"field '" + std::string{name_} + "' is not " + expected};
+  }
+  simdjson::dom::array array() const {
+    simdjson::dom::array a;
+    if (e_.get(a) != simdjson::SUCCESS)
+      wrong("an array");
+    return a;
+  }
+  template <class T>
+  T read(const char* expected) const {
+    T v{};
+    if (e_.get(v) != simdjson::SUCCESS)
+      wrong(expected);
+    return v;
+  }
+
+  simdjson::dom::element e_;
+  std::string_view name_; ///< for errors: the field this value is
+};
+
+template <> std::string node::get() const {
+  return std::string{read<std::string_view>("a string")};
+}
+template <> std::int64_t node::get() const { return read<std::int64_t>("an integer"); }
+template <> std::uint64_t node::get() const { return read<std::uint64_t>("a non-negative integer"); }
+template <> bool node::get() const { return read<bool>("true or false"); }
+template <> double node::get() const { return read<double>("a number"); }
+template <> int node::get() const {
+  auto v = get<std::int64_t>();
+  if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max())
+    wrong("a small integer");
+  return static_cast<int>(v);
+}
+
+
 
 std::int64_t ms(timestamp t) {
   return t.time_since_epoch().count();
@@ -22,21 +128,21 @@ timestamp at(std::int64_t v) {
   return timestamp{std::chrono::milliseconds{v}};
 }
 
-std::optional<timestamp> opt_time(const json& j) {
+std::optional<timestamp> opt_time(const node& j) {
   if (j.is_null())
     return std::nullopt;
   return at(j.get<std::int64_t>());
 }
 
-build_key key(const json& j) {
+build_key key(const node& j) {
   return {j.at(0).get<std::string>(), j.at(1).get<std::string>(), j.at(2).get<std::string>()};
 }
 
-person decode_person(const json& j) {
+person decode_person(const node& j) {
   return {j.at(0).get<std::string>(), j.at(1).get<std::string>(), j.at(2).get<std::string>()};
 }
 
-build_info decode_info(const json& j) {
+build_info decode_info(const node& j) {
   build_info i;
   if (!j.at("number").is_null())
     i.number = j.at("number").get<std::int64_t>();
@@ -100,7 +206,7 @@ std::string_view name_of(build_event::phase_t p) {
 }
 
 /// The format version of a document; one this code cannot read is refused.
-int version_of(const json& j) {
+int version_of(const node& j) {
   auto v = j.contains("v") ? j.at("v").get<int>() : 1;
   if (v < 1 || v > format_version)
     throw std::invalid_argument{"format version " + std::to_string(v)
@@ -126,7 +232,7 @@ template <> constexpr release_reason last_value() { return release_reason::failu
 /// code does not know is refused, never read as another value. `last_v1` is the last
 /// value version 1 could hold: numbers past it were never written.
 template <class Enum>
-Enum enum_of(const json& j, Enum last_v1, int version, const char* what) {
+Enum enum_of(const node& j, Enum last_v1, int version, const char* what) {
   if (version < 2) {
     auto v = j.get<int>();
     if (v < 0 || v > static_cast<int>(last_v1))
@@ -140,39 +246,39 @@ Enum enum_of(const json& j, Enum last_v1, int version, const char* what) {
   throw std::invalid_argument{"unknown " + std::string{what} + " '" + name + "'"};
 }
 
-std::string text(const json& j, const char* name) {
+std::string text(const node& j, const char* name) {
   return j.at(name).get<std::string>();
 }
 
 template <class T>
-std::optional<T> optional_of(const json& j, const char* name) {
-  auto it = j.find(name);
-  if (it == j.end() || it->is_null())
+std::optional<T> optional_of(const node& j, const char* name) {
+  auto field = j.find(name);
+  if (!field || field->is_null())
     return std::nullopt;
-  return it->get<T>();
+  return field->get<T>();
 }
 
 /// An enumeration that exists from version 4 on: always by name.
 template <class Enum>
-Enum enum_v4(const json& j, const char* what) {
+Enum enum_v4(const node& j, const char* what) {
   return enum_of(j, last_value<Enum>(), 4, what);
 }
 
-target_message decode_message(const json& j) {
+target_message decode_message(const node& j) {
   target_message m;
   m.target = text(j, "target");
   m.kind = enum_v4<message_kind>(j.at("kind"), "message kind");
   m.generation = optional_of<std::uint64_t>(j, "generation");
-  for (auto& u : j.at("unit"))
+  for (auto u : j.at("unit"))
     m.unit.push_back({text(u, "name"), text(u, "result"), optional_of<double>(u, "duration"),
                       text(u, "namespace"), text(u, "path"), text(u, "details")});
-  for (auto& l : j.at("lint"))
+  for (auto l : j.at("lint"))
     m.lint.push_back({text(l, "name"), text(l, "code"), text(l, "severity"), text(l, "path"),
                       optional_of<std::int64_t>(l, "line"), text(l, "description")});
   return m;
 }
 
-attempt decode_attempt(const json& j, int version) {
+attempt decode_attempt(const node& j, int version) {
   attempt a;
   a.id = j.at("id").get<std::string>();
   a.number = j.at("number").get<std::int64_t>();
@@ -191,12 +297,12 @@ attempt decode_attempt(const json& j, int version) {
   return a;
 }
 
-streak_result decode_result(const json& j, int version) {
+streak_result decode_result(const node& j, int version) {
   return {enum_of(j.at(0), verdict::fixed, version, "verdict"), j.at(1).get<std::int64_t>(),
           j.at(2).get<std::uint64_t>()};
 }
 
-event_body decode_body(const json& j, int version) {
+event_body decode_body(const node& j, int version) {
   auto type = j.at("type").get<std::string>();
   if (type == "build")
     return build_event{enum_of(j.at("phase"), build_event::finished, version, "build phase"),
@@ -419,7 +525,7 @@ public:
   writer& list(const Range& r, Each each) {
     raw("[");
     bool first = true;
-    for (auto& x : r) {
+    for (auto x : r) {
       if (!first)
         raw(",");
       first = false;
@@ -453,6 +559,21 @@ auto guarded(F decode, std::string* error) -> std::optional<decltype(decode())> 
       *error = e.what();
     return std::nullopt;
   }
+}
+
+/// Parses `text` and decodes it, or says why not. One parser per thread: recovery
+/// decodes on several threads at once.
+template <class Decode>
+auto decode_text(std::string_view text, std::string* error, Decode decode)
+  -> std::optional<decltype(decode(std::declval<node>()))> {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (auto err = parser.parse(text.data(), text.size(), true).get(root); err != simdjson::SUCCESS) {
+    if (error)
+      *error = std::string{"not JSON: "} + simdjson::error_message(err);
+    return std::nullopt;
+  }
+  return guarded([&] { return decode(node{root}); }, error);
 }
 
 } // namespace
@@ -504,7 +625,7 @@ std::string encode(const build& b) {
   });
   w.raw(",").name("statistics").raw("{");
   bool first = true;
-  for (auto& [k, v] : b.statistics) {
+  for (auto [k, v] : b.statistics) {
     if (!first)
       w.raw(",");
     first = false;
@@ -569,8 +690,8 @@ std::string encode(const streak_book& book) {
   return std::move(w.out);
 }
 
-std::optional<envelope> decode_envelope(const json& j, std::string* error) {
-  return guarded([&] {
+std::optional<envelope> decode_envelope(std::string_view document, std::string* error) {
+  return decode_text(document, error, [&](const node& j) {
     auto version = version_of(j);
     envelope e;
     e.key = key(j.at("key"));
@@ -580,11 +701,11 @@ std::optional<envelope> decode_envelope(const json& j, std::string* error) {
       e.info = decode_info(j.at("info"));
     e.body = decode_body(j.at("body"), version);
     return e;
-  }, error);
+  });
 }
 
-std::optional<build> decode_build(const json& j, std::string* error) {
-  return guarded([&] {
+std::optional<build> decode_build(std::string_view document, std::string* error) {
+  return decode_text(document, error, [&](const node& j) {
     auto version = version_of(j);
     build b;
     b.key = key(j.at("key"));
@@ -593,13 +714,13 @@ std::optional<build> decode_build(const json& j, std::string* error) {
     b.state = enum_of(j.at("state"), build_state::interrupted, version, "build state");
     if (!j.at("end").is_null())
       b.end = enum_of(j.at("end"), build_end::interrupted, version, "build end");
-    for (auto& jj : j.at("jobs")) {
+    for (auto jj : j.at("jobs")) {
       job jb{jj.at("group").get<std::string>(), jj.at("name").get<std::string>(), {}};
-      for (auto& a : jj.at("attempts"))
+      for (auto a : jj.at("attempts"))
         jb.attempts.push_back(decode_attempt(a, version));
       jb.omitted_attempts = jj.value("omitted_attempts", std::int64_t{0});
       jb.omitted_failure = jj.value("omitted_failure", false);
-      if (auto w = jj.find("wait"); w != jj.end()) {
+      if (auto w = jj.find("wait")) {
         target_wait t;
         t.attempt = text(*w, "attempt");
         t.since = at(w->at("since").get<std::int64_t>());
@@ -614,8 +735,10 @@ std::optional<build> decode_build(const json& j, std::string* error) {
       b.targets += jb.wait ? 1 : 0;
       b.jobs.emplace(jb.group, std::move(jb));
     }
-    b.statistics = j.at("statistics").get<std::map<std::string, double>>();
-    b.recent_deliveries = j.at("recent_deliveries").get<std::vector<std::string>>();
+    j.at("statistics").for_each_field(
+      [&](std::string_view name, const node& value) { b.statistics[std::string{name}] = value.get<double>(); });
+    for (auto delivery : j.at("recent_deliveries"))
+      b.recent_deliveries.push_back(delivery.get<std::string>());
     b.created = opt_time(j.at("created"));
     b.started = opt_time(j.at("started"));
     b.finished = opt_time(j.at("finished"));
@@ -629,7 +752,7 @@ std::optional<build> decode_build(const json& j, std::string* error) {
     if (version >= 4) {
       b.generation = j.at("generation").get<std::uint64_t>();
       b.omitted_messages = j.value("omitted_messages", std::int64_t{0});
-      for (auto& m : j.at("messages")) {
+      for (auto m : j.at("messages")) {
         message_record r;
         r.number = m.at("number").get<std::uint64_t>();
         r.received = at(m.at("received").get<std::int64_t>());
@@ -642,12 +765,12 @@ std::optional<build> decode_build(const json& j, std::string* error) {
       }
     }
     if (version >= 5)
-      for (auto& cj : j.at("collations")) {
+      for (auto cj : j.at("collations")) {
         collation c;
         c.started = at(cj.at("started").get<std::int64_t>());
         c.finished = opt_time(cj.at("finished"));
         c.last_statistic = opt_time(cj.at("last_statistic"));
-        for (auto& n : cj.at("received"))
+        for (auto n : cj.at("received"))
           c.received.insert(n.get<std::string>());
         if (!cj.at("released").is_null())
           c.released = enum_of(cj.at("released"), release_reason::failure_timeout, version,
@@ -657,22 +780,22 @@ std::optional<build> decode_build(const json& j, std::string* error) {
         b.collations.emplace(text(cj, "sink"), std::move(c));
       }
     return b;
-  }, error);
+  });
 }
 
-std::optional<streak_book> decode_streaks(const json& j, std::string* error) {
-  return guarded([&] {
+std::optional<streak_book> decode_streaks(std::string_view document, std::string* error) {
+  return decode_text(document, error, [&](const node& j) {
     auto version = version_of(j);
-    streak_book book{j.at("history_limit").get<std::size_t>()};
-    for (auto& s : j.at("streaks")) {
+    streak_book book{j.at("history_limit").get<std::uint64_t>()};
+    for (auto s : j.at("streaks")) {
       streak_key k{s.at("source").get<std::string>(), s.at("pipeline").get<std::string>(),
                    s.at("branch").get<std::string>()};
-      for (auto& e : s.at("builds"))
+      for (auto e : s.at("builds"))
         book.restore(k, e.at(0).get<std::int64_t>(),
                      {e.at(1).get<bool>(), decode_result(e.at(2), version)});
     }
     return book;
-  }, error);
+  });
 }
 
 } // namespace bt::model::codec

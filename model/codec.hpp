@@ -2,8 +2,7 @@
 
 #include <optional>
 #include <string>
-
-#include <nlohmann/json_fwd.hpp>
+#include <string_view>
 
 #include "model/build.hpp"
 #include "model/streak.hpp"
@@ -21,12 +20,11 @@ std::string encode(const streak_book& book);
 /// enumerations by number) and stores enumerations by name. Documents of every
 /// earlier version still decode.
 
-/// Nothing when the document is not a valid encoding, with the reason in `error` when
-/// given (a missing field, an unknown enumeration name, a format version this code
-/// does not read). Never throws.
-std::optional<envelope> decode_envelope(const nlohmann::json& doc, std::string* error = nullptr);
-std::optional<build> decode_build(const nlohmann::json& doc, std::string* error = nullptr);
-std::optional<streak_book> decode_streaks(const nlohmann::json& doc,
-                                          std::string* error = nullptr);
+/// Decodes a document's JSON text. Nothing when it is not JSON or not a valid
+/// encoding, with the reason in `error` when given (a missing field, an unknown
+/// enumeration name, a format version this code does not read). Never throws.
+std::optional<envelope> decode_envelope(std::string_view document, std::string* error = nullptr);
+std::optional<build> decode_build(std::string_view document, std::string* error = nullptr);
+std::optional<streak_book> decode_streaks(std::string_view document, std::string* error = nullptr);
 
 } // namespace bt::model::codec

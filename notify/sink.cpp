@@ -42,7 +42,7 @@ std::optional<outbox_entry> decode_outbox_entry(std::string_view text) {
     outbox_entry e;
     e.sink = doc.at("sink").get<std::string>();
     auto kind = model::parse_notice_kind(doc.at("kind").get<std::string>());
-    auto build = model::codec::decode_build(doc.at("build"));
+    auto build = model::codec::decode_build(doc.at("build").dump());
     if (!kind || !build)
       return std::nullopt;
     e.notice = {std::move(*build), *kind};

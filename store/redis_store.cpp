@@ -44,8 +44,7 @@ std::vector<decoded_build> decode_builds(const std::vector<redis_reply>& docs) {
   auto decode = [&](std::size_t from, std::size_t to) {
     for (auto i = from; i < to; ++i)
       if (docs[i].kind == redis_reply::string)
-        out[i].build = model::codec::decode_build(json::parse(docs[i].text, nullptr, false),
-                                                  &out[i].why);
+        out[i].build = model::codec::decode_build(docs[i].text, &out[i].why);
   };
   std::size_t workers = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
   auto slice = (docs.size() + workers - 1) / workers;
@@ -595,7 +594,7 @@ bool redis_store::load_streaks(std::optional<model::streak_book>& out) {
   if (reply.kind != redis_reply::string)
     return true;
   std::string why;
-  out = model::codec::decode_streaks(json::parse(reply.text, nullptr, false), &why);
+  out = model::codec::decode_streaks(reply.text, &why);
   if (!out)
     support::log(support::log_level::error, "stored streaks do not decode; starting without",
                  {{"reason", why}});
@@ -610,7 +609,7 @@ bool redis_store::load_relays(relay_inputs& out) {
   auto& fields = (*replies)[0].elements;
   for (size_t i = 0; i + 1 < fields.size(); i += 2) {
     std::string why;
-    auto input = model::codec::decode_envelope(json::parse(fields[i + 1].text, nullptr, false), &why);
+    auto input = model::codec::decode_envelope(fields[i + 1].text, &why);
     if (input)
       out.emplace_back(std::move(fields[i].text), std::move(*input));
     else
@@ -661,7 +660,7 @@ std::optional<model::build> redis_store::load(const model::build_key& key, bool&
   std::optional<model::build> b;
   std::string why = "not a string";
   if (reply.kind == redis_reply::string)
-    b = model::codec::decode_build(json::parse(reply.text, nullptr, false), &why);
+    b = model::codec::decode_build(reply.text, &why);
   if (!b) {
     // Starting this build afresh would overwrite what is stored: refuse instead.
     support::log(support::log_level::error, "a stored build does not decode",
@@ -744,7 +743,7 @@ std::optional<journal_page> redis_store::read_journal(const std::string& after,
     while (whole && !rest.empty()) {
       auto line = rest.substr(0, rest.find('\n'));
       rest.remove_prefix(std::min(rest.size(), line.size() + 1));
-      auto e = model::codec::decode_envelope(json::parse(line, nullptr, false), &why);
+      auto e = model::codec::decode_envelope(line, &why);
       whole = e.has_value();
       if (e)
         events.push_back(std::move(*e));
