@@ -1,15 +1,16 @@
 #include "store/redis_store.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <thread>
 
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json.hpp> // log fields
 
 #include "model/codec.hpp"
-#include "model/json.hpp"
 #include "support/log.hpp"
 #include "support/metrics.hpp"
 
@@ -17,7 +18,6 @@ namespace bt::store {
 namespace {
 
 using steady = std::chrono::steady_clock;
-using nlohmann::json;
 
 /// True when a reply is what a successful XADD returns.
 bool journaled(const redis_reply& r) {
@@ -672,24 +672,75 @@ std::optional<model::build> redis_store::load(const model::build_key& key, bool&
 }
 
 bool redis_store::for_each(const std::function<void(const model::build&)>& visit) {
-  std::string cursor = "0";
+  struct page {
+    std::string cursor; ///< where the next page starts; "0" after the last
+    std::vector<redis_reply> docs;
+  };
   auto pattern = build_key("*");
-  do {
+  // One page of keys and their documents; none when Redis could not be read.
+  auto fetch = [this, pattern](std::string cursor) -> std::optional<page> {
     auto scan = read({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}});
     if (!scan || (*scan)[0].kind != redis_reply::array || (*scan)[0].elements.size() != 2)
-      return false;
+      return std::nullopt;
     auto& r = (*scan)[0];
-    cursor = r.elements[0].text;
+    page out{std::move(r.elements[0].text), {}};
     redis_command mget{"MGET"};
     for (auto& k : r.elements[1].elements)
-      mget.push_back(k.text);
+      mget.push_back(std::move(k.text));
     if (mget.size() == 1)
-      continue;
+      return out;
     auto values = read({mget});
     if (!values)
+      return std::nullopt;
+    out.docs = std::move((*values)[0].elements);
+    return out;
+  };
+  // Pages are read on a thread of its own, one ahead of the one being decoded and
+  // visited: Redis and the decoding threads work at the same time. The visitor may
+  // use the store: read() holds its lock only during a round trip.
+  std::mutex handoff;
+  std::condition_variable changed;
+  std::optional<std::optional<page>> ahead; // read, not taken yet
+  bool done = false;                        // nothing more is taken
+  std::jthread reader{[&] {
+    std::string cursor = "0";
+    for (bool more = true; more;) {
+      auto next = fetch(cursor);
+      more = next && next->cursor != "0";
+      if (more)
+        cursor = next->cursor;
+      std::unique_lock lock{handoff};
+      changed.wait(lock, [&] { return !ahead || done; });
+      if (done)
+        return;
+      ahead = std::move(next);
+      changed.notify_all();
+    }
+  }};
+  auto take = [&] {
+    std::unique_lock lock{handoff};
+    changed.wait(lock, [&] { return ahead.has_value(); });
+    auto current = std::move(*ahead);
+    ahead.reset();
+    changed.notify_all();
+    return current;
+  };
+  // However this returns, the reader stops before it is joined.
+  struct finish {
+    std::mutex& handoff;
+    std::condition_variable& changed;
+    bool& done;
+    ~finish() {
+      std::lock_guard lock{handoff};
+      done = true;
+      changed.notify_all();
+    }
+  } stop_reading{handoff, changed, done};
+  for (;;) {
+    auto current = take();
+    if (!current)
       return false;
-    // The visitor may use the store: read() holds no lock while it runs.
-    auto& docs = (*values)[0].elements;
+    auto& docs = current->docs;
     auto decoded = decode_builds(docs);
     for (std::size_t i = 0; i < docs.size(); ++i) {
       if (docs[i].kind != redis_reply::string)
@@ -700,8 +751,9 @@ bool redis_store::for_each(const std::function<void(const model::build&)>& visit
         support::log(support::log_level::error, "a stored build does not decode; skipped",
                      {{"reason", decoded[i].why}});
     }
-  } while (cursor != "0");
-  return true;
+    if (current->cursor == "0")
+      return true;
+  }
 }
 
 std::optional<std::vector<redis_reply>> redis_store::read(const std::vector<redis_command>& cmds) {
