@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -117,8 +119,6 @@ template <> int node::get() const {
     wrong("a small integer");
   return static_cast<int>(v);
 }
-
-
 
 std::int64_t ms(timestamp t) {
   return t.time_since_epoch().count();
