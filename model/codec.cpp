@@ -525,7 +525,7 @@ public:
   writer& list(const Range& r, Each each) {
     raw("[");
     bool first = true;
-    for (auto x : r) {
+    for (auto& x : r) {
       if (!first)
         raw(",");
       first = false;
@@ -625,7 +625,7 @@ std::string encode(const build& b) {
   });
   w.raw(",").name("statistics").raw("{");
   bool first = true;
-  for (auto [k, v] : b.statistics) {
+  for (auto& [k, v] : b.statistics) {
     if (!first)
       w.raw(",");
     first = false;
