@@ -161,9 +161,10 @@ void hold(self_ptr self, waiting_event w) {
   if (!w.since)
     w.since = st.cycle;
   held.events.push_back(std::move(w));
-  if (st.stored.erase(key.str()) == 0)
+  auto name = key.str();
+  if (st.stored.erase(name) == 0)
     return;
-  st.loading.emplace(key.str(), std::move(pipeline));
+  st.loading.emplace(std::move(name), std::move(pipeline));
   st.publish();
   start_load(self, key);
 }
