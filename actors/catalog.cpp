@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "model/json.hpp"
+#include "model/json_text.hpp"
 #include "model/topic.hpp"
 #include "support/log.hpp"
 
@@ -22,7 +23,7 @@ void count(catalog_state& st) {
 /// published again (a journal replayed after a restart) tells subscribers what they
 /// know, and deduplicating would cost the store four more writes per change.
 store::exchange_publication feed_message(const model::build_summary& s) {
-  return {"", model::build_routing_key(s.key, model::to_string(s.state)), model::to_text(model::to_json(s))};
+  return {"", model::build_routing_key(s.key, model::to_string(s.state)), model::summary_text(s)};
 }
 
 /// Queues a change for the feed; the first one queued asks for a flush, which comes
@@ -34,6 +35,17 @@ void queue_change(self_ptr self, const model::build_summary& s) {
   if (st.unpublished.empty())
     self->send(self, tick_atom::value);
   st.unpublished.push_back(feed_message(s));
+}
+
+/// Appends `[summary,…]`.
+void summaries(std::string& out, const std::vector<const model::build_summary*>& list) {
+  out += '[';
+  for (auto* s : list) {
+    if (out.back() != '[')
+      out += ',';
+    model::append_summary(out, *s);
+  }
+  out += ']';
 }
 
 } // namespace
@@ -54,27 +66,34 @@ catalog_actor::behavior_type catalog(self_ptr self, std::shared_ptr<std::atomic<
       count(self->state);
     },
     [=](caf::get_atom, const model::build_query& q) -> std::string {
-      auto out = nlohmann::json::array();
-      for (auto& s : self->state.index.list(q))
-        out.push_back(model::to_json(s));
-      return model::to_text(out);
+      std::string out = "[";
+      for (auto& s : self->state.index.list(q)) {
+        if (out.size() > 1)
+          out += ',';
+        model::append_summary(out, s);
+      }
+      return out += ']';
     },
     [=](caf::get_atom, const model::build_query& q, std::size_t per_branch) -> std::string {
       auto view = self->state.index.overview_of(q, per_branch);
-      auto branches = nlohmann::json::array();
+      // As nlohmann would write it: each object's fields by name.
+      std::string out = R"({"active":)";
+      summaries(out, view.active);
+      out += R"(,"branches":[)";
       for (auto& g : view.branches) {
-        auto builds = nlohmann::json::array();
-        for (auto* s : g.builds)
-          builds.push_back(model::to_json(*s));
-        branches.push_back({{"source", g.source},
-                            {"pipeline", g.pipeline},
-                            {"branch", g.branch},
-                            {"builds", std::move(builds)}});
+        if (&g != &view.branches.front())
+          out += ',';
+        out += R"({"branch":)";
+        model::append_json_string(out, g.branch);
+        out += R"(,"builds":)";
+        summaries(out, g.builds);
+        out += R"(,"pipeline":)";
+        model::append_json_string(out, g.pipeline);
+        out += R"(,"source":)";
+        model::append_json_string(out, g.source);
+        out += '}';
       }
-      auto active = nlohmann::json::array();
-      for (auto* s : view.active)
-        active.push_back(model::to_json(*s));
-      return model::to_text({{"branches", std::move(branches)}, {"active", std::move(active)}});
+      return out += "]}";
     },
     [=](tick_atom) {
       auto& st = self->state;

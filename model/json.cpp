@@ -1,6 +1,10 @@
 #include "model/json.hpp"
 
+#include <charconv>
+
 #include <nlohmann/json.hpp>
+
+#include "model/json_text.hpp"
 
 namespace bt::model {
 namespace {
@@ -116,19 +120,79 @@ nlohmann::json listing_json(const build_key& key, const std::string& branch,
 
 } // namespace
 
-nlohmann::json to_json(const build_summary& s) {
-  auto j = listing_json(s.key, s.branch, s.number, s.state, s.updated);
-  j["streak"] = streak_json(s.streak);
-  j["failed_job_count"] = s.failed_jobs;
-  auto targets = nlohmann::json::array();
-  for (auto& t : s.targets)
-    targets.push_back({{"job", t.job}, {"since", format_time(t.since)}, {"deadline", opt_time(t.deadline)}});
-  j["waiting_targets"] = std::move(targets);
-  auto statistics = nlohmann::json::array();
-  for (auto& w : s.statistics)
-    statistics.push_back({{"sink", w.sink}, {"missing", w.missing}, {"until", opt_time(w.until)}});
-  j["waiting_statistics"] = std::move(statistics);
-  return j;
+namespace {
+
+/// Writes a summary's JSON text in the order nlohmann's objects keep (by name), so
+/// that it reads as the build document's fields do.
+class summary_writer {
+public:
+  explicit summary_writer(std::string& out) : out_{out} {}
+
+  void write(const build_summary& s) {
+    raw("{\"branch\":").text(s.branch);
+    raw(",\"failed_job_count\":").number(s.failed_jobs);
+    raw(",\"id\":").text(s.key.id);
+    raw(",\"key\":").text(s.key.str());
+    raw(",\"number\":");
+    s.number ? number(*s.number) : raw("null");
+    raw(",\"pipeline\":").text(s.key.pipeline);
+    raw(",\"source\":").text(s.key.source);
+    raw(",\"state\":").text(to_string(s.state));
+    raw(",\"streak\":");
+    if (s.streak)
+      raw("{\"failures\":").number(s.streak->failures).raw(",\"verdict\":").text(to_string(s.streak->kind)).raw("}");
+    else
+      raw("null");
+    raw(",\"updated_at\":").time(s.updated);
+    raw(",\"waiting_statistics\":[");
+    for (size_t i = 0; i < s.statistics.size(); ++i) {
+      auto& w = s.statistics[i];
+      raw(i ? ",{\"missing\":[" : "{\"missing\":[");
+      for (size_t k = 0; k < w.missing.size(); ++k)
+        raw(k ? "," : "").text(w.missing[k]);
+      raw("],\"sink\":").text(w.sink).raw(",\"until\":").time(w.until).raw("}");
+    }
+    raw("],\"waiting_targets\":[");
+    for (size_t i = 0; i < s.targets.size(); ++i) {
+      auto& t = s.targets[i];
+      raw(i ? ",{\"deadline\":" : "{\"deadline\":").time(t.deadline);
+      raw(",\"job\":").text(t.job).raw(",\"since\":").time(t.since).raw("}");
+    }
+    raw("]}");
+  }
+
+private:
+  summary_writer& raw(std::string_view s) {
+    out_ += s;
+    return *this;
+  }
+  summary_writer& text(std::string_view s) {
+    append_json_string(out_, s);
+    return *this;
+  }
+  template <class Int>
+  summary_writer& number(Int v) {
+    char buf[24];
+    out_.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+    return *this;
+  }
+  summary_writer& time(timestamp t) { return text(format_time(t)); }
+  summary_writer& time(const std::optional<timestamp>& t) { return t ? time(*t) : raw("null"); }
+
+  std::string& out_;
+};
+
+} // namespace
+
+void append_summary(std::string& out, const build_summary& s) {
+  summary_writer{out}.write(s);
+}
+
+std::string summary_text(const build_summary& s) {
+  std::string out;
+  out.reserve(320);
+  append_summary(out, s);
+  return out;
 }
 
 nlohmann::json to_json(const build& b) {

@@ -12,8 +12,11 @@ namespace bt::model {
 /// The build document served by `GET /api/v1/builds/{key}`.
 nlohmann::json to_json(const build& b);
 
-/// The short form used in build lists.
-nlohmann::json to_json(const build_summary& s);
+/// The short form used in build lists and the `builds` feed, as JSON text. Written
+/// directly, without a DOM: the feed writes one per listing change.
+std::string summary_text(const build_summary& s);
+/// Appends `summary_text(s)` to `out`: a list is written in one string.
+void append_summary(std::string& out, const build_summary& s);
 
 /// Every streak's current state, for `GET /api/v1/streaks`.
 nlohmann::json to_json(const streak_book& book);

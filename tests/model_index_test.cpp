@@ -1,7 +1,11 @@
 // Build summaries and the status page's overview (model/index): pure, time passed in.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "model/index.hpp"
+#include "model/json.hpp"
+#include "model/time.hpp"
 
 using namespace bt::model;
 using namespace std::chrono_literals;
@@ -81,6 +85,40 @@ TEST(build_summary, a_listing_is_the_same_whatever_its_update_time) {
   b = a;
   b.targets.push_back({"prod", t0, std::nullopt});
   EXPECT_FALSE(same_listing(a, b));
+}
+
+// The summary is written without a DOM; its text must be what nlohmann would write for
+// the documented fields (README, "Build lists"), byte for byte where nlohmann and JSON
+// agree on one spelling.
+TEST(build_summary, its_text_is_the_documented_listing_as_nlohmann_would_write_it) {
+  auto s = summary("app \"x\"\\y", "4\u00e9", 12, build_state::waiting, t0 + 2s, "caf\u00e9/branch");
+  s.failed_jobs = 3;
+  s.streak = streak_result{verdict::still_failing, 2, 9};
+  s.targets = {{"prod", t0, t0 + 1h}, {"stage", t0 + 1s, std::nullopt}};
+  s.statistics = {{"coverage", {"size", "speed"}, t0 + 5min}, {"done", {}, std::nullopt}};
+  auto time = [](timestamp t) { return format_time(t); };
+  nlohmann::json expected = {
+    {"key", s.key.str()}, {"source", "native"}, {"pipeline", s.key.pipeline}, {"id", s.key.id},
+    {"branch", s.branch}, {"state", "waiting"}, {"updated_at", time(t0 + 2s)}, {"number", 12},
+    {"streak", {{"verdict", "still_failing"}, {"failures", 2}}}, {"failed_job_count", 3},
+    {"waiting_targets", {{{"job", "prod"}, {"since", time(t0)}, {"deadline", time(t0 + 1h)}},
+                         {{"job", "stage"}, {"since", time(t0 + 1s)}, {"deadline", nullptr}}}},
+    {"waiting_statistics",
+     {{{"sink", "coverage"}, {"missing", {"size", "speed"}}, {"until", time(t0 + 5min)}},
+      {{"sink", "done"}, {"missing", nlohmann::json::array()}, {"until", nullptr}}}}};
+  EXPECT_EQ(summary_text(s), expected.dump());
+
+  auto bare = summary("app", "1", std::nullopt, build_state::pending, t0);
+  bare.updated.reset();
+  EXPECT_EQ(summary_text(bare),
+            R"({"branch":"main","failed_job_count":0,"id":"1","key":"native/app/1","number":null,)"
+            R"("pipeline":"app","source":"native","state":"pending","streak":null,"updated_at":null,)"
+            R"("waiting_statistics":[],"waiting_targets":[]})");
+
+  // Text that is not valid UTF-8 or holds control characters still gives valid JSON.
+  bare.branch = std::string{"a\nb\xff"};
+  auto parsed = nlohmann::json::parse(summary_text(bare));
+  EXPECT_EQ(parsed["branch"], "a\nb\xEF\xBF\xBD");
 }
 
 TEST(build_index, an_overview_gives_each_branch_its_newest_builds_by_number_and_the_active_builds) {

@@ -1,0 +1,15 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace bt::model {
+
+/// Appends `s` to `out` as a JSON string: quoted, `"` and `\` escaped, control
+/// characters as `\u00XX`, and each byte that is not valid UTF-8 replaced by U+FFFD
+/// (as `to_text` does), so that the text is always valid JSON. For the documents
+/// written directly, without building a DOM first: the journal, snapshots and the
+/// build summaries of lists and the `builds` feed.
+void append_json_string(std::string& out, std::string_view s);
+
+} // namespace bt::model
