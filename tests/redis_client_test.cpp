@@ -63,6 +63,44 @@ TEST(redis_client, pipelines_many_commands_in_one_call) {
   EXPECT_EQ(ok(client.pipeline({{"PING"}}))[0].text, "PONG");
 }
 
+// Replies are built by hiredis straight into redis_reply (its reader's object
+// functions): arrays inside arrays, nils inside arrays, empty arrays and values
+// larger than one read of the socket.
+TEST(redis_client, builds_nested_replies_of_every_kind) {
+  bt::test::redis_server server;
+  redis_client client{*parse_redis_url(server.url()), 1000ms};
+  std::string large(3 << 20, 'x');
+  large[12345] = '\0';
+  auto replies = ok(client.pipeline({{"XADD", "s", "1-1", "a", "b", "c", "d"},
+                                     {"SET", "large", large},
+                                     {"XRANGE", "s", "-", "+"},
+                                     {"MGET", "large", "missing", "large"},
+                                     {"XRANGE", "nothing", "-", "+"},
+                                     {"EVAL", "return {1, {2, 'three'}, false}", "0"}}));
+  ASSERT_EQ(replies.size(), 6u);
+  auto& range = replies[2];
+  ASSERT_EQ(range.kind, redis_reply::array);
+  ASSERT_EQ(range.elements.size(), 1u);
+  ASSERT_EQ(range.elements[0].elements.size(), 2u);
+  EXPECT_EQ(range.elements[0].elements[0].text, "1-1");
+  auto& fields = range.elements[0].elements[1];
+  ASSERT_EQ(fields.elements.size(), 4u);
+  EXPECT_EQ(fields.elements[3].text, "d");
+  auto& values = replies[3];
+  ASSERT_EQ(values.elements.size(), 3u);
+  EXPECT_EQ(values.elements[0].text, large);
+  EXPECT_EQ(values.elements[1].kind, redis_reply::nil);
+  EXPECT_EQ(values.elements[2].text, large);
+  EXPECT_EQ(replies[4].kind, redis_reply::array);
+  EXPECT_TRUE(replies[4].elements.empty());
+  auto& mixed = replies[5];
+  ASSERT_EQ(mixed.elements.size(), 3u);
+  EXPECT_EQ(mixed.elements[0].number, 1);
+  ASSERT_EQ(mixed.elements[1].elements.size(), 2u);
+  EXPECT_EQ(mixed.elements[1].elements[1].text, "three");
+  EXPECT_EQ(mixed.elements[2].kind, redis_reply::nil);
+}
+
 TEST(redis_client, selects_the_database) {
   bt::test::redis_server server;
   redis_client db3{*parse_redis_url(server.url() + "/3"), 1000ms};
