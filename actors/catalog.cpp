@@ -60,9 +60,9 @@ catalog_actor::behavior_type catalog(self_ptr self, std::shared_ptr<std::atomic<
       count(self->state);
       queue_change(self, s);
     },
-    [=](caf::put_atom, const std::vector<model::build_summary>& all) {
+    [=](caf::put_atom, std::vector<model::build_summary>& all) {
       for (auto& s : all)
-        self->state.index.upsert(s);
+        self->state.index.upsert(std::move(s));
       count(self->state);
     },
     [=](caf::get_atom, const model::build_query& q) -> std::string {

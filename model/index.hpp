@@ -61,7 +61,9 @@ struct build_query {
 /// Every tracked build's summary, for listing without waking build actors.
 class build_index {
 public:
+  /// Adds `s`, or replaces the summary its key had.
   void upsert(const build_summary& s) { by_key_[s.key.str()] = s; }
+  void upsert(build_summary&& s) { by_key_[s.key.str()] = std::move(s); }
   void erase(const build_key& key) { by_key_.erase(key.str()); }
   std::size_t size() const { return by_key_.size(); }
   /// Visits every summary, in no particular order.
