@@ -280,6 +280,18 @@ TEST_F(http_test, keep_alive_serves_many_requests_on_one_connection) {
     ASSERT_EQ(c.get("/healthz").status, 200);
 }
 
+// Each I/O thread runs its own io_context and connections go to them in turn: a
+// connection on every one of them is served, whichever came first.
+TEST_F(http_test, connections_on_every_io_thread_are_served) {
+  ASSERT_GE(cfg.server.io_threads, 2);
+  std::vector<std::unique_ptr<test::http_client>> open;
+  for (int i = 0; i < 2 * cfg.server.io_threads; ++i)
+    open.push_back(std::make_unique<test::http_client>(port));
+  for (int round = 0; round < 2; ++round)
+    for (auto& c : open)
+      ASSERT_EQ(c->get("/healthz").status, 200);
+}
+
 TEST_F(http_test, slow_client_is_disconnected) {
   auto c = client();
   boost::asio::write(c.stream().socket(),
