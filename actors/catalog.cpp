@@ -68,7 +68,7 @@ catalog_actor::behavior_type catalog(self_ptr self, std::shared_ptr<std::atomic<
     [=](caf::get_atom, const model::build_query& q) -> std::string {
       std::string out = "[";
       for (auto& s : self->state.index.list(q)) {
-        if (out.size() > 1)
+        if (out.back() != '[')
           out += ',';
         model::append_summary(out, s);
       }

@@ -357,9 +357,7 @@ public:
   template <class Int>
     requires std::is_integral_v<Int>
   writer& value(Int v) {
-    char buf[24];
-    auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
-    out.append(buf, end);
+    append_json_integer(out, v);
     return *this;
   }
   writer& value(double v) {

@@ -1,7 +1,5 @@
 #include "model/json.hpp"
 
-#include <charconv>
-
 #include <nlohmann/json.hpp>
 
 #include "model/json_text.hpp"
@@ -103,7 +101,8 @@ nlohmann::json streak_json(const std::optional<streak_result>& r) {
   return {{"verdict", to_string(r->kind)}, {"failures", r->failures}};
 }
 
-/// What a build list and a build document both say first.
+/// What a build document says first: the fields it shares with the build list's
+/// summaries, which `summary_writer` writes as text.
 nlohmann::json listing_json(const build_key& key, const std::string& branch,
                             const std::optional<std::int64_t>& number, build_state state,
                             const std::optional<timestamp>& updated) {
@@ -117,10 +116,6 @@ nlohmann::json listing_json(const build_key& key, const std::string& branch,
   j["number"] = number ? nlohmann::json(*number) : nlohmann::json(nullptr);
   return j;
 }
-
-} // namespace
-
-namespace {
 
 /// Writes a summary's JSON text in the order nlohmann's objects keep (by name), so
 /// that it reads as the build document's fields do.
@@ -172,8 +167,7 @@ private:
   }
   template <class Int>
   summary_writer& number(Int v) {
-    char buf[24];
-    out_.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+    append_json_integer(out_, v);
     return *this;
   }
   summary_writer& time(timestamp t) { return text(format_time(t)); }
