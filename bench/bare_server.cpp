@@ -20,7 +20,9 @@ namespace {
 
 class session : public std::enable_shared_from_this<session> {
 public:
-  explicit session(tcp::socket s) : stream_{std::move(s)} {}
+  explicit session(tcp::socket s) : stream_{std::move(s)} {
+    buffer_.reserve(8 * 1024); // as net/server.cpp: one read for a typical request
+  }
 
   void read() {
     req_ = {};

@@ -264,6 +264,10 @@ public:
   http_session(tcp::socket&& socket, const config::server_config& cfg, handler& h,
                std::shared_ptr<connection_count> count)
     : stream_{std::move(socket)}, cfg_{cfg}, handler_{h}, count_{count}, slot_{std::move(count)} {
+    // Beast reads at most what the buffer holds free, and at least 512 bytes: an empty
+    // buffer that the parser drains as it goes never grows, so a 2 KiB webhook took
+    // five reads and a 26 KiB batch fifty. Room for a typical request takes one.
+    buffer_.reserve(read_buffer_size);
   }
 
   void run() {
@@ -384,6 +388,7 @@ private:
                             });
   }
 
+  static constexpr std::size_t read_buffer_size = 8 * 1024;
   static constexpr std::size_t drain_size = 16 * 1024;
   std::unique_ptr<char[]> drain_;
 

@@ -292,6 +292,25 @@ TEST_F(http_test, connections_on_every_io_thread_are_served) {
       ASSERT_EQ(c->get("/healthz").status, 200);
 }
 
+// The server reads into a buffer smaller than many requests: what does not fit is
+// read in pieces, on one keep-alive connection, and arrives whole.
+TEST_F(http_test, requests_larger_than_the_read_buffer_arrive_whole) {
+  auto c = client();
+  std::string message;
+  for (int i = 0; message.size() < 40 * 1024; ++i)
+    message += "line " + std::to_string(i) + " of a long commit message\n";
+  auto finished = with_job("buildkite/build.finished.json", [&](json& d) {
+    d["build"]["message"] = message;
+  });
+  ASSERT_EQ(c.post("/webhooks/buildkite", finished.dump(), hook("build.finished")).status, 202);
+  auto doc = json::parse(c.get("/api/v1/builds/buildkite/web-app/4242").body);
+  EXPECT_EQ(doc["message"], message);
+  // Headers longer than the buffer and within the header limit (16 KiB) are read too.
+  EXPECT_EQ(c.get("/healthz", {{"X-Padding", std::string(12 * 1024, 'x')}}).status, 200);
+  EXPECT_EQ(c.get("/healthz").status, 200);
+  EXPECT_EQ(client().get("/healthz", {{"X-Padding", std::string(20 * 1024, 'x')}}).status, 431);
+}
+
 TEST_F(http_test, slow_client_is_disconnected) {
   auto c = client();
   boost::asio::write(c.stream().socket(),
