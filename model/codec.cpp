@@ -143,21 +143,46 @@ person decode_person(const node& j) {
   return {j.at(0).get<std::string>(), j.at(1).get<std::string>(), j.at(2).get<std::string>()};
 }
 
-build_info decode_info(const node& j) {
+/// Version 6 leaves out a field that holds its default (empty, zero, false, null);
+/// versions before it wrote every field (`version` is the document's).
+constexpr int sparse_version = 6;
+
+/// Field `name`, or `fallback` when a sparse document left it out; required before.
+template <class T>
+T field_or(const node& j, std::string_view name, int version, T fallback) {
+  return version >= sparse_version ? j.value(name, std::move(fallback)) : j.at(name).get<T>();
+}
+
+/// A field that may be null: none when it is null, or when a sparse document left it
+/// out (required before).
+std::optional<node> nullable(const node& j, std::string_view name, int version) {
+  auto f = version >= sparse_version ? j.find(name) : std::optional<node>{j.at(name)};
+  if (!f || f->is_null())
+    return std::nullopt;
+  return f;
+}
+
+std::optional<timestamp> opt_time(const node& j, std::string_view name, int version) {
+  auto f = nullable(j, name, version);
+  return f ? std::optional<timestamp>{at(f->get<std::int64_t>())} : std::nullopt;
+}
+
+build_info decode_info(const node& j, int version) {
   build_info i;
-  if (!j.at("number").is_null())
-    i.number = j.at("number").get<std::int64_t>();
-  i.branch = j.at("branch").get<std::string>();
-  i.commit = j.at("commit").get<std::string>();
-  i.message = j.at("message").get<std::string>();
-  i.url = j.at("url").get<std::string>();
-  i.pipeline_name = j.at("pipeline_name").get<std::string>();
+  if (auto n = nullable(j, "number", version))
+    i.number = n->get<std::int64_t>();
+  i.branch = field_or(j, "branch", version, std::string{});
+  i.commit = field_or(j, "commit", version, std::string{});
+  i.message = field_or(j, "message", version, std::string{});
+  i.url = field_or(j, "url", version, std::string{});
+  i.pipeline_name = field_or(j, "pipeline_name", version, std::string{});
   // Absent from documents written before it was kept.
   i.repository = j.value("repository", std::string{});
-  i.author = decode_person(j.at("author"));
-  i.personal = j.at("personal").get<bool>();
-  if (!j.at("parent").is_null())
-    i.parent = key(j.at("parent"));
+  if (auto a = nullable(j, "author", version))
+    i.author = decode_person(*a);
+  i.personal = field_or(j, "personal", version, false);
+  if (auto p = nullable(j, "parent", version))
+    i.parent = key(*p);
   return i;
 }
 
@@ -170,7 +195,10 @@ build_info decode_info(const node& j) {
 /// the message, command and deadline events. Version 5 adds each waiting sink's wait
 /// for statistics (a build's `collations`), and later, optionally (absent: none), an
 /// attempt's `announced` and a build's `announced_jobs` (job_finished notices).
-constexpr int format_version = 5;
+/// Version 6 leaves out what holds its default in journal entries, build facts and
+/// job attempts (`sparse_version`): every byte of the journal costs Redis, its AOF
+/// and its rewrites.
+constexpr int format_version = 6;
 
 /// Whether an attempt fails, for documents written before version 3: the rule the
 /// code that wrote them applied (the seed's, the only source then being Buildkite),
@@ -282,18 +310,18 @@ target_message decode_message(const node& j) {
 attempt decode_attempt(const node& j, int version) {
   attempt a;
   a.id = j.at("id").get<std::string>();
-  a.number = j.at("number").get<std::int64_t>();
+  a.number = field_or(j, "number", version, std::int64_t{0});
   a.state = enum_of(j.at("state"), job_state::blocked, version, "job state");
-  a.source_state = j.at("source_state").get<std::string>();
-  if (!j.at("exit_status").is_null())
-    a.exit_status = j.at("exit_status").get<std::int64_t>();
-  a.soft_failed = j.at("soft_failed").get<bool>();
-  a.url = j.at("url").get<std::string>();
-  a.started = opt_time(j.at("started"));
-  a.finished = opt_time(j.at("finished"));
-  a.fails = version >= 3 ? j.at("fails").get<bool>() : legacy_fails(a);
+  a.source_state = field_or(j, "source_state", version, std::string{});
+  if (auto x = nullable(j, "exit_status", version))
+    a.exit_status = x->get<std::int64_t>();
+  a.soft_failed = field_or(j, "soft_failed", version, false);
+  a.url = field_or(j, "url", version, std::string{});
+  a.started = opt_time(j, "started", version);
+  a.finished = opt_time(j, "finished", version);
+  a.fails = version >= 3 ? field_or(j, "fails", version, false) : legacy_fails(a);
   if (version >= 4)
-    a.waits = j.at("waits").get<bool>();
+    a.waits = field_or(j, "waits", version, false);
   a.announced = j.value("announced", false);
   return a;
 }
@@ -312,8 +340,8 @@ event_body decode_body(const node& j, int version) {
   if (type == "job")
     return job_event{j.at("group").get<std::string>(), j.at("name").get<std::string>(),
                      decode_attempt(j.at("report"), version),
-                     version >= 3 ? j.at("numbered").get<bool>() : true,
-                     version >= 4 ? j.at("wait_timeout_ms").get<std::int64_t>() : 0};
+                     version >= 3 ? field_or(j, "numbered", version, true) : true,
+                     version >= 4 ? field_or(j, "wait_timeout_ms", version, std::int64_t{0}) : 0};
   if (type == "statistic")
     return statistic_event{j.at("key").get<std::string>(), j.at("value").get<double>()};
   if (type == "verdict")
@@ -373,6 +401,16 @@ public:
   writer& value(const std::optional<T>& v) {
     return v ? value(*v) : raw("null");
   }
+  /// `"name":value`, after a comma unless the object has just opened; nothing when
+  /// `v` holds its default (`fallback`), which a reader takes a missing field for.
+  template <class T>
+  writer& sparse(std::string_view n, const T& v, const T& fallback = T{}) {
+    if (v == fallback)
+      return *this;
+    if (out.back() != '{')
+      raw(",");
+    return name(n).value(v);
+  }
   writer& value(const build_key& k) {
     return raw("[").value(k.source).raw(",").value(k.pipeline).raw(",").value(k.id).raw("]");
   }
@@ -390,31 +428,33 @@ public:
   }
   writer& value(const build_info& i) {
     return raw("{")
-      .name("number").value(i.number).raw(",")
-      .name("branch").value(i.branch).raw(",")
-      .name("commit").value(i.commit).raw(",")
-      .name("message").value(i.message).raw(",")
-      .name("url").value(i.url).raw(",")
-      .name("pipeline_name").value(i.pipeline_name).raw(",")
-      .name("repository").value(i.repository).raw(",")
-      .name("author").value(i.author).raw(",")
-      .name("personal").value(i.personal).raw(",")
-      .name("parent").value(i.parent).raw("}");
+      .sparse("number", i.number)
+      .sparse("branch", i.branch)
+      .sparse("commit", i.commit)
+      .sparse("message", i.message)
+      .sparse("url", i.url)
+      .sparse("pipeline_name", i.pipeline_name)
+      .sparse("repository", i.repository)
+      .sparse("author", i.author)
+      .sparse("personal", i.personal)
+      .sparse("parent", i.parent)
+      .raw("}");
   }
   writer& value(const attempt& a) {
     return raw("{")
       .name("id").value(a.id).raw(",")
-      .name("number").value(a.number).raw(",")
-      .name("state").value(name_of(a.state)).raw(",")
-      .name("source_state").value(a.source_state).raw(",")
-      .name("exit_status").value(a.exit_status).raw(",")
-      .name("soft_failed").value(a.soft_failed).raw(",")
-      .name("fails").value(a.fails).raw(",")
-      .name("url").value(a.url).raw(",")
-      .name("started").value(a.started).raw(",")
-      .name("finished").value(a.finished).raw(",")
-      .name("waits").value(a.waits)
-      .raw(a.announced ? R"(,"announced":true})" : "}");
+      .name("state").value(name_of(a.state))
+      .sparse("number", a.number)
+      .sparse("source_state", a.source_state)
+      .sparse("exit_status", a.exit_status)
+      .sparse("soft_failed", a.soft_failed)
+      .sparse("fails", a.fails)
+      .sparse("url", a.url)
+      .sparse("started", a.started)
+      .sparse("finished", a.finished)
+      .sparse("waits", a.waits)
+      .sparse("announced", a.announced)
+      .raw("}");
   }
   writer& value(const unit_result& u) {
     return raw("{")
@@ -474,9 +514,10 @@ public:
       .name("type").value("job").raw(",")
       .name("group").value(e.group).raw(",")
       .name("name").value(e.name).raw(",")
-      .name("numbered").value(e.numbered).raw(",")
-      .name("wait_timeout_ms").value(e.wait_timeout_ms).raw(",")
-      .name("report").value(e.report).raw("}");
+      .name("report").value(e.report)
+      .sparse("numbered", e.numbered, true)
+      .sparse("wait_timeout_ms", e.wait_timeout_ms)
+      .raw("}");
   }
   writer& value(const statistic_event& e) {
     return raw("{")
@@ -550,11 +591,10 @@ std::string encode(const envelope& e) {
   w.raw("{")
     .name("v").value(format_version).raw(",")
     .name("key").value(e.key).raw(",")
-    .name("delivery").value(e.delivery).raw(",")
-    .name("received").value(e.received).raw(",")
-    .name("info");
-  e.info ? w.value(*e.info) : w.raw("null");
-  w.raw(",").name("body");
+    .name("received").value(e.received)
+    .sparse("delivery", e.delivery)
+    .sparse("info", e.info)
+    .raw(",").name("body");
   std::visit([&](auto& body) {
     using body_t = std::decay_t<decltype(body)>;
     if constexpr (std::is_same_v<body_t, streak_result>)
@@ -662,10 +702,10 @@ std::optional<envelope> decode_envelope(std::string_view document, std::string* 
     auto version = version_of(j);
     envelope e;
     e.key = key(j.at("key"));
-    e.delivery = j.at("delivery").get<std::string>();
+    e.delivery = field_or(j, "delivery", version, std::string{});
     e.received = at(j.at("received").get<std::int64_t>());
-    if (!j.at("info").is_null())
-      e.info = decode_info(j.at("info"));
+    if (auto info = nullable(j, "info", version))
+      e.info = decode_info(*info, version);
     e.body = decode_body(j.at("body"), version);
     return e;
   });
@@ -676,7 +716,7 @@ std::optional<build> decode_build(std::string_view document, std::string* error)
     auto version = version_of(j);
     build b;
     b.key = key(j.at("key"));
-    b.info = decode_info(j.at("info"));
+    b.info = decode_info(j.at("info"), version);
     b.source_state = j.at("source_state").get<std::string>();
     b.state = enum_of(j.at("state"), build_state::interrupted, version, "build state");
     if (!j.at("end").is_null())

@@ -207,23 +207,24 @@ TEST(codec, invalid_utf8_is_replaced_not_written) {
 // Stored data evolves: documents carry their format version and store enumerations by
 // name; what earlier releases wrote (version 1, enumerations by number; version 2,
 // without the sources' outcome; version 3, without targets that wait; version 4,
-// without waits for statistics; kept in tests/fixtures/stored/v1 to v4 as written by
-// them) still loads and means the same.
+// without waits for statistics; version 5, with every field written even when it holds
+// its default; kept in tests/fixtures/stored/v1 to v5 as written by them) still loads
+// and means the same.
 TEST(codec, documents_carry_their_version_and_enumerations_by_name) {
   auto b = run(storm());
   auto doc = json::parse(codec::encode(b));
-  EXPECT_EQ(doc["v"], 5);
+  EXPECT_EQ(doc["v"], 6);
   EXPECT_EQ(doc["state"], "failed");
   EXPECT_EQ(doc["end"], "completed");
   EXPECT_EQ(doc["jobs"][0]["attempts"][0]["state"], "timed_out");
   EXPECT_EQ(doc["streak"][0], "broken");
   auto first = json::parse(codec::encode(storm()[0]));
-  EXPECT_EQ(first["v"], 5);
+  EXPECT_EQ(first["v"], 6);
   EXPECT_EQ(first["body"]["phase"], "scheduled");
   streak_book book{4};
   book.record({"buildkite", "web", "main"}, 1, true);
   auto streaks = json::parse(codec::encode(book));
-  EXPECT_EQ(streaks["v"], 5);
+  EXPECT_EQ(streaks["v"], 6);
   EXPECT_EQ(streaks["streaks"][0]["builds"][0][2][0], "broken");
 }
 
@@ -265,7 +266,7 @@ TEST_P(earlier_release, documents_still_load_and_behave) {
             (streak_result{verdict::still_failing, 3}));
 }
 
-INSTANTIATE_TEST_SUITE_P(codec, earlier_release, ::testing::Values("v1", "v2", "v3", "v4"));
+INSTANTIATE_TEST_SUITE_P(codec, earlier_release, ::testing::Values("v1", "v2", "v3", "v4", "v5"));
 
 // Before version 3 the model applied Buildkite's rule itself; an attempt read from
 // such a document keeps the outcome that rule gave it, even where Buildkite's rule
@@ -297,9 +298,9 @@ TEST(codec, unknown_names_and_future_versions_are_refused_with_the_reason) {
   numbered["state"] = 4; // a version 2 or later document never stores a number
   EXPECT_FALSE(codec::decode_build(numbered.dump(), &why));
   auto future = doc;
-  future["v"] = 6;
+  future["v"] = 7;
   EXPECT_FALSE(codec::decode_build(future.dump(), &why));
-  EXPECT_NE(why.find("format version 6"), std::string::npos) << why;
+  EXPECT_NE(why.find("format version 7"), std::string::npos) << why;
   auto event = json::parse(codec::encode(storm()[7]));
   event["body"]["end"] = "vanished";
   EXPECT_FALSE(codec::decode_envelope(event.dump(), &why));
@@ -315,4 +316,37 @@ TEST(codec, announced_job_notices_round_trip) {
   auto back = codec::decode_build(codec::encode(b));
   ASSERT_TRUE(back);
   EXPECT_EQ(*back, b);
+}
+
+// Version 6 leaves out what holds its default: an event with nothing but its key and
+// body is a fraction of what version 5 wrote, and reads back the same. A field left
+// out of an earlier version's document is still an error: those wrote every field.
+TEST(codec, fields_at_their_default_are_left_out_and_read_back) {
+  job_event bare;
+  bare.group = "unit";
+  bare.name = "unit";
+  bare.report.id = "a1";
+  bare.report.state = job_state::running;
+  envelope e{key, "", at(1), build_info{}, bare};
+  auto text = codec::encode(e);
+  auto doc = json::parse(text);
+  EXPECT_EQ(doc["v"], 6);
+  EXPECT_EQ(doc["info"], json::object());
+  EXPECT_EQ(doc["body"]["report"], (json{{"id", "a1"}, {"state", "running"}}));
+  for (auto* left_out : {"delivery", "numbered", "wait_timeout_ms"})
+    EXPECT_FALSE(doc.contains(left_out) || doc["body"].contains(left_out)) << left_out;
+  EXPECT_EQ(codec::decode_envelope(text), e);
+  // What is not a default is written, zero exit status and unnumbered events included.
+  auto full = storm()[2]; // passed with exit status 0
+  std::get<job_event>(full.body).numbered = false;
+  EXPECT_EQ(codec::decode_envelope(codec::encode(full)), full);
+  EXPECT_EQ(json::parse(codec::encode(full))["body"]["report"]["exit_status"], 0);
+  for (auto& each : storm())
+    EXPECT_EQ(codec::decode_envelope(codec::encode(each)), each);
+  // A version 5 document without a field it always wrote is refused, as before.
+  auto v5 = json::parse(bt::test::fixture("stored/v5/build.json"));
+  v5["jobs"][0]["attempts"][0].erase("url");
+  std::string why;
+  EXPECT_FALSE(codec::decode_build(v5.dump(), &why));
+  EXPECT_NE(why.find("'url' missing"), std::string::npos) << why;
 }

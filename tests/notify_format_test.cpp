@@ -290,7 +290,7 @@ TEST(notice_kinds, say_what_the_streak_and_retries_add) {
 // still delivered after an upgrade; one from a newer release is refused, not misread.
 TEST(outbox_entry, entries_of_the_previous_release_still_load) {
   std::optional<notify::outbox_entry> e;
-  for (auto* release : {"v1", "v2", "v3", "v4"}) {
+  for (auto* release : {"v1", "v2", "v3", "v4", "v5"}) {
     e = notify::decode_outbox_entry(bt::test::fixture(std::string{"stored/"} + release
                                                       + "/outbox-entry.json"));
     ASSERT_TRUE(e) << release;
