@@ -467,8 +467,11 @@ checked<std::vector<model::envelope>> native_parse(std::string_view content_type
                      "send application/json (one event) or application/x-ndjson (a batch)",
                      "Content-Type"};
   // One envelope per line, reserved at once: growing the vector would move each
-  // envelope (most of a kilobyte) several times over.
-  out.reserve(static_cast<std::size_t>(std::count(body.begin(), body.end(), '\n')) + 1);
+  // envelope (most of a kilobyte) several times over. At most `reserved_events`, so that
+  // a body of blank or short lines does not reserve a kilobyte for each.
+  constexpr std::size_t reserved_events = 1024;
+  auto lines = static_cast<std::size_t>(std::count(body.begin(), body.end(), '\n')) + 1;
+  out.reserve(std::min(lines, reserved_events));
   std::size_t line = 0;
   while (!body.empty()) {
     ++line;
