@@ -162,9 +162,10 @@ std::optional<node> nullable(const node& j, std::string_view name, int version) 
   return f;
 }
 
+/// The time in field `name`: none when null, or when a sparse document left it out.
 std::optional<timestamp> opt_time(const node& j, std::string_view name, int version) {
   auto f = nullable(j, name, version);
-  return f ? std::optional<timestamp>{at(f->get<std::int64_t>())} : std::nullopt;
+  return f ? opt_time(*f) : std::nullopt;
 }
 
 build_info decode_info(const node& j, int version) {
