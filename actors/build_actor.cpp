@@ -47,11 +47,13 @@ void ask_verdict(self_ptr self, model::finished_effect f) {
 }
 
 /// Applies one event and carries out its effects. Returns whether it was a duplicate.
-/// A command's outcome goes into its request's tally.
-bool apply_event(self_ptr self, const model::envelope& e, ingest_tally* tally = nullptr) {
+/// A command's outcome goes into its request's tally. The build may take the event's
+/// job report; what is read of `e` after applying it (key, time, kind) stays.
+bool apply_event(self_ptr self, model::envelope& e, ingest_tally* tally = nullptr) {
   auto& st = self->state;
   ++st.events;
-  auto result = model::apply(st.build, e, e.received, st.settings.limits, *st.settings.announce);
+  auto now = e.received;
+  auto result = model::apply(st.build, std::move(e), now, st.settings.limits, *st.settings.announce);
   if (tally && std::holds_alternative<model::build_command>(e.body))
     tally->command = command_outcome{true, result.changed, result.ignored, st.build.state,
                                      st.build.generation};
@@ -147,12 +149,12 @@ build_actor::behavior_type build_actor_impl(self_ptr self, model::build initial,
       if (c.released && c.released_revision == revision)
         st.released[sink] = revision;
   return {
-    [=](const model::envelope& e) { apply_event(self, e); },
-    [=](const model::envelope& e, const tally_ptr& tally) {
+    [=](model::envelope& e) { apply_event(self, e); },
+    [=](model::envelope& e, const tally_ptr& tally) {
       if (apply_event(self, e, tally.get()) && tally)
         tally->duplicates.fetch_add(1, std::memory_order_relaxed);
     },
-    [=](replay_atom, const model::envelope& e) {
+    [=](replay_atom, model::envelope& e) {
       apply_event(self, e);
       return true;
     },

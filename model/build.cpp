@@ -96,7 +96,21 @@ std::vector<const job*> build::jobs_where(bool (job::*test)() const) const {
   return out;
 }
 
+void count_jobs(build& b) {
+  b.targets = b.failing = 0;
+  for (auto& [_, j] : b.jobs) {
+    b.targets += j.wait ? 1 : 0;
+    b.failing += j.failed() ? 1 : 0;
+  }
+}
+
 namespace {
+
+/// Keeps `b.failing` true after job `j` changed: it failed `before` the change.
+void count_failure(build& b, const job& j, bool before) {
+  if (bool now = j.failed(); now != before)
+    now ? ++b.failing : --b.failing;
+}
 
 /// What notifications and streaks see of a finished build: when it changes, the
 /// revision bumps and the outcome is announced again. Jobs by group: a job let go at
@@ -146,6 +160,8 @@ void trim_jobs(build& b, const std::string& newcomer, size_t max_jobs, applied& 
     }
   if (victim->second.wait)
     --b.targets;
+  if (victim->second.failed())
+    --b.failing;
   b.jobs.erase(victim); // found: the newcomer always ranks
   ++b.omitted_jobs;
   out.trimmed = "jobs";
@@ -177,12 +193,12 @@ build_state decide(const build& b) {
     return b.state;
   if (!b.end && b.targets == 0) // nothing fails fast, nothing waits
     return b.state == build_state::pending ? build_state::pending : build_state::running;
-  bool fails = false, targets = false, waiting = false;
-  for (auto& [_, j] : b.jobs) {
-    fails = fails || j.failed();
-    targets = targets || j.current_wait();
-    waiting = waiting || j.waiting();
-  }
+  bool fails = b.failing != 0, targets = false, waiting = false;
+  if (b.targets != 0) // only a job that ever waited can wait now
+    for (auto& [_, j] : b.jobs) {
+      targets = targets || j.current_wait();
+      waiting = waiting || j.waiting();
+    }
   if (!b.end) {
     if (fails && targets)
       return build_state::failed;
@@ -264,7 +280,7 @@ struct event_applier {
     }
   }
 
-  void operator()(const job_event& e) {
+  void operator()(job_event& e) {
     auto it = b.jobs.find(e.group);
     bool new_job = it == b.jobs.end();
     if (new_job)
@@ -288,12 +304,14 @@ struct event_applier {
         return;
       }
     }
-    auto r = in; // a copy: an unnumbered attempt gets its number here
+    bool waits = in.waits;
+    // The build keeps the report: an unnumbered attempt gets its number here.
+    auto r = std::move(e.report);
     r.announced = at != j.attempts.end() && at->announced;
     // A terminal report for an attempt not finished before: a job_finished notice.
-    if (announce_jobs && is_terminal(in.state)
+    if (announce_jobs && is_terminal(state)
         && (at == j.attempts.end() || !is_terminal(at->state))) {
-      out.effects.emplace_back(job_finished_effect{b.key, in.id});
+      out.effects.emplace_back(job_finished_effect{b.key, r.id});
       r.announced = true;
       ++b.announced_jobs;
     }
@@ -318,7 +336,7 @@ struct event_applier {
       trim_attempts(j, limits.max_attempts, out);
     }
     // A passed attempt that waits makes the job a target waiting for its message.
-    if (auto* d = in.waits || j.wait ? j.decisive() : nullptr;
+    if (auto* d = waits || j.wait ? j.decisive() : nullptr;
         d && d->waits && d->state == job_state::passed && (!j.wait || j.wait->attempt != d->id)) {
       if (!j.wait)
         ++b.targets;
@@ -327,6 +345,7 @@ struct event_applier {
         j.wait->deadline = now + std::chrono::milliseconds{e.wait_timeout_ms};
     }
     job_outcome_changed = j.failed() != failed_before || j.fixed() != fixed_before;
+    count_failure(b, j, failed_before);
     if (new_job)
       trim_jobs(b, e.group, limits.max_jobs, out); // `j` may be gone after this
     if (!b.is_finished() && b.state == build_state::pending && state != job_state::scheduled) {
@@ -408,7 +427,7 @@ struct event_applier {
           return refuse("a settled build cannot be restarted");
         ++b.generation;
         b.jobs.clear();
-        b.targets = 0;
+        b.targets = b.failing = 0;
         b.end.reset();
         b.finished.reset();
         b.state = build_state::running;
@@ -468,10 +487,18 @@ struct event_applier {
     bool any = false;
     for (auto& [_, j] : b.jobs)
       if (j.waiting() && j.wait->deadline && *j.wait->deadline <= now) {
-        j.wait->end = wait_end::timed_out;
-        job_outcome_changed = any = true;
+        end_wait(j, wait_end::timed_out);
+        any = true;
       }
     return any;
+  }
+
+  /// Ends job `j`'s wait for a message with `end`.
+  void end_wait(job& j, wait_end end) {
+    bool failed_before = j.failed();
+    j.wait->end = end;
+    count_failure(b, j, failed_before);
+    job_outcome_changed = true;
   }
 
   /// Whether targets may consume messages and time out: not while the build is
@@ -497,9 +524,9 @@ struct event_applier {
             && *m.message.generation == b.generation && m.message.kind != message_kind::work
             && (!deadline || m.received <= *deadline)) {
           m.status = message_status::consumed;
-          j.wait->end = m.message.kind == message_kind::pass ? wait_end::pass : wait_end::fail;
           j.wait->message = m.number;
-          job_outcome_changed = changed = true;
+          end_wait(j, m.message.kind == message_kind::pass ? wait_end::pass : wait_end::fail);
+          changed = true;
           break;
         }
     }
@@ -578,7 +605,7 @@ job_event rollup_job(const build& child) {
 
 } // namespace
 
-applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits,
+applied apply(build& b, envelope&& e, timestamp now, const build_limits& limits,
               const announce_rules& rules) {
   auto& waits = rules.waits;
   applied out;

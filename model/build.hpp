@@ -198,6 +198,9 @@ struct build {
   /// How many jobs ever waited for a message (have a `wait`): derived from `jobs`, not
   /// stored; spares builds without targets every look at them.
   std::size_t targets = 0;
+  /// How many jobs fail now (`job::failed`): derived from `jobs` like `targets`, not
+  /// stored; spares listing and deciding the build a look at every job per event.
+  std::size_t failing = 0;
   /// How many `job_finished` notices the build announced (attempts with `announced`,
   /// those let go at max_attempts included): recovery compares it with the outbox's
   /// count to find notices a crash lost.
@@ -212,6 +215,10 @@ struct build {
   bool operator==(const build&) const = default;
 };
 
+/// Derives the counts kept beside a build's jobs (`targets`, `failing`) from the
+/// jobs: for jobs read back from storage or set by hand.
+void count_jobs(build& b);
+
 /// What applying one event did.
 struct applied {
   bool changed = false;
@@ -224,9 +231,15 @@ struct applied {
 };
 
 /// The build state machine: applies one event at `now` within `limits`. Pure and
-/// deterministic.
-applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits = {},
+/// deterministic. The build may take a job event's report out of `e` (its key, time,
+/// delivery and kind of event stay).
+applied apply(build& b, envelope&& e, timestamp now, const build_limits& limits = {},
               const announce_rules& rules = {});
+/// The same for an event the caller keeps: applies a copy.
+inline applied apply(build& b, const envelope& e, timestamp now, const build_limits& limits = {},
+                     const announce_rules& rules = {}) {
+  return apply(b, envelope{e}, now, limits, rules);
+}
 
 /// The effects a finished build announces at its current revision (none while it
 /// runs). apply() emits them when the outcome changes; recovery emits them again for

@@ -740,9 +740,9 @@ std::optional<build> decode_build(std::string_view document, std::string* error)
       }
       if (jb.attempts.empty())
         throw std::invalid_argument{"job without attempts"};
-      b.targets += jb.wait ? 1 : 0;
       b.jobs.emplace(jb.group, std::move(jb));
     }
+    count_jobs(b);
     j.at("statistics").for_each_field(
       [&](std::string_view name, const node& value) { b.statistics[std::string{name}] = value.get<double>(); });
     for (auto delivery : j.at("recent_deliveries"))

@@ -33,12 +33,11 @@ bool newer_in_branch(const build_summary& a, const build_summary& b) {
 
 build_summary summarize(const build& b, const collation_rules* waits) {
   build_summary s{b.key, b.info.branch, b.info.number, b.state, b.updated, b.streak};
-  for (auto& [group, j] : b.jobs) {
-    if (j.failed())
-      ++s.failed_jobs;
-    if (b.targets != 0 && j.waiting())
-      s.targets.push_back({group, j.wait->since, j.wait->deadline});
-  }
+  s.failed_jobs = b.failing;
+  if (b.targets != 0) // only a job that ever waited can wait now
+    for (auto& [group, j] : b.jobs)
+      if (j.waiting())
+        s.targets.push_back({group, j.wait->since, j.wait->deadline});
   for (auto& [sink, c] : b.collations) {
     if (c.ended())
       continue;

@@ -3,6 +3,7 @@
 #include "model/build.hpp"
 #include "model/notice.hpp"
 #include "sources/buildkite.hpp"
+#include "model_checks.hpp"
 
 using namespace bt::model;
 using namespace std::chrono_literals;
@@ -38,7 +39,11 @@ envelope finished_env(build_end end = build_end::completed, std::string word = "
 struct fixture : ::testing::Test {
   build b;
   int clock = 0;
-  applied feed(const envelope& e) { return apply(b, e, at(++clock)); }
+  applied feed(const envelope& e) {
+    auto a = apply(b, e, at(++clock));
+    bt::testing::expect_counts_match_jobs(b);
+    return a;
+  }
   size_t finished_effects(const applied& a) {
     size_t n = 0;
     for (auto& e : a.effects)
@@ -208,7 +213,11 @@ TEST_F(fixture, past_the_job_limit_a_failing_job_still_fails_the_build) {
 
 TEST_F(fixture, at_the_job_limit_failing_and_fixed_jobs_are_kept_before_passing_ones) {
   build_limits limits{2, 64, 1024};
-  auto feed_limited = [&](const envelope& e) { return apply(b, e, at(++clock), limits); };
+  auto feed_limited = [&](const envelope& e) {
+    auto a = apply(b, e, at(++clock), limits);
+    bt::testing::expect_counts_match_jobs(b);
+    return a;
+  };
   feed_limited(job_env("f1", "fails", 0, job_state::failed, 1));
   feed_limited(job_env("x1", "fixed", 0, job_state::failed, 1));
   feed_limited(job_env("x2", "fixed", 1, job_state::passed, 0));

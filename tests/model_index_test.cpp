@@ -38,7 +38,7 @@ TEST(build_summary, names_the_targets_that_wait_and_the_statistics_a_sink_still_
   auto& failing = b.jobs["unit"];
   failing.group = "unit";
   failing.attempts.push_back({.id = "a2", .state = job_state::failed, .fails = true});
-  b.targets = 1;
+  count_jobs(b);
   collation c;
   c.started = t0;
   c.received = {"size"};

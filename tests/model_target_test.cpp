@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "model/build.hpp"
+#include "model_checks.hpp"
 
 using namespace bt::model;
 using namespace std::chrono_literals;
@@ -19,7 +20,9 @@ struct targets : ::testing::Test {
   build b;
 
   applied feed(event_body body, int when) {
-    return apply(b, envelope{key, "", at(when), std::nullopt, std::move(body)}, at(when));
+    auto a = apply(b, envelope{key, "", at(when), std::nullopt, std::move(body)}, at(when));
+    bt::testing::expect_counts_match_jobs(b);
+    return a;
   }
   /// A target's attempt finished running: passed and waiting, or failed.
   applied target(const std::string& name, int when, bool waits = true, bool fails = false,

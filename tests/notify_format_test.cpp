@@ -43,6 +43,7 @@ model::build finished_build(int failed, model::build_state state = model::build_
     j.attempts.push_back(a);
     b.jobs[j.group] = j;
   }
+  model::count_jobs(b);
   return b;
 }
 
