@@ -166,6 +166,17 @@ std::optional<std::string> redis_client::connect() {
 
 std::variant<std::vector<redis_reply>, std::string>
 redis_client::pipeline(std::span<const redis_command> commands, bool idempotent) {
+  return run(commands, idempotent);
+}
+
+std::variant<std::vector<redis_reply>, std::string>
+redis_client::pipeline(std::span<const redis_command_view> commands, bool idempotent) {
+  return run(commands, idempotent);
+}
+
+template <class Command>
+std::variant<std::vector<redis_reply>, std::string>
+redis_client::run(std::span<const Command> commands, bool idempotent) {
   bool reused = connected();
   if (auto why = connect())
     return *why;
@@ -178,8 +189,9 @@ redis_client::pipeline(std::span<const redis_command> commands, bool idempotent)
   return result;
 }
 
+template <class Command>
 std::variant<std::vector<redis_reply>, std::string>
-redis_client::send(std::span<const redis_command> commands) {
+redis_client::send(std::span<const Command> commands) {
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
   for (auto& cmd : commands) {

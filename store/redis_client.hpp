@@ -33,6 +33,9 @@ struct redis_reply {
 };
 
 using redis_command = std::vector<std::string>;
+/// A command whose arguments are views into strings the caller keeps for the call:
+/// large arguments (the exchange's payloads) go to hiredis without a copy of their own.
+using redis_command_view = std::vector<std::string_view>;
 
 /// A blocking connection that sends many commands in one round trip. One owner at
 /// a time (not thread-safe). Failures are values; after an I/O failure the
@@ -55,6 +58,9 @@ public:
   /// is sent once more on a fresh one.
   std::variant<std::vector<redis_reply>, std::string>
   pipeline(std::span<const redis_command> commands, bool idempotent = false);
+  /// The same, for commands that view their arguments.
+  std::variant<std::vector<redis_reply>, std::string>
+  pipeline(std::span<const redis_command_view> commands, bool idempotent = false);
   /// The same, for a braced list of commands.
   std::variant<std::vector<redis_reply>, std::string>
   pipeline(const std::vector<redis_command>& commands, bool idempotent = false) {
@@ -63,8 +69,11 @@ public:
 
 private:
   void disconnect();
+  template <class Command>
   std::variant<std::vector<redis_reply>, std::string>
-  send(std::span<const redis_command> commands);
+  run(std::span<const Command> commands, bool idempotent);
+  template <class Command>
+  std::variant<std::vector<redis_reply>, std::string> send(std::span<const Command> commands);
 
   redis_endpoint endpoint_;
   std::chrono::milliseconds timeout_;

@@ -397,14 +397,15 @@ redis_store::write_outbox(const std::vector<redis_command>& cmds) {
   return run_on(outbox_mutex_, outbox_client_, cmds, "outbox write");
 }
 
+template <class Command>
 std::optional<std::vector<redis_reply>> redis_store::run_on(std::mutex& mutex,
-                                                                redis_client& client,
-                                                                const std::vector<redis_command>& cmds,
-                                                                std::string_view what) {
+                                                            redis_client& client,
+                                                            const std::vector<Command>& cmds,
+                                                            std::string_view what) {
   std::variant<std::vector<redis_reply>, std::string> result;
   {
     std::lock_guard guard{mutex};
-    result = client.pipeline(cmds, true);
+    result = client.pipeline(std::span<const Command>{cmds}, true);
   }
   if (auto* why = std::get_if<std::string>(&result)) {
     support::log(support::log_level::error, std::string{what} + " failed", {{"reason", *why}});
@@ -467,7 +468,7 @@ redis_store::exchange_publish(const std::string& exchange,
   if (std::all_of(messages.begin(), messages.end(), [](auto& m) { return m.dedup_id.empty(); })) {
     // Nothing to deduplicate (the `builds` feed): plain appends, pipelined. The
     // script's Lua calls cost Redis about as much again as the appends themselves.
-    std::vector<redis_command> appends;
+    std::vector<redis_command_view> appends;
     appends.reserve(messages.size());
     for (auto& m : messages)
       appends.push_back({"XADD", stream, "MAXLEN", "~", kept, "*", "key", m.routing_key,

@@ -131,9 +131,10 @@ private:
   std::optional<std::vector<redis_reply>> write_outbox(const std::vector<redis_command>& cmds);
   /// One round trip on `client` under `mutex`, sent again on a fresh connection when
   /// the old one went stale (idempotent commands only); `what` names it in the log.
+  template <class Command = redis_command>
   std::optional<std::vector<redis_reply>> run_on(std::mutex& mutex, redis_client& client,
-                                                     const std::vector<redis_command>& cmds,
-                                                     std::string_view what);
+                                                 const std::vector<Command>& cmds,
+                                                 std::string_view what);
   /// Runs commands in pipelines of at most `chunk`; false unless every reply is `ok`.
   bool run_all(redis_client& client, const std::vector<redis_command>& cmds,
                const std::function<bool(const redis_reply&)>& ok);
