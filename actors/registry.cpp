@@ -57,8 +57,12 @@ void deliver(self_ptr self, registry_state::live_build& target, const std::strin
   auto& st = self->state;
   ++target.routed;
   auto cycle = w.since ? w.since : st.cycle;
-  if (auto [it, fresh] = st.dirty.try_emplace(name, cycle); !fresh && cycle < it->second)
-    it->second = cycle;
+  if (target.dirty_since == 0 || cycle < target.dirty_since) {
+    auto [it, fresh] = st.dirty.try_emplace(name, cycle);
+    if (!fresh && cycle < it->second)
+      it->second = cycle;
+    target.dirty_since = it->second;
+  }
   if (w.replay.pending()) {
     auto rp = std::move(w.replay);
     self->request(target.handle, caf::infinite, replay_atom::value, std::move(w.event))
@@ -295,6 +299,7 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit, std:
   for (auto& [cycle, name] : waiting) {
     st.dirty.erase(name);
     if (auto it = st.live.find(name); it != st.live.end()) {
+      it->second.dirty_since = 0;
       st.in_flight.emplace(name, registry_state::in_flight_build{cycle, 0});
       ask.push_back(it->second.handle);
     } else if (auto p = st.parked.find(name); p != st.parked.end()) {

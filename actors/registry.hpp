@@ -31,6 +31,10 @@ struct registry_state {
   struct live_build {
     build_actor handle;
     std::uint64_t routed = 0;
+    /// Not 0: `dirty` holds this build with this cycle or an older one, so that an
+    /// event for it need not look there (one hash lookup less per event). 0: not
+    /// known, look.
+    std::uint64_t dirty_since = 0;
   };
   /// The last state of a stopped build actor, kept until a snapshot has written it.
   struct parked_build {
