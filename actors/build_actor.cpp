@@ -47,19 +47,20 @@ void ask_verdict(self_ptr self, model::finished_effect f) {
 }
 
 /// Applies one event and carries out its effects. Returns whether it was a duplicate.
-/// A command's outcome goes into its request's tally. The build may take the event's
-/// job report; what is read of `e` after applying it (key, time, kind) stays.
+/// A command's outcome goes into its request's tally. The build takes what it keeps of
+/// `e` (a job's report), so `e` is not read after it is applied.
 bool apply_event(self_ptr self, model::envelope& e, ingest_tally* tally = nullptr) {
   auto& st = self->state;
   ++st.events;
   auto now = e.received;
+  bool command = std::holds_alternative<model::build_command>(e.body);
   auto result = model::apply(st.build, std::move(e), now, st.settings.limits, *st.settings.announce);
-  if (tally && std::holds_alternative<model::build_command>(e.body))
+  if (tally && command)
     tally->command = command_outcome{true, result.changed, result.ignored, st.build.state,
                                      st.build.generation};
   if (!result.ignored.empty())
     support::log(support::log_level::warn, "event ignored",
-                 {{"build", e.key.str()}, {"reason", result.ignored}});
+                 {{"build", st.build.key.str()}, {"reason", result.ignored}});
   if (!result.trimmed.empty()) {
     support::metrics()
       .get_counter("buildtrack_build_limit_trims_total",
@@ -67,7 +68,7 @@ bool apply_event(self_ptr self, model::envelope& e, ingest_tally* tally = nullpt
                    "limit=\"" + std::string{result.trimmed} + "\"")
       .inc();
     support::log(support::log_level::warn, "build limit reached; kept what decides the outcome",
-                 {{"build", e.key.str()}, {"limit", result.trimmed}});
+                 {{"build", st.build.key.str()}, {"limit", result.trimmed}});
   }
   for (auto& effect : result.effects) {
     if (auto* f = std::get_if<model::finished_effect>(&effect)) {
@@ -76,7 +77,7 @@ bool apply_event(self_ptr self, model::envelope& e, ingest_tally* tally = nullpt
       else if (model::streak_forgets(*f, *st.settings.tracked_branches))
         self->send(st.peers.tracker, forget_atom::value, std::move(*f));
     } else if (auto* r = std::get_if<model::rollup_effect>(&effect)) {
-      self->send(st.registry, model::envelope{r->parent, "", e.received, std::nullopt,
+      self->send(st.registry, model::envelope{r->parent, "", now, std::nullopt,
                                               std::move(r->job)});
     } else if (auto* d = std::get_if<model::deadline_effect>(&effect)) {
       if (st.peers.timeouts)
