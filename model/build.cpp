@@ -106,9 +106,9 @@ void count_jobs(build& b) {
 
 namespace {
 
-/// Keeps `b.failing` true after job `j` changed: it failed `before` the change.
-void count_failure(build& b, const job& j, bool before) {
-  if (bool now = j.failed(); now != before)
+/// Keeps `b.failing` true after a job changed from failing `before` to failing `now`.
+void count_failure(build& b, bool before, bool now) {
+  if (now != before)
     now ? ++b.failing : --b.failing;
 }
 
@@ -344,8 +344,9 @@ struct event_applier {
       if (e.wait_timeout_ms > 0)
         j.wait->deadline = now + std::chrono::milliseconds{e.wait_timeout_ms};
     }
-    job_outcome_changed = j.failed() != failed_before || j.fixed() != fixed_before;
-    count_failure(b, j, failed_before);
+    bool failed_now = j.failed();
+    job_outcome_changed = failed_now != failed_before || j.fixed() != fixed_before;
+    count_failure(b, failed_before, failed_now);
     if (new_job)
       trim_jobs(b, e.group, limits.max_jobs, out); // `j` may be gone after this
     if (!b.is_finished() && b.state == build_state::pending && state != job_state::scheduled) {
@@ -497,7 +498,7 @@ struct event_applier {
   void end_wait(job& j, wait_end end) {
     bool failed_before = j.failed();
     j.wait->end = end;
-    count_failure(b, j, failed_before);
+    count_failure(b, failed_before, j.failed());
     job_outcome_changed = true;
   }
 
