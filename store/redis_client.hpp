@@ -37,6 +37,16 @@ using redis_command = std::vector<std::string>;
 /// large arguments (the exchange's payloads) go to hiredis without a copy of their own.
 using redis_command_view = std::vector<std::string_view>;
 
+namespace detail {
+/// One piece of a pipeline to write: `length` bytes of the pipeline's text from
+/// `offset`, or of an argument the caller keeps (`data`).
+struct resp_piece {
+  const char* data = nullptr;
+  std::size_t offset = 0;
+  std::size_t length = 0;
+};
+} // namespace detail
+
 /// A blocking connection that sends many commands in one round trip. One owner at
 /// a time (not thread-safe). Failures are values; after an I/O failure the
 /// connection is dropped and the next call reconnects.
@@ -78,6 +88,12 @@ private:
   redis_endpoint endpoint_;
   std::chrono::milliseconds timeout_;
   redisContext* context_ = nullptr;
+  /// The pipeline being sent, in Redis's protocol, but for large arguments, and the
+  /// pieces to write; kept between calls up to `kept_capacity`, so that small
+  /// pipelines do not allocate them each time.
+  std::string formatted_;
+  std::vector<detail::resp_piece> pieces_;
+  static constexpr std::size_t kept_capacity = 64 * 1024;
 };
 
 } // namespace bt::store

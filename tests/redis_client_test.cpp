@@ -63,6 +63,32 @@ TEST(redis_client, pipelines_many_commands_in_one_call) {
   EXPECT_EQ(ok(client.pipeline({{"PING"}}))[0].text, "PONG");
 }
 
+// The client writes the protocol itself: arguments that look like the protocol, empty
+// ones, views of other strings and one larger than the text kept between calls all
+// arrive as given, and a small pipeline after a large one still works.
+TEST(redis_client, arguments_arrive_as_given) {
+  bt::test::redis_server server;
+  redis_client client{*parse_redis_url(server.url()), 1000ms};
+  std::string protocol_like = "a\r\n$3\r\nbcd\r\n*1\r\n";
+  std::string large(300 * 1024, 'x');
+  large[1234] = '\0';
+  std::vector<redis_command_view> views{{"SET", "protocol", protocol_like},
+                                        {"SET", "empty", ""},
+                                        {"SET", "large", large},
+                                        {"MGET", "protocol", "empty", "large"}};
+  auto replies = ok(client.pipeline(views));
+  ASSERT_EQ(replies.size(), 4u);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(replies[i].kind, redis_reply::status) << i;
+  auto& values = replies[3].elements;
+  ASSERT_EQ(values.size(), 3u);
+  EXPECT_EQ(values[0].text, protocol_like);
+  EXPECT_EQ(values[1].kind, redis_reply::string);
+  EXPECT_EQ(values[1].text, "");
+  EXPECT_EQ(values[2].text, large);
+  EXPECT_EQ(ok(client.pipeline({{"STRLEN", "large"}}))[0].number, 300 * 1024);
+}
+
 // Replies are built by hiredis straight into redis_reply (its reader's object
 // functions): arrays inside arrays, nils inside arrays, empty arrays and values
 // larger than one read of the socket.
