@@ -104,15 +104,17 @@ bool apply_event(self_ptr self, model::envelope& e, ingest_tally* tally = nullpt
     }
   }
   if (result.changed) {
-    if (auto n = model::due_notice(st.build, st.noticed, *st.settings.tracked_branches)) {
-      st.noticed = st.build.revision;
-      if (st.peers.dispatcher)
+    // Without sinks there is no dispatcher and nobody to tell: no notice is made (each
+    // carries a copy of the build).
+    if (st.peers.dispatcher) {
+      if (auto n = model::due_notice(st.build, st.noticed, *st.settings.tracked_branches)) {
+        st.noticed = st.build.revision;
         self->send(st.peers.dispatcher, std::move(*n));
-    }
-    for (auto& n : model::due_releases(st.build, st.released, *st.settings.tracked_branches)) {
-      st.released[*n.sink] = st.build.revision;
-      if (st.peers.dispatcher)
+      }
+      for (auto& n : model::due_releases(st.build, st.released, *st.settings.tracked_branches)) {
+        st.released[*n.sink] = st.build.revision;
         self->send(st.peers.dispatcher, std::move(n));
+      }
     }
     // Every change moves `updated`; tell the catalog about those at most once a
     // second, and about everything else at once.

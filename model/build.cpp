@@ -96,6 +96,10 @@ std::vector<const job*> build::jobs_where(bool (job::*test)() const) const {
   return out;
 }
 
+bool build::any_job(bool (job::*test)() const) const {
+  return std::any_of(jobs.begin(), jobs.end(), [&](auto& j) { return (j.second.*test)(); });
+}
+
 void count_jobs(build& b) {
   b.targets = b.failing = 0;
   for (auto& [_, j] : b.jobs) {

@@ -212,6 +212,8 @@ struct build {
   std::vector<const job*> failed_jobs() const { return jobs_where(&job::failed); }
   std::vector<const job*> fixed_jobs() const { return jobs_where(&job::fixed); }
   std::vector<const job*> jobs_where(bool (job::*test)() const) const;
+  /// Whether a job passes `test`: stops at the first, lists nothing.
+  bool any_job(bool (job::*test)() const) const;
   bool operator==(const build&) const = default;
 };
 

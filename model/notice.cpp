@@ -16,6 +16,14 @@ bool failing(notice_kind k) {
   return k == notice_kind::failed || k == notice_kind::broken || k == notice_kind::still_failing;
 }
 
+/// Whether a streak judges a build that finished in `state`: what streak_judges says
+/// of its finished_effect, without making one.
+bool judged(build_state state, bool personal, const std::string& branch,
+            const std::vector<std::string>& tracked_branches) {
+  bool decisive = state == build_state::passed || state == build_state::failed;
+  return decisive && !personal && glob_any(tracked_branches, branch);
+}
+
 } // namespace
 
 std::string_view to_string(notice_kind k) {
@@ -30,13 +38,12 @@ std::optional<notice_kind> parse_notice_kind(std::string_view s) {
 }
 
 bool streak_judges(const finished_effect& f, const std::vector<std::string>& tracked_branches) {
-  bool judged = f.state == build_state::passed || f.state == build_state::failed;
-  return judged && !f.personal && glob_any(tracked_branches, f.branch);
+  return judged(f.state, f.personal, f.branch, tracked_branches);
 }
 
 bool streak_forgets(const finished_effect& f, const std::vector<std::string>& tracked_branches) {
-  bool judged = f.state == build_state::passed || f.state == build_state::failed;
-  return !judged && is_final(f.state) && !f.personal && glob_any(tracked_branches, f.branch);
+  bool decisive = f.state == build_state::passed || f.state == build_state::failed;
+  return !decisive && is_final(f.state) && !f.personal && glob_any(tracked_branches, f.branch);
 }
 
 bool settled(const build& b, const std::vector<std::string>& tracked_branches) {
@@ -44,9 +51,7 @@ bool settled(const build& b, const std::vector<std::string>& tracked_branches) {
     return false;
   if (b.streak && b.streak->revision == b.revision)
     return true;
-  auto announced = finished_effect{b.key, b.info.branch, b.info.number.value_or(0), b.state,
-                                   b.info.personal, b.revision};
-  return !streak_judges(announced, tracked_branches);
+  return !judged(b.state, b.info.personal, b.info.branch, tracked_branches);
 }
 
 std::optional<notice> due_notice(const build& b, std::uint64_t noticed,
@@ -75,7 +80,7 @@ std::optional<notice_kind> notice_kind_of(const build& b) {
     return std::nullopt;
   if (verdict && verdict->kind == verdict::fixed)
     return notice_kind::fixed;
-  if (!b.fixed_jobs().empty())
+  if (b.any_job(&job::fixed))
     return notice_kind::recovered;
   return notice_kind::passed;
 }
@@ -99,7 +104,7 @@ bool waits_for_release(const build& subject, const std::string& sink) {
 std::vector<notice> due_releases(const build& b, const std::map<std::string, std::uint64_t>& released,
                                  const std::vector<std::string>& tracked_branches) {
   std::vector<notice> out;
-  if (!settled(b, tracked_branches))
+  if (b.collations.empty() || !settled(b, tracked_branches))
     return out;
   auto kind = notice_kind_of(b);
   if (!kind)
