@@ -53,7 +53,7 @@ void start_load(self_ptr self, const model::build_key& key) {
 
 /// Hands one event to a live build actor, counting it as routed.
 void deliver(self_ptr self, registry_state::live_build& target, const std::string& name,
-             waiting_event w) {
+             waiting_event&& w) {
   auto& st = self->state;
   ++target.routed;
   auto cycle = w.since ? w.since : st.cycle;
@@ -92,11 +92,11 @@ std::string id_of(const model::build_key& k) {
   return k.source + "/" + k.id;
 }
 
-void route(self_ptr self, waiting_event w);
+void route(self_ptr self, waiting_event&& w);
 
 /// Keeps an event that names its build by source and id until that build shows up.
 /// A replayed one counts as applied: it is in the registry's hands.
-void wait_for_build(self_ptr self, waiting_event w) {
+void wait_for_build(self_ptr self, waiting_event&& w) {
   auto& st = self->state;
   auto& waiting = st.unlinked[id_of(w.event.key)];
   if (waiting.events.empty())
@@ -155,7 +155,7 @@ void drop_stale_unlinked(self_ptr self, model::timestamp now) {
 /// Holds an event behind its pipeline's reads, and starts the read of its own build
 /// when only the store has it: the reads of a held pipeline's builds overlap, while
 /// their events still go in the order they came.
-void hold(self_ptr self, waiting_event w) {
+void hold(self_ptr self, waiting_event&& w) {
   auto& st = self->state;
   auto key = w.event.key;
   auto pipeline = pipeline_of(key);
@@ -179,7 +179,7 @@ void hold(self_ptr self, waiting_event w) {
 /// later events wait behind it in arrival order (the reads of their own builds start
 /// at once). An event that names its build by source and id alone goes to the build
 /// known by them, or waits for it.
-void route(self_ptr self, waiting_event w) {
+void route(self_ptr self, waiting_event&& w) {
   auto& st = self->state;
   auto& k = w.event.key;
   if (k.pipeline.empty()) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <utility>
 
 namespace bt::model {
@@ -12,6 +13,7 @@ template <class T>
 class boxed {
 public:
   boxed() = default;
+  boxed(std::nullopt_t) {}
   boxed(T value) : p_{std::make_unique<T>(std::move(value))} {}
   boxed(const boxed& other) : p_{other.p_ ? std::make_unique<T>(*other.p_) : nullptr} {}
   boxed(boxed&&) noexcept = default;

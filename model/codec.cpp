@@ -402,6 +402,10 @@ public:
   writer& value(const std::optional<T>& v) {
     return v ? value(*v) : raw("null");
   }
+  template <class T>
+  writer& value(const boxed<T>& v) {
+    return v ? value(*v) : raw("null");
+  }
   /// `"name":value`, after a comma unless the object has just opened; nothing when
   /// `v` holds its default (`fallback`), which a reader takes a missing field for.
   template <class T>

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "model/boxed.hpp"
 #include "model/time.hpp"
 
 namespace bt::model {
@@ -226,7 +227,10 @@ struct envelope {
   build_key key;
   std::string delivery;             ///< delivery id from the sender, if any
   timestamp received{};             ///< when buildtrack accepted it
-  std::optional<build_info> info;   ///< build facts carried by the event
+  /// Build facts carried by the event, on the heap: an envelope is moved several times
+  /// on its way to its build (parse, journal, registry, mailbox), and these are most
+  /// of its size.
+  boxed<build_info> info;
   event_body body;
   bool operator==(const envelope&) const = default;
 };

@@ -309,7 +309,7 @@ checked<buildkite_delivery> buildkite_parse(std::string_view event_name, std::st
     return rejection{422, "unsupported_event", "unsupported Buildkite event '" + ev + "'",
                      "X-Buildkite-Event"};
   BT_TRY(build, build_of(top));
-  model::envelope env{build.key, "", now, build.info, model::statistic_event{}};
+  model::envelope env{std::move(build.key), "", now, std::move(build.info), model::statistic_event{}};
   if (job_event) {
     BT_TRY(job, job_of(top));
     if (!job) {

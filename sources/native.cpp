@@ -346,7 +346,7 @@ checked<model::envelope> event_of(std::string_view text, model::timestamp now) {
     return invalid("message", "only message events carry a message");
   if (type->second != event_type::build_finished && !build.status.empty())
     return invalid("build.status", "only build.finished carries a status");
-  model::envelope env{build.key, std::move(delivery), now, std::move(build.info),
+  model::envelope env{std::move(build.key), std::move(delivery), now, std::move(build.info),
                       model::statistic_event{}};
   switch (type->second) {
     case event_type::build_started:
