@@ -34,7 +34,7 @@ struct redis_reply {
 
 using redis_command = std::vector<std::string>;
 /// A command whose arguments are views into strings the caller keeps for the call:
-/// large arguments (the exchange's payloads) go to hiredis without a copy of their own.
+/// the exchange's payloads are not copied into a command of their own.
 using redis_command_view = std::vector<std::string_view>;
 
 namespace detail {
@@ -47,8 +47,9 @@ struct resp_piece {
 };
 } // namespace detail
 
-/// A blocking connection that sends many commands in one round trip. One owner at
-/// a time (not thread-safe). Failures are values; after an I/O failure the
+/// A blocking connection that sends many commands in one round trip: it writes them
+/// in Redis's protocol itself (large arguments straight from the caller's strings)
+/// and lets hiredis read the replies. One owner at a time (not thread-safe). Failures are values; after an I/O failure the
 /// connection is dropped and the next call reconnects.
 class redis_client {
 public:
