@@ -275,12 +275,21 @@ std::optional<std::string> service::recover() {
   std::size_t noticed_again = 0, jobs_noticed_again = 0;
   const auto& tracked = *impl_->settings.tracked_branches;
   std::size_t deadlines = 0;
-  bool read = st.for_each([&](const model::build& b) {
+  auto recorded_for = [&](const std::string& key) {
+    auto seen = notified.find(key);
+    return seen == notified.end() ? store::build_notices{} : seen->second;
+  };
+  auto take = [&](model::build_summary&& summary) {
     ++builds;
-    index.push_back(model::summarize(b, &impl_->settings.announce->waits));
-    keys.push_back(b.key);
+    keys.push_back(summary.key);
+    index.push_back(std::move(summary));
     if (index.size() == chunk)
       hand_over();
+  };
+  // What a build read in full owes, besides its summary: deadlines, notices, verdicts
+  // and roll-ups that a crash may have lost.
+  auto look_at = [&](const model::build& b) {
+    take(model::summarize(b, &impl_->settings.announce->waits));
     // Deadlines come back from the stored states; the journal tail moves them again
     // as it is replayed (a deadline already passed goes off at once).
     for (auto& [name, due] : model::deadlines(b, impl_->settings.announce->waits, support::wall_clock())) {
@@ -296,8 +305,7 @@ std::optional<std::string> service::recover() {
     // A verdict, a roll-up or a notice may have been lost with the process that
     // announced it; announcing again is idempotent. A current verdict shows the
     // verdict was not lost, a notice recorded for this revision likewise.
-    auto seen = notified.find(b.key.str());
-    auto recorded = seen == notified.end() ? store::build_notices{} : seen->second;
+    auto recorded = recorded_for(b.key.str());
     if (auto n = model::due_notice(b, recorded.revision, tracked); n && impl_->dispatcher) {
       caf::anon_send(impl_->dispatcher, std::move(*n));
       ++noticed_again;
@@ -316,7 +324,26 @@ std::optional<std::string> service::recover() {
       else if (auto* r = std::get_if<model::rollup_effect>(&effect))
         roll_up.push_back(std::move(*r));
     }
+  };
+  // Each build's record says whether the build itself must be read: most are only
+  // listed (a restart reads a million records, not a million builds).
+  std::vector<model::build_key> to_read;
+  bool notifying = static_cast<bool>(impl_->dispatcher);
+  bool read = st.for_each_record([&](model::recovery_record&& r) {
+    auto recorded = notified.empty() ? store::build_notices{} : recorded_for(r.summary.key.str());
+    switch (model::need_of(r, recorded.revision, recorded.jobs, notifying, tracked)) {
+      case model::recovery_need::read:
+        to_read.push_back(std::move(r.summary.key));
+        return;
+      case model::recovery_need::judge:
+        judge.push_back(model::finished_of(r));
+        break;
+      case model::recovery_need::index:
+        break;
+    }
+    take(std::move(r.summary));
   });
+  read = read && st.load_each(to_read, look_at);
   if (!read)
     return "the stored builds could not be read";
   // Taken, not only sent, before the service says it is ready: with a million builds
@@ -366,7 +393,8 @@ std::optional<std::string> service::recover() {
   // Now that the journal's order is restored, deadlines (passed ones at once) go off.
   caf::anon_send(impl_->timeouts, start_atom::value);
   support::log(support::log_level::info, "recovered",
-               {{"builds", builds}, {"judged_again", judge.size()}, {"noticed_again", noticed_again},
+               {{"builds", builds}, {"read_in_full", to_read.size()},
+                {"judged_again", judge.size()}, {"noticed_again", noticed_again},
                 {"job_notices_again", jobs_noticed_again},
                 {"rolled_up_again", roll_up.size()}, {"deadlines", deadlines},
                 {"relay_inputs_kept", relays_kept},

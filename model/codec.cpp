@@ -702,6 +702,26 @@ std::string encode(const streak_book& book) {
   return std::move(w.out);
 }
 
+std::string encode(const recovery_record& r) {
+  auto& s = r.summary;
+  writer w;
+  w.out.reserve(160);
+  w.raw("{")
+    .name("v").value(format_version).raw(",")
+    .name("state").value(name_of(s.state))
+    .sparse("revision", r.revision)
+    .sparse("number", s.number)
+    .sparse("branch", s.branch)
+    .sparse("updated", s.updated)
+    .sparse("streak", s.streak)
+    .sparse("failed_jobs", s.failed_jobs)
+    .sparse("personal", r.personal)
+    .sparse("announced_jobs", r.announced_jobs)
+    .sparse("read", r.read)
+    .raw("}");
+  return std::move(w.out);
+}
+
 std::optional<envelope> decode_envelope(std::string_view document, std::string* error) {
   return decode_text(document, error, [&](const node& j) {
     auto version = version_of(j);
@@ -807,6 +827,32 @@ std::optional<streak_book> decode_streaks(std::string_view document, std::string
                      {e.at(1).get<bool>(), decode_result(e.at(2), version)});
     }
     return book;
+  });
+}
+
+std::optional<recovery_record> decode_record(std::string_view document, const build_key& key,
+                                             std::string* error) {
+  return decode_text(document, error, [&](const node& j) {
+    auto version = version_of(j);
+    if (version < sparse_version)
+      throw std::invalid_argument{"recovery records are written from format version "
+                                  + std::to_string(sparse_version) + " on"};
+    recovery_record r;
+    auto& s = r.summary;
+    s.key = key;
+    s.state = enum_of(j.at("state"), build_state::interrupted, version, "build state");
+    r.revision = j.value("revision", std::uint64_t{0});
+    if (auto n = nullable(j, "number", version))
+      s.number = n->get<std::int64_t>();
+    s.branch = j.value("branch", std::string{});
+    s.updated = opt_time(j, "updated", version);
+    if (auto v = nullable(j, "streak", version))
+      s.streak = decode_result(*v, version);
+    s.failed_jobs = j.value("failed_jobs", std::uint64_t{0});
+    r.personal = j.value("personal", false);
+    r.announced_jobs = j.value("announced_jobs", std::uint64_t{0});
+    r.read = j.value("read", false);
+    return r;
   });
 }
 

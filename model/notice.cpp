@@ -16,14 +16,6 @@ bool failing(notice_kind k) {
   return k == notice_kind::failed || k == notice_kind::broken || k == notice_kind::still_failing;
 }
 
-/// Whether a streak judges a build that finished in `state`: what streak_judges says
-/// of its finished_effect, without making one.
-bool judged(build_state state, bool personal, const std::string& branch,
-            const std::vector<std::string>& tracked_branches) {
-  bool decisive = state == build_state::passed || state == build_state::failed;
-  return decisive && !personal && glob_any(tracked_branches, branch);
-}
-
 } // namespace
 
 std::string_view to_string(notice_kind k) {
@@ -37,8 +29,14 @@ std::optional<notice_kind> parse_notice_kind(std::string_view s) {
   return std::nullopt;
 }
 
+bool streak_judges(build_state state, bool personal, const std::string& branch,
+                   const std::vector<std::string>& tracked_branches) {
+  bool decisive = state == build_state::passed || state == build_state::failed;
+  return decisive && !personal && glob_any(tracked_branches, branch);
+}
+
 bool streak_judges(const finished_effect& f, const std::vector<std::string>& tracked_branches) {
-  return judged(f.state, f.personal, f.branch, tracked_branches);
+  return streak_judges(f.state, f.personal, f.branch, tracked_branches);
 }
 
 bool streak_forgets(const finished_effect& f, const std::vector<std::string>& tracked_branches) {
@@ -51,7 +49,7 @@ bool settled(const build& b, const std::vector<std::string>& tracked_branches) {
     return false;
   if (b.streak && b.streak->revision == b.revision)
     return true;
-  return !judged(b.state, b.info.personal, b.info.branch, tracked_branches);
+  return !streak_judges(b.state, b.info.personal, b.info.branch, tracked_branches);
 }
 
 std::optional<notice> due_notice(const build& b, std::uint64_t noticed,

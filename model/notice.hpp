@@ -54,6 +54,9 @@ std::vector<notice> unrecorded_job_notices(const build& b, std::uint64_t recorde
 /// Whether the streak tracker judges a finished build: passed or failed, not
 /// personal, on a tracked branch.
 bool streak_judges(const finished_effect& f, const std::vector<std::string>& tracked_branches);
+/// The same for a build that finished in `state`, without making its finished_effect.
+bool streak_judges(build_state state, bool personal, const std::string& branch,
+                   const std::vector<std::string>& tracked_branches);
 
 /// Whether a finished build leaves its streak: it ended in a way streaks do not
 /// judge (canceled, interrupted, aborted), not personal, on a tracked branch. It may

@@ -36,26 +36,85 @@ struct decoded_build {
   std::string why;
 };
 
-/// Decodes the stored builds of one page on every core (at most eight): parsing the
-/// JSON is most of the work of reading a million builds at recovery. Replies that are
-/// not strings (deleted since the scan) stay empty with no reason.
+/// Runs `work(from, to)` over [0, n) in slices, one per core (at most eight): decoding
+/// is most of the work of reading a million stored builds or records at recovery.
+template <class Work>
+void on_every_core(std::size_t n, Work work) {
+  std::size_t workers = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+  auto slice = (n + workers - 1) / workers;
+  std::vector<std::jthread> helpers;
+  for (std::size_t w = 1; w < workers && w * slice < n; ++w)
+    helpers.emplace_back(work, w * slice, std::min(n, (w + 1) * slice));
+  work(0, std::min(n, slice));
+} // joined
+
+/// Decodes the stored builds of one page. Replies that are not strings (deleted since
+/// the scan) stay empty with no reason.
 std::vector<decoded_build> decode_builds(const std::vector<redis_reply>& docs) {
   std::vector<decoded_build> out(docs.size());
-  auto decode = [&](std::size_t from, std::size_t to) {
+  on_every_core(docs.size(), [&](std::size_t from, std::size_t to) {
     for (auto i = from; i < to; ++i)
       if (docs[i].kind == redis_reply::string)
         out[i].build = model::codec::decode_build(docs[i].text, &out[i].why);
-  };
-  std::size_t workers = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
-  auto slice = (docs.size() + workers - 1) / workers;
-  {
-    std::vector<std::jthread> helpers;
-    for (std::size_t w = 1; w < workers && w * slice < docs.size(); ++w)
-      helpers.emplace_back(decode, w * slice, std::min(docs.size(), (w + 1) * slice));
-    decode(0, std::min(docs.size(), slice));
-  } // joined
+  });
   return out;
 }
+
+/// Visits the decoded builds of a page, logging those that do not decode.
+void visit_decoded(const std::vector<redis_reply>& docs,
+                   const std::function<void(const model::build&)>& visit) {
+  auto decoded = decode_builds(docs);
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    if (docs[i].kind != redis_reply::string)
+      continue; // deleted since the scan
+    if (decoded[i].build)
+      visit(*decoded[i].build);
+    else
+      support::log(support::log_level::error, "a stored build does not decode; skipped",
+                   {{"reason", decoded[i].why}});
+  }
+}
+
+/// The value of the records' state key once every stored build has its record.
+constexpr const char* records_complete = "1";
+
+/// Builds per script call when builds are written or erased with their records.
+constexpr std::size_t builds_per_script = 64;
+
+/// Writes builds with their recovery records, each pair at once: a crash never
+/// leaves a build without its record, or with the record of another version.
+/// KEYS the records hash, then each build's key; ARGV each build's name, document,
+/// record.
+constexpr const char* build_write_script = R"(
+for i = 2, #KEYS do
+  local a = (i - 2) * 3
+  redis.call('SET', KEYS[i], ARGV[a + 2])
+  redis.call('HSET', KEYS[1], ARGV[a + 1], ARGV[a + 3])
+end
+return #KEYS - 1
+)";
+
+/// Erases builds with their records. KEYS the records hash, then each build's key;
+/// ARGV each build's name.
+constexpr const char* build_erase_script = R"(
+for i = 2, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('HDEL', KEYS[1], ARGV[i - 1])
+end
+return #KEYS - 1
+)";
+
+/// Keeps records made from builds as they were read, unless the build is gone since
+/// or a newer record was written with it. KEYS the records hash, then each build's
+/// key; ARGV each build's name and record.
+constexpr const char* record_keep_script = R"(
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HSETNX', KEYS[1], ARGV[2 * i - 3], ARGV[2 * i - 2])
+  end
+end
+return #KEYS - 1
+)";
 
 } // namespace
 
@@ -274,8 +333,20 @@ bool redis_store::write(const snapshot& s) {
   // the stored streaks lack (recovery judges again the builds without one).
   if (s.streaks)
     sets.push_back({"SET", streaks_key(), model::codec::encode(*s.streaks)});
-  for (auto& b : s.builds)
-    sets.push_back({"SET", build_key(b.key.str()), model::codec::encode(b)});
+  std::vector<redis_command> builds;
+  for (std::size_t first = 0; first < s.builds.size(); first += builds_per_script) {
+    auto group = std::span{s.builds}.subspan(first, std::min(builds_per_script, s.builds.size() - first));
+    redis_command cmd{"EVAL", build_write_script, std::to_string(group.size() + 1), records_key()};
+    cmd.reserve(cmd.size() + group.size() * 4);
+    for (auto& b : group)
+      cmd.push_back(build_key(b.key.str()));
+    for (auto& b : group) {
+      cmd.push_back(b.key.str());
+      cmd.push_back(model::codec::encode(b));
+      cmd.push_back(model::codec::encode(model::record_of(b)));
+    }
+    builds.push_back(std::move(cmd));
+  }
   auto is_ok = [](const redis_reply& r) { return r.kind == redis_reply::status; };
   auto counted = [](const redis_reply& r) { return r.kind == redis_reply::integer; };
   std::vector<redis_command> relays;
@@ -283,7 +354,8 @@ bool redis_store::write(const snapshot& s) {
     relays.push_back(r.input ? redis_command{"HSET", relays_key(), r.id, model::codec::encode(*r.input)}
                              : redis_command{"HDEL", relays_key(), r.id});
   std::lock_guard guard{snapshot_mutex_};
-  if (!run_all(snapshot_client_, sets, is_ok) || !run_all(snapshot_client_, relays, counted))
+  if (!run_all(snapshot_client_, sets, is_ok) || !run_all(snapshot_client_, builds, counted)
+      || !run_all(snapshot_client_, relays, counted))
     return false;
   // Trim only once every state above is written: entries before the mark are in it.
   if (s.journal_mark.empty())
@@ -293,9 +365,17 @@ bool redis_store::write(const snapshot& s) {
 
 bool redis_store::erase(const std::vector<model::build_key>& keys) {
   std::vector<redis_command> dels;
+  for (std::size_t first = 0; first < keys.size(); first += builds_per_script) {
+    auto group = std::span{keys}.subspan(first, std::min(builds_per_script, keys.size() - first));
+    redis_command cmd{"EVAL", build_erase_script, std::to_string(group.size() + 1), records_key()};
+    for (auto& k : group)
+      cmd.push_back(build_key(k.str()));
+    for (auto& k : group)
+      cmd.push_back(k.str());
+    dels.push_back(std::move(cmd));
+  }
   for (auto& k : keys) {
     auto name = k.str();
-    dels.push_back({"DEL", build_key(name)});
     dels.push_back({"DEL", messages_key(name)});
     dels.push_back({"HDEL", notified_key(), name});
     dels.push_back({"HDEL", job_notices_key(), name});
@@ -672,37 +752,15 @@ std::optional<model::build> redis_store::load(const model::build_key& key, bool&
   return b;
 }
 
-bool redis_store::for_each(const std::function<void(const model::build&)>& visit) {
-  struct page {
-    std::string cursor; ///< where the next page starts; "0" after the last
-    std::vector<redis_reply> docs;
-  };
-  auto pattern = build_key("*");
-  // One page of keys and their documents; none when Redis could not be read.
-  auto fetch = [this, pattern](std::string cursor) -> std::optional<page> {
-    auto scan = read({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}});
-    if (!scan || (*scan)[0].kind != redis_reply::array || (*scan)[0].elements.size() != 2)
-      return std::nullopt;
-    auto& r = (*scan)[0];
-    page out{std::move(r.elements[0].text), {}};
-    redis_command mget{"MGET"};
-    for (auto& k : r.elements[1].elements)
-      mget.push_back(std::move(k.text));
-    if (mget.size() == 1)
-      return out;
-    auto values = read({mget});
-    if (!values)
-      return std::nullopt;
-    out.docs = std::move((*values)[0].elements);
-    return out;
-  };
-  // Pages are read on a thread of its own, one ahead of the one being decoded and
-  // visited: Redis and the decoding threads work at the same time. The visitor may
+bool redis_store::read_ahead(
+  const std::function<std::optional<scan_page>(const std::string& cursor)>& fetch,
+  const std::function<bool(scan_page&)>& take) {
+  // Pages are read on a thread of their own, one ahead of the one taken. `take` may
   // use the store: read() holds its lock only during a round trip.
   std::mutex handoff;
   std::condition_variable changed;
-  std::optional<std::optional<page>> ahead; // read, not taken yet
-  bool done = false;                        // nothing more is taken
+  std::optional<std::optional<scan_page>> ahead; // read, not taken yet
+  bool done = false;                             // nothing more is taken
   std::jthread reader{[&] {
     std::string cursor = "0";
     for (bool more = true; more;) {
@@ -718,7 +776,7 @@ bool redis_store::for_each(const std::function<void(const model::build&)>& visit
       changed.notify_all();
     }
   }};
-  auto take = [&] {
+  auto next = [&] {
     std::unique_lock lock{handoff};
     changed.wait(lock, [&] { return ahead.has_value(); });
     auto current = std::move(*ahead);
@@ -738,23 +796,157 @@ bool redis_store::for_each(const std::function<void(const model::build&)>& visit
     }
   } stop_reading{handoff, changed, done};
   for (;;) {
-    auto current = take();
-    if (!current)
+    auto current = next();
+    if (!current || !take(*current))
       return false;
-    auto& docs = current->docs;
-    auto decoded = decode_builds(docs);
-    for (std::size_t i = 0; i < docs.size(); ++i) {
-      if (docs[i].kind != redis_reply::string)
-        continue; // deleted since the scan
-      if (decoded[i].build)
-        visit(*decoded[i].build);
-      else
-        support::log(support::log_level::error, "a stored build does not decode; skipped",
-                     {{"reason", decoded[i].why}});
-    }
     if (current->cursor == "0")
       return true;
   }
+}
+
+bool redis_store::for_each(const std::function<void(const model::build&)>& visit) {
+  auto pattern = build_key("*");
+  // One page of keys and their documents; none when Redis could not be read.
+  auto fetch = [this, pattern](const std::string& cursor) -> std::optional<scan_page> {
+    auto scan = read({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}});
+    if (!scan || (*scan)[0].kind != redis_reply::array || (*scan)[0].elements.size() != 2)
+      return std::nullopt;
+    auto& r = (*scan)[0];
+    scan_page out{std::move(r.elements[0].text), {}};
+    redis_command mget{"MGET"};
+    for (auto& k : r.elements[1].elements)
+      mget.push_back(std::move(k.text));
+    if (mget.size() == 1)
+      return out;
+    auto values = read({mget});
+    if (!values)
+      return std::nullopt;
+    out.replies = std::move((*values)[0].elements);
+    return out;
+  };
+  return read_ahead(fetch, [&](scan_page& page) {
+    visit_decoded(page.replies, visit);
+    return true;
+  });
+}
+
+bool redis_store::for_each_record(const std::function<void(model::recovery_record&&)>& visit) {
+  auto state = read({{"GET", records_state_key()}});
+  if (!state)
+    return false;
+  auto& r = (*state)[0];
+  if (r.kind == redis_reply::string && r.text == records_complete)
+    return scan_records(visit);
+  return make_records(visit);
+}
+
+bool redis_store::scan_records(const std::function<void(model::recovery_record&&)>& visit) {
+  // Builds whose record does not decode (or is of a format this code does not read):
+  // read in full afterwards, their records made from them.
+  std::vector<model::build_key> unreadable;
+  auto fetch = [this](const std::string& cursor) -> std::optional<scan_page> {
+    auto scan = read({{"HSCAN", records_key(), cursor, "COUNT", "1000"}});
+    if (!scan || (*scan)[0].kind != redis_reply::array || (*scan)[0].elements.size() != 2)
+      return std::nullopt;
+    auto& r = (*scan)[0];
+    return scan_page{std::move(r.elements[0].text), std::move(r.elements[1].elements)};
+  };
+  bool read_all = read_ahead(fetch, [&](scan_page& page) {
+    auto& fields = page.replies; // name, record, name, record…
+    auto pairs = fields.size() / 2;
+    std::vector<std::optional<model::build_key>> keys(pairs);
+    std::vector<std::optional<model::recovery_record>> records(pairs);
+    std::vector<std::string> why(pairs);
+    on_every_core(pairs, [&](std::size_t from, std::size_t to) {
+      for (auto i = from; i < to; ++i)
+        if ((keys[i] = model::parse_build_key(fields[2 * i].text)))
+          records[i] = model::codec::decode_record(fields[2 * i + 1].text, *keys[i], &why[i]);
+    });
+    for (std::size_t i = 0; i < pairs; ++i) {
+      if (records[i]) {
+        visit(std::move(*records[i]));
+      } else if (keys[i]) {
+        support::log(support::log_level::warn,
+                     "a stored recovery record does not decode; reading its build",
+                     {{"build", fields[2 * i].text}, {"reason", why[i]}});
+        unreadable.push_back(std::move(*keys[i]));
+      } else {
+        support::log(support::log_level::error, "a recovery record names no build; skipped",
+                     {{"field", fields[2 * i].text}});
+      }
+    }
+    return true;
+  });
+  if (!read_all)
+    return false;
+  return load_each(unreadable, [&](const model::build& b) { visit(model::record_of(b)); });
+}
+
+bool redis_store::make_records(const std::function<void(model::recovery_record&&)>& visit) {
+  support::log(support::log_level::info,
+               "stored builds have no recovery records yet: reading every build to make them");
+  auto counted = [](const redis_reply& r) { return r.kind == redis_reply::integer; };
+  auto is_ok = [](const redis_reply& r) { return r.kind == redis_reply::status; };
+  // Records left from before (an older release may have changed builds since) go;
+  // a build written from now on comes with its own, which the ones made here do not
+  // replace (HSETNX).
+  {
+    std::lock_guard guard{snapshot_mutex_};
+    if (!run_all(snapshot_client_, {{"UNLINK", records_key()}}, counted))
+      return false;
+  }
+  std::vector<std::pair<std::string, std::string>> made; // name, record
+  std::size_t kept = 0;
+  auto keep = [&] {
+    if (made.empty())
+      return true;
+    std::vector<redis_command> cmds;
+    for (std::size_t first = 0; first < made.size(); first += builds_per_script) {
+      auto group = std::span{made}.subspan(first, std::min(builds_per_script, made.size() - first));
+      redis_command cmd{"EVAL", record_keep_script, std::to_string(group.size() + 1), records_key()};
+      for (auto& [name, _] : group)
+        cmd.push_back(build_key(name));
+      for (auto& [name, record] : group) {
+        cmd.push_back(std::move(name));
+        cmd.push_back(std::move(record));
+      }
+      cmds.push_back(std::move(cmd));
+    }
+    kept += made.size();
+    made.clear();
+    std::lock_guard guard{snapshot_mutex_};
+    return run_all(snapshot_client_, cmds, counted);
+  };
+  bool written = true;
+  bool read_all = for_each([&](const model::build& b) {
+    auto r = model::record_of(b);
+    made.emplace_back(b.key.str(), model::codec::encode(r));
+    visit(std::move(r));
+    if (made.size() >= 4096)
+      written = keep() && written;
+  });
+  if (!read_all || !(written && keep()))
+    return false;
+  std::lock_guard guard{snapshot_mutex_};
+  if (!run_all(snapshot_client_, {{"SET", records_state_key(), records_complete}}, is_ok))
+    return false;
+  support::log(support::log_level::info, "recovery records made", {{"builds", kept}});
+  return true;
+}
+
+bool redis_store::load_each(const std::vector<model::build_key>& keys,
+                            const std::function<void(const model::build&)>& visit) {
+  constexpr std::size_t per_read = 1000;
+  for (std::size_t first = 0; first < keys.size(); first += per_read) {
+    redis_command mget{"MGET"};
+    for (std::size_t i = first; i < std::min(keys.size(), first + per_read); ++i)
+      mget.push_back(build_key(keys[i].str()));
+    auto values = read({mget});
+    if (!values)
+      return false;
+    visit_decoded((*values)[0].elements, visit);
+  }
+  return true;
 }
 
 std::optional<std::vector<redis_reply>> redis_store::read(const std::vector<redis_command>& cmds) {

@@ -68,6 +68,12 @@ public:
   bool erase(const std::vector<model::build_key>& keys) override;
   std::optional<model::build> load(const model::build_key& key, bool& failed) override;
   bool for_each(const std::function<void(const model::build&)>& visit) override;
+  /// Reads the records kept beside the builds (a hash), or, the first time this
+  /// release starts on builds written without them, makes them from the builds and
+  /// keeps them.
+  bool for_each_record(const std::function<void(model::recovery_record&&)>& visit) override;
+  bool load_each(const std::vector<model::build_key>& keys,
+                 const std::function<void(const model::build&)>& visit) override;
   bool load_streaks(std::optional<model::streak_book>& out) override;
   bool load_relays(relay_inputs& out) override;
   std::optional<std::size_t> replay(const std::function<void(model::envelope)>& visit) override;
@@ -108,6 +114,12 @@ private:
   std::string journal_key() const { return cfg_.key_prefix + "journal"; }
   std::string build_key(const std::string& key) const { return cfg_.key_prefix + "build:" + key; }
   std::string streaks_key() const { return cfg_.key_prefix + "streaks"; }
+  /// Every stored build's recovery record: a hash, build key → record. Written with
+  /// the build in one script, erased with it.
+  std::string records_key() const { return cfg_.key_prefix + "build-records"; }
+  /// Set once every stored build has its record (`records_complete`): builds written
+  /// by a release before records were kept have none until this one first starts.
+  std::string records_state_key() const { return cfg_.key_prefix + "build-records-complete"; }
   /// The relays' pending inputs: a hash, id → journal document.
   std::string relays_key() const { return cfg_.key_prefix + "relay-pending"; }
   std::string outbox_key() const { return cfg_.key_prefix + "outbox"; }
@@ -135,6 +147,21 @@ private:
   std::optional<std::vector<redis_reply>> run_on(std::mutex& mutex, redis_client& client,
                                                  const std::vector<Command>& cmds,
                                                  std::string_view what);
+  /// One page of a SCAN or HSCAN: where the next starts ("0" after the last), and
+  /// its replies.
+  struct scan_page {
+    std::string cursor;
+    std::vector<redis_reply> replies;
+  };
+  /// Reads pages with `fetch` (from cursor "0" until it answers "0") on a thread of
+  /// its own, one ahead of the page `take` is given: Redis and the decoding work at
+  /// the same time. False when a page could not be read or `take` said stop.
+  bool read_ahead(const std::function<std::optional<scan_page>(const std::string& cursor)>& fetch,
+                  const std::function<bool(scan_page&)>& take);
+  /// The records of every stored build, from the records hash.
+  bool scan_records(const std::function<void(model::recovery_record&&)>& visit);
+  /// Makes every stored build's record from the build, keeps it, visits it.
+  bool make_records(const std::function<void(model::recovery_record&&)>& visit);
   /// Runs commands in pipelines of at most `chunk`; false unless every reply is `ok`.
   bool run_all(redis_client& client, const std::vector<redis_command>& cmds,
                const std::function<bool(const redis_reply&)>& ok);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/build.hpp"
+#include "model/recovery.hpp"
 #include "model/streak.hpp"
 
 namespace bt::store {
@@ -135,6 +136,26 @@ public:
 
   /// Visits every written build (start-up indexing).
   virtual bool for_each(const std::function<void(const model::build&)>& visit) = 0;
+
+  /// Visits the recovery record of every written build: what a restart reads in place
+  /// of the builds themselves. By default each build's, made from it.
+  virtual bool for_each_record(const std::function<void(model::recovery_record&&)>& visit) {
+    return for_each([&](const model::build& b) { visit(model::record_of(b)); });
+  }
+
+  /// Visits the written builds among `keys` (one erased since is left out, one that
+  /// does not decode is logged and left out).
+  virtual bool load_each(const std::vector<model::build_key>& keys,
+                         const std::function<void(const model::build&)>& visit) {
+    for (auto& k : keys) {
+      bool failed = false;
+      if (auto b = load(k, failed))
+        visit(*b);
+      else if (failed)
+        return false;
+    }
+    return true;
+  }
 
   /// The last written streaks into `out` (left empty when none were written).
   virtual bool load_streaks(std::optional<model::streak_book>& out) = 0;

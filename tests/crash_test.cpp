@@ -148,6 +148,24 @@ void verify(const expectation& want, unsigned short port) {
       ADD_FAILURE() << key << "\n got:  " << got.dump() << "\n want: " << expected.dump();
   }
   EXPECT_EQ(wrong, 0u) << "of " << want.builds.size() << " builds";
+  // The listing says the same: after a restart it comes from each build's recovery
+  // record, not from the build.
+  auto listed = c.send(http::verb::get, "/api/v1/builds?limit=1000");
+  ASSERT_EQ(listed.status, 200u);
+  std::map<std::string, json> summaries;
+  for (auto& item : json::parse(listed.body))
+    summaries[item["key"].get<std::string>()] = comparable(item);
+  EXPECT_EQ(summaries.size(), want.builds.size());
+  wrong = 0;
+  for (auto& [key, b] : want.builds) {
+    auto expected = comparable(json::parse(model::summary_text(model::summarize(b))));
+    auto got = summaries.find(key);
+    if ((got == summaries.end() || got->second != expected) && ++wrong <= 3)
+      ADD_FAILURE() << key << " listed as\n "
+                    << (got == summaries.end() ? "nothing" : got->second.dump())
+                    << "\n want: " << expected.dump();
+  }
+  EXPECT_EQ(wrong, 0u) << "of " << want.builds.size() << " listed builds";
   auto r = c.send(http::verb::get, "/api/v1/streaks");
   ASSERT_EQ(r.status, 200u);
   EXPECT_EQ(json::parse(r.body), model::to_json(want.streaks));

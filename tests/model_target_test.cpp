@@ -21,7 +21,7 @@ struct targets : ::testing::Test {
 
   applied feed(event_body body, int when) {
     auto a = apply(b, envelope{key, "", at(when), std::nullopt, std::move(body)}, at(when));
-    bt::testing::expect_counts_match_jobs(b);
+    bt::testing::expect_derived_facts_hold(b);
     return a;
   }
   /// A target's attempt finished running: passed and waiting, or failed.

@@ -183,6 +183,90 @@ TEST(redis_store, snapshots_write_load_scan_and_erase) {
   EXPECT_EQ(seen.size(), static_cast<size_t>(builds - 2));
 }
 
+/// Every record `s` visits, by build id.
+std::map<std::string, model::recovery_record> records_of(store::store& s) {
+  std::map<std::string, model::recovery_record> out;
+  EXPECT_TRUE(s.for_each_record([&](model::recovery_record&& r) {
+    auto id = r.summary.key.id;
+    EXPECT_TRUE(out.emplace(id, std::move(r)).second) << "visited twice: " << id;
+  }));
+  return out;
+}
+
+TEST(redis_store, builds_are_written_and_erased_with_their_recovery_records) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  constexpr int builds = 1500; // several HSCAN pages and script calls
+  store::snapshot snap;
+  for (int i = 0; i < builds; ++i)
+    snap.builds.push_back(build_with_job(i));
+  ASSERT_TRUE(s.write(snap));
+  // Records are kept from the first start of this release on: made from the builds
+  // (none were stored yet, so every build written since has its own).
+  auto seen = records_of(s);
+  ASSERT_EQ(seen.size(), static_cast<std::size_t>(builds));
+  for (auto& b : snap.builds)
+    EXPECT_EQ(seen.at(b.key.id), model::record_of(b));
+  // A build written again comes with its new record; an erased one goes with its.
+  model::apply(snap.builds[3], event("3", 99), model::timestamp{});
+  ASSERT_TRUE(s.write(store::snapshot{{snap.builds[3]}}));
+  ASSERT_TRUE(s.erase({{"buildkite", "web", "4"}}));
+  seen = records_of(s);
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(builds - 1));
+  EXPECT_FALSE(seen.contains("4"));
+  EXPECT_EQ(seen.at("3"), model::record_of(snap.builds[3]));
+  EXPECT_EQ(seen.at("3").summary.failed_jobs, 0u);
+  // load_each reads the builds asked for that are still there.
+  std::vector<std::string> loaded;
+  ASSERT_TRUE(s.load_each({{"buildkite", "web", "3"}, {"buildkite", "web", "4"}, {"buildkite", "web", "9"}},
+                          [&](const model::build& b) { loaded.push_back(b.key.id); }));
+  EXPECT_EQ(loaded, (std::vector<std::string>{"3", "9"}));
+}
+
+TEST(redis_store, builds_stored_without_records_get_them_at_the_first_start) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  store::snapshot snap;
+  for (int i = 0; i < 300; ++i)
+    snap.builds.push_back(build_with_job(i));
+  ASSERT_TRUE(s.write(snap));
+  // As the release before records left Redis: builds only. A record left by a
+  // release that kept them, before an older one ran, says nothing reliable: replaced.
+  store::redis_client raw{*store::parse_redis_url(server.url()), 500ms};
+  ASSERT_FALSE(raw.connect());
+  raw.pipeline({{"DEL", "bt-test:build-records", "bt-test:build-records-complete"}});
+  raw.pipeline({{"HSET", "bt-test:build-records", "buildkite/web/5", "{\"v\":6,\"state\":\"canceled\"}"}});
+  auto seen = records_of(s);
+  ASSERT_EQ(seen.size(), 300u);
+  for (auto& b : snap.builds)
+    EXPECT_EQ(seen.at(b.key.id), model::record_of(b));
+  // ...and kept: the next start reads them, not the builds.
+  auto kept = raw.pipeline({{"HLEN", "bt-test:build-records"}, {"GET", "bt-test:build-records-complete"}});
+  auto& replies = std::get<0>(kept);
+  EXPECT_EQ(replies.at(0).number, 300);
+  EXPECT_EQ(replies.at(1).text, "1");
+  // A build taken away behind the store's back still shows: the records were read.
+  raw.pipeline({{"DEL", "bt-test:build:buildkite/web/7"}});
+  EXPECT_EQ(records_of(s), seen);
+}
+
+TEST(redis_store, a_record_that_does_not_decode_is_made_again_from_its_build) {
+  test::redis_server server;
+  store::redis_store s{config_for(server)};
+  store::snapshot snap;
+  for (int i = 0; i < 10; ++i)
+    snap.builds.push_back(build_with_job(i));
+  ASSERT_TRUE(s.write(snap));
+  ASSERT_EQ(records_of(s).size(), 10u); // records complete
+  store::redis_client raw{*store::parse_redis_url(server.url()), 500ms};
+  ASSERT_FALSE(raw.connect());
+  raw.pipeline({{"HSET", "bt-test:build-records", "buildkite/web/2", "{\"v\":6,\"state\":\"exploded\"}",
+                 "no key", "{}"}});
+  auto seen = records_of(s);
+  ASSERT_EQ(seen.size(), 10u);
+  EXPECT_EQ(seen.at("2"), model::record_of(snap.builds[2]));
+}
+
 TEST(redis_store, streaks_round_trip_and_absent_streaks_are_not_a_failure) {
   test::redis_server server;
   store::redis_store s{config_for(server)};

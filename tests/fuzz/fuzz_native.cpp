@@ -47,5 +47,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto stored = bt::model::codec::decode_build(bt::model::codec::encode(b));
   if (!stored || !(*stored == b))
     std::abort(); // a snapshot would not give back the build
+  auto record = bt::model::record_of(b);
+  auto kept = bt::model::codec::decode_record(bt::model::codec::encode(record), b.key);
+  if (!kept || !(*kept == record))
+    std::abort(); // a restart would not list the build as it is
   return 0;
 }
