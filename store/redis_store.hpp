@@ -115,7 +115,7 @@ private:
   std::string build_key(const std::string& key) const { return cfg_.key_prefix + "build:" + key; }
   std::string streaks_key() const { return cfg_.key_prefix + "streaks"; }
   /// Every stored build's recovery record: a hash, build key → record. Written with
-  /// the build in one script, erased with it.
+  /// the build in one transaction, erased with it.
   std::string records_key() const { return cfg_.key_prefix + "build-records"; }
   /// Set once every stored build has its record (`records_complete`): builds written
   /// by a release before records were kept have none until this one first starts.
@@ -164,7 +164,7 @@ private:
   bool make_records(const std::function<void(model::recovery_record&&)>& visit);
   /// Runs commands in pipelines of at most `chunk`; false unless every reply is `ok`.
   bool run_all(redis_client& client, const std::vector<redis_command>& cmds,
-               const std::function<bool(const redis_reply&)>& ok);
+               const std::function<bool(const redis_reply&)>& ok, std::size_t chunk = 512);
 
   redis_store_config cfg_;
   std::atomic<bool> ready_{false};
