@@ -70,6 +70,10 @@ enum class build_state {
 };
 /// Whether a build in state `s` has ended (passed, failed, canceled, interrupted, aborted).
 bool is_final(build_state s);
+/// Passed or failed: an outcome streaks judge and sinks hear about.
+inline bool is_decisive(build_state s) {
+  return s == build_state::passed || s == build_state::failed;
+}
 std::string_view to_string(build_state s);
 std::optional<build_state> parse_build_state(std::string_view s);
 

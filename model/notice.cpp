@@ -31,8 +31,7 @@ std::optional<notice_kind> parse_notice_kind(std::string_view s) {
 
 bool streak_judges(build_state state, bool personal, const std::string& branch,
                    const std::vector<std::string>& tracked_branches) {
-  bool decisive = state == build_state::passed || state == build_state::failed;
-  return decisive && !personal && glob_any(tracked_branches, branch);
+  return is_decisive(state) && !personal && glob_any(tracked_branches, branch);
 }
 
 bool streak_judges(const finished_effect& f, const std::vector<std::string>& tracked_branches) {
@@ -40,8 +39,7 @@ bool streak_judges(const finished_effect& f, const std::vector<std::string>& tra
 }
 
 bool streak_forgets(const finished_effect& f, const std::vector<std::string>& tracked_branches) {
-  bool decisive = f.state == build_state::passed || f.state == build_state::failed;
-  return !decisive && is_final(f.state) && !f.personal && glob_any(tracked_branches, f.branch);
+  return !is_decisive(f.state) && is_final(f.state) && !f.personal && glob_any(tracked_branches, f.branch);
 }
 
 bool settled(const build& b, const std::vector<std::string>& tracked_branches) {

@@ -33,8 +33,7 @@ recovery_need need_of(const recovery_record& r, std::uint64_t noticed, std::uint
   if (notifying) {
     // due_notice: a settled outcome of a kind sinks hear about, newer than the last
     // notice recorded. The notice carries the build: read it.
-    bool noticeable = r.summary.state == build_state::passed || r.summary.state == build_state::failed;
-    if (is_settled && noticeable && r.revision > noticed)
+    if (is_settled && is_decisive(r.summary.state) && r.revision > noticed)
       return recovery_need::read;
     // unrecorded_job_notices: announced, never recorded.
     if (r.announced_jobs > jobs_noticed)

@@ -87,10 +87,20 @@ constexpr std::size_t builds_per_transaction = 64;
 /// Pipelines of whole transactions: run_all never splits one.
 constexpr std::size_t transaction_chunk = 3 * (2 * builds_per_transaction + 2);
 
+/// What SET, MULTI and a queued command answer.
+bool status_ok(const redis_reply& r) {
+  return r.kind == redis_reply::status;
+}
+
+/// What DEL, HSET, XTRIM and a script counting what it did answer.
+bool integer_ok(const redis_reply& r) {
+  return r.kind == redis_reply::integer;
+}
+
 /// A reply of a transaction's commands: MULTI's and each queued command's status, and
 /// EXEC's array with no command refused.
 bool transaction_ok(const redis_reply& r) {
-  if (r.kind == redis_reply::status)
+  if (status_ok(r))
     return true;
   return r.kind == redis_reply::array
          && std::none_of(r.elements.begin(), r.elements.end(),
@@ -345,20 +355,19 @@ bool redis_store::write(const snapshot& s) {
     out.push_back({"SET", build_key(name), model::codec::encode(b)});
     out.push_back({"HSET", records_key(), std::move(name), model::codec::encode(model::record_of(b))});
   });
-  auto is_ok = [](const redis_reply& r) { return r.kind == redis_reply::status; };
-  auto counted = [](const redis_reply& r) { return r.kind == redis_reply::integer; };
   std::vector<redis_command> relays;
   for (auto& r : s.relays)
     relays.push_back(r.input ? redis_command{"HSET", relays_key(), r.id, model::codec::encode(*r.input)}
                              : redis_command{"HDEL", relays_key(), r.id});
   std::lock_guard guard{snapshot_mutex_};
-  if (!run_all(snapshot_client_, sets, is_ok) || !run_all(snapshot_client_, builds, transaction_ok, transaction_chunk)
-      || !run_all(snapshot_client_, relays, counted))
+  if (!run_all(snapshot_client_, sets, status_ok)
+      || !run_all(snapshot_client_, builds, transaction_ok, transaction_chunk)
+      || !run_all(snapshot_client_, relays, integer_ok))
     return false;
   // Trim only once every state above is written: entries before the mark are in it.
   if (s.journal_mark.empty())
     return true;
-  return run_all(snapshot_client_, {{"XTRIM", journal_key(), "MINID", s.journal_mark}}, counted);
+  return run_all(snapshot_client_, {{"XTRIM", journal_key(), "MINID", s.journal_mark}}, integer_ok);
 }
 
 bool redis_store::erase(const std::vector<model::build_key>& keys) {
@@ -378,8 +387,7 @@ bool redis_store::erase(const std::vector<model::build_key>& keys) {
   }
   std::lock_guard guard{snapshot_mutex_};
   return run_all(snapshot_client_, builds, transaction_ok, transaction_chunk)
-         && run_all(snapshot_client_, dels,
-                    [](const redis_reply& r) { return r.kind == redis_reply::integer; });
+         && run_all(snapshot_client_, dels, integer_ok);
 }
 
 namespace {
@@ -748,9 +756,17 @@ std::optional<model::build> redis_store::load(const model::build_key& key, bool&
   return b;
 }
 
+std::optional<redis_store::scan_page>
+redis_store::page_of(std::optional<std::vector<redis_reply>> scan) {
+  if (!scan || (*scan)[0].kind != redis_reply::array || (*scan)[0].elements.size() != 2)
+    return std::nullopt;
+  auto& r = (*scan)[0];
+  return scan_page{std::move(r.elements[0].text), std::move(r.elements[1].elements)};
+}
+
 bool redis_store::read_ahead(
   const std::function<std::optional<scan_page>(const std::string& cursor)>& fetch,
-  const std::function<bool(scan_page&)>& take) {
+  const std::function<void(scan_page&)>& take) {
   // Pages are read on a thread of their own, one ahead of the one taken. `take` may
   // use the store: read() holds its lock only during a round trip.
   std::mutex handoff;
@@ -793,8 +809,9 @@ bool redis_store::read_ahead(
   } stop_reading{handoff, changed, done};
   for (;;) {
     auto current = next();
-    if (!current || !take(*current))
+    if (!current)
       return false;
+    take(*current);
     if (current->cursor == "0")
       return true;
   }
@@ -804,26 +821,19 @@ bool redis_store::for_each(const std::function<void(const model::build&)>& visit
   auto pattern = build_key("*");
   // One page of keys and their documents; none when Redis could not be read.
   auto fetch = [this, pattern](const std::string& cursor) -> std::optional<scan_page> {
-    auto scan = read({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}});
-    if (!scan || (*scan)[0].kind != redis_reply::array || (*scan)[0].elements.size() != 2)
-      return std::nullopt;
-    auto& r = (*scan)[0];
-    scan_page out{std::move(r.elements[0].text), {}};
+    auto page = page_of(read({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}}));
+    if (!page || page->replies.empty())
+      return page;
     redis_command mget{"MGET"};
-    for (auto& k : r.elements[1].elements)
+    for (auto& k : page->replies)
       mget.push_back(std::move(k.text));
-    if (mget.size() == 1)
-      return out;
     auto values = read({mget});
     if (!values)
       return std::nullopt;
-    out.replies = std::move((*values)[0].elements);
-    return out;
+    page->replies = std::move((*values)[0].elements); // the keys' documents
+    return page;
   };
-  return read_ahead(fetch, [&](scan_page& page) {
-    visit_decoded(page.replies, visit);
-    return true;
-  });
+  return read_ahead(fetch, [&](scan_page& page) { visit_decoded(page.replies, visit); });
 }
 
 bool redis_store::for_each_record(const std::function<void(model::recovery_record&&)>& visit) {
@@ -840,12 +850,8 @@ bool redis_store::scan_records(const std::function<void(model::recovery_record&&
   // Builds whose record does not decode (or is of a format this code does not read):
   // read in full afterwards, their records made from them.
   std::vector<model::build_key> unreadable;
-  auto fetch = [this](const std::string& cursor) -> std::optional<scan_page> {
-    auto scan = read({{"HSCAN", records_key(), cursor, "COUNT", "1000"}});
-    if (!scan || (*scan)[0].kind != redis_reply::array || (*scan)[0].elements.size() != 2)
-      return std::nullopt;
-    auto& r = (*scan)[0];
-    return scan_page{std::move(r.elements[0].text), std::move(r.elements[1].elements)};
+  auto fetch = [this](const std::string& cursor) {
+    return page_of(read({{"HSCAN", records_key(), cursor, "COUNT", "1000"}}));
   };
   bool read_all = read_ahead(fetch, [&](scan_page& page) {
     auto& fields = page.replies; // name, record, name, record…
@@ -871,7 +877,6 @@ bool redis_store::scan_records(const std::function<void(model::recovery_record&&
                      {{"field", fields[2 * i].text}});
       }
     }
-    return true;
   });
   if (!read_all)
     return false;
@@ -881,14 +886,12 @@ bool redis_store::scan_records(const std::function<void(model::recovery_record&&
 bool redis_store::make_records(const std::function<void(model::recovery_record&&)>& visit) {
   support::log(support::log_level::info,
                "stored builds have no recovery records yet: reading every build to make them");
-  auto counted = [](const redis_reply& r) { return r.kind == redis_reply::integer; };
-  auto is_ok = [](const redis_reply& r) { return r.kind == redis_reply::status; };
   // Records left from before (an older release may have changed builds since) go;
   // a build written from now on comes with its own, which the ones made here do not
   // replace (HSETNX).
   {
     std::lock_guard guard{snapshot_mutex_};
-    if (!run_all(snapshot_client_, {{"UNLINK", records_key()}}, counted))
+    if (!run_all(snapshot_client_, {{"UNLINK", records_key()}}, integer_ok))
       return false;
   }
   std::vector<std::pair<std::string, std::string>> made; // name, record
@@ -911,7 +914,7 @@ bool redis_store::make_records(const std::function<void(model::recovery_record&&
     kept += made.size();
     made.clear();
     std::lock_guard guard{snapshot_mutex_};
-    return run_all(snapshot_client_, cmds, counted);
+    return run_all(snapshot_client_, cmds, integer_ok);
   };
   bool written = true;
   bool read_all = for_each([&](const model::build& b) {
@@ -924,7 +927,7 @@ bool redis_store::make_records(const std::function<void(model::recovery_record&&
   if (!read_all || !(written && keep()))
     return false;
   std::lock_guard guard{snapshot_mutex_};
-  if (!run_all(snapshot_client_, {{"SET", records_state_key(), records_complete}}, is_ok))
+  if (!run_all(snapshot_client_, {{"SET", records_state_key(), records_complete}}, status_ok))
     return false;
   support::log(support::log_level::info, "recovery records made", {{"builds", kept}});
   return true;

@@ -153,11 +153,14 @@ private:
     std::string cursor;
     std::vector<redis_reply> replies;
   };
+  /// The page a SCAN or HSCAN answered (its cursor, and its keys or its field and
+  /// value pairs); none when Redis could not be read or answered something else.
+  static std::optional<scan_page> page_of(std::optional<std::vector<redis_reply>> scan);
   /// Reads pages with `fetch` (from cursor "0" until it answers "0") on a thread of
   /// its own, one ahead of the page `take` is given: Redis and the decoding work at
-  /// the same time. False when a page could not be read or `take` said stop.
+  /// the same time. False when a page could not be read.
   bool read_ahead(const std::function<std::optional<scan_page>(const std::string& cursor)>& fetch,
-                  const std::function<bool(scan_page&)>& take);
+                  const std::function<void(scan_page&)>& take);
   /// The records of every stored build, from the records hash.
   bool scan_records(const std::function<void(model::recovery_record&&)>& visit);
   /// Makes every stored build's record from the build, keeps it, visits it.
