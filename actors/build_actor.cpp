@@ -161,7 +161,7 @@ build_actor::behavior_type build_actor_impl(self_ptr self, model::build initial,
       apply_event(self, e);
       return true;
     },
-    [=](caf::get_atom) -> std::string { return model::to_text(model::to_json(self->state.build)); },
+    [=](caf::get_atom) -> std::string { return model::build_text(self->state.build); },
     [=](snapshot_atom) -> model::build { return self->state.build; },
     [=](caf::idle_atom, std::uint64_t seen) {
       auto& st = self->state;

@@ -26,7 +26,7 @@ build_loader(build_loader_actor::stateful_pointer<build_loader_state> self,
         return caf::make_error(errc::store_unavailable);
       if (!saved)
         return caf::make_error(errc::not_found);
-      return model::to_text(model::to_json(*saved));
+      return model::build_text(*saved);
     },
   };
 }

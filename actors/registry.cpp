@@ -383,7 +383,7 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       if (auto it = st.live.find(name); it != st.live.end())
         return self->delegate(it->second.handle, caf::get_atom::value);
       if (auto it = st.parked.find(name); it != st.parked.end())
-        return model::to_text(model::to_json(it->second.build));
+        return model::build_text(it->second.build);
       if (st.stored.contains(name) || st.loading.contains(name))
         return self->delegate(st.loader, caf::get_atom::value, key);
       return caf::make_error(errc::not_found);

@@ -13,21 +13,7 @@ std::string delivery_id(const outbox_entry& e) {
 }
 
 std::string webhook_body(const outbox_entry& e) {
-  auto vars = model::notice_variables(e.notice, e.sink, delivery_id(e));
-  nlohmann::json doc{{"delivery", vars["delivery"]},
-                     {"sink", e.sink},
-                     {"kind", vars["kind"]},
-                     {"revision", e.revision()},
-                     {"build", std::move(vars["build"])}};
-  // A notice that waited for statistics says which criterion released it, with the
-  // statistics received.
-  if (vars.contains("job"))
-    doc["job"] = vars["job"];
-  if (vars.contains("released_by")) {
-    doc["released_by"] = vars["released_by"];
-    doc["statistics"] = vars["statistics"];
-  }
-  return model::to_text(doc);
+  return model::notice_text(e.notice, e.sink, delivery_id(e));
 }
 
 webhook_sink::webhook_sink(const config::sink_config& cfg) : sink{cfg} {
