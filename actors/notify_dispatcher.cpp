@@ -261,8 +261,9 @@ void report_arrived(self_ptr self, const delivery_report& r) {
     change.remove = done;
     st.deliveries.note(p.entry, done ? notify::delivery_state::delivered : notify::delivery_state::queued,
                        support::wall_clock());
-    support::log(support::log_level::debug, "notification delivered",
-                 {{"id", r.id}, {"revision", r.revision}});
+    if (support::log_enabled(support::log_level::debug))
+      support::log(support::log_level::debug, "notification delivered",
+                   {{"id", r.id}, {"revision", r.revision}});
   } else {
     lane->failed->inc();
     ++p.entry.attempts;

@@ -593,6 +593,8 @@ auto decode_text(std::string_view text, std::string* error, Decode decode)
 
 std::string encode(const envelope& e) {
   writer w;
+  // A Buildkite event with its build's facts is ~850 bytes: one allocation, not eight.
+  w.out.reserve(1024);
   w.raw("{")
     .name("v").value(format_version).raw(",")
     .name("key").value(e.key).raw(",")

@@ -24,7 +24,7 @@ checked<model::person> person_of(const fields& parent, std::string_view key) {
   BT_TRY(name, f.string("name"));
   BT_TRY(email, f.string("email"));
   BT_TRY(login, f.string("username"));
-  return model::person{name, email, login};
+  return model::person{std::move(name), std::move(email), std::move(login)};
 }
 
 struct build_part {
@@ -47,19 +47,19 @@ checked<build_part> build_of(const fields& top) {
   out.key = {"buildkite", slug, std::to_string(*number)};
   out.info.number = *number;
   BT_TRY(pname, pipeline.string("name"));
-  out.info.pipeline_name = pname;
+  out.info.pipeline_name = std::move(pname);
   BT_TRY(repository, pipeline.string("repository"));
-  out.info.repository = repository;
+  out.info.repository = std::move(repository);
   BT_TRY(state, build.string("state"));
-  out.state = state;
+  out.state = std::move(state);
   BT_TRY(branch, build.string("branch"));
   BT_TRY(commit, build.string("commit"));
   BT_TRY(message, build.string("message"));
   BT_TRY(url, build.string("web_url"));
-  out.info.branch = branch;
-  out.info.commit = commit;
-  out.info.message = message;
-  out.info.url = url;
+  out.info.branch = std::move(branch);
+  out.info.commit = std::move(commit);
+  out.info.message = std::move(message);
+  out.info.url = std::move(url);
   // Release builds are attributed to whoever created them, others to the commit
   // author; a build without an author (started from the UI) falls back to its creator.
   BT_TRY(author, person_of(build, "author"));
@@ -72,7 +72,7 @@ checked<build_part> build_of(const fields& top) {
         release = true;
     }
   bool no_author = author.name.empty() && author.email.empty() && author.login.empty();
-  out.info.author = release || no_author ? creator : author;
+  out.info.author = release || no_author ? std::move(creator) : std::move(author);
   BT_TRY(trigger, build.child("triggered_from", false));
   if (trigger) {
     fields t{*trigger, "build.triggered_from"};
@@ -113,18 +113,19 @@ checked<std::optional<model::job_event>> job_of(const fields& top) {
   BT_TRY(id, job.string("id"));
   if (id.empty())
     return invalid("job.id", "required");
-  r.id = id;
+  r.id = id; // a copy: the group may fall back to it below
   BT_TRY(state, job.string("state"));
   if (state.empty())
     return invalid("job.state", "required");
-  r.source_state = state;
   r.state = job_state_of(state);
+  r.source_state = std::move(state);
   BT_TRY(name, job.string("name"));
   BT_TRY(label, job.string("label"));
   BT_TRY(step_key, job.string("step_key"));
-  e.name = !name.empty() ? name : !label.empty() ? label : step_key;
+  auto& shown = !name.empty() ? name : !label.empty() ? label : step_key;
   // Retries of a step share its key (else its name); parallel copies do not.
-  e.group = !step_key.empty() ? step_key : !e.name.empty() ? e.name : id;
+  e.group = !step_key.empty() ? step_key : !shown.empty() ? shown : id;
+  e.name = std::move(shown);
   BT_TRY(parallel, job.integer("parallel_group_index"));
   if (parallel)
     e.group += "#" + std::to_string(*parallel);
@@ -136,7 +137,7 @@ checked<std::optional<model::job_event>> job_of(const fields& top) {
   r.soft_failed = soft;
   r.fails = buildkite_fails(r.state, r.exit_status, r.soft_failed);
   BT_TRY(url, job.string("web_url"));
-  r.url = url;
+  r.url = std::move(url);
   BT_TRY(started, job.time("started_at"));
   BT_TRY(finished, job.time("finished_at"));
   r.started = started;

@@ -160,8 +160,11 @@ void redis_store::append(const std::vector<model::envelope>& events,
   pending p;
   p.several = events.size() > 1;
   for (auto& e : events) {
-    if (!p.encoded.empty())
-      p.encoded += '\n'; // encoded documents hold no raw line break
+    if (p.encoded.empty()) {
+      p.encoded = model::codec::encode(e);
+      continue;
+    }
+    p.encoded += '\n'; // encoded documents hold no raw line break
     p.encoded += model::codec::encode(e);
   }
   p.done = std::move(done);

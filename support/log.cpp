@@ -81,8 +81,12 @@ bool set_log_level(std::string_view level) {
   return false;
 }
 
+bool log_enabled(log_level level) {
+  return level >= threshold.load(std::memory_order_relaxed);
+}
+
 void log(log_level level, std::string_view message, const nlohmann::json& fields) {
-  if (level < threshold.load(std::memory_order_relaxed))
+  if (!log_enabled(level))
     return;
   std::uint64_t suppressed = 0;
   {
