@@ -166,8 +166,9 @@ bool entries_of(self_ptr self, const model::notice& n, std::vector<notify::outbo
   return true;
 }
 
-/// Records the queued notices in one round trip and admits what the store says is
-/// to be sent; false when the store refused (they stay queued).
+/// Writes the queued changes and records the queued notices in one round trip, then
+/// admits what the store says is to be sent; false when the store refused (both stay
+/// queued).
 bool record(self_ptr self) {
   auto& st = self->state;
   std::vector<std::vector<notify::outbox_entry>> entries(st.unrecorded.size());
@@ -184,9 +185,15 @@ bool record(self_ptr self) {
       r.entries.emplace_back(e.id(), notify::encode(e));
     records.push_back(std::move(r));
   }
+  std::vector<store::outbox_change> changes{std::make_move_iterator(st.unwritten.begin()),
+                                            std::make_move_iterator(st.unwritten.end())};
   std::vector<std::vector<std::string>> admitted;
-  if (!st.store->outbox_add(records, admitted))
+  if (!st.store->outbox_write(changes, records, admitted)) {
+    st.unwritten.assign(std::make_move_iterator(changes.begin()),
+                        std::make_move_iterator(changes.end()));
     return false;
+  }
+  st.unwritten.clear();
   st.unrecorded.clear();
   for (size_t i = 0; i < entries.size(); ++i)
     for (auto& e : entries[i])
@@ -201,7 +208,13 @@ bool flush(self_ptr self) {
   auto& st = self->state;
   if (!st.loaded && !load(self))
     return false;
-  return write_changes(self) && (st.unrecorded.empty() || record(self));
+  // A sink that edits its messages in place reads where they are (entries_of) before
+  // the notices are recorded: the changes, which may say, go first on their own.
+  bool reads_refs = std::any_of(st.lanes.begin(), st.lanes.end(),
+                                [](const state::lane& l) { return l.sink->edits_in_place(); });
+  if ((st.unrecorded.empty() || reads_refs) && !write_changes(self))
+    return false;
+  return st.unrecorded.empty() || record(self);
 }
 
 /// Reads what a previous run left in the outbox; false when the store could not.

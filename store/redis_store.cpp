@@ -423,42 +423,27 @@ return ids
 
 } // namespace
 
-bool redis_store::outbox_add(std::span<const outbox_record> records,
-                             std::vector<std::vector<std::string>>& admitted) {
-  std::vector<redis_command> cmds;
-  cmds.reserve(records.size());
-  for (auto& r : records) {
-    // A part of a build is recorded in a hash of the build's own, erased with it.
-    auto build = r.build.str();
-    redis_command cmd{"EVAL",
-                      outbox_add_script,
-                      "3",
-                      r.part.empty() ? notified_key() : notified_key() + ":" + build,
-                      outbox_key(),
-                      job_notices_key(),
-                      r.part.empty() ? build : r.part,
-                      std::to_string(r.revision),
-                      r.job_notice ? build : ""};
-    for (auto& [id, doc] : r.entries) {
-      cmd.push_back(id);
-      cmd.push_back(doc);
-    }
-    cmds.push_back(std::move(cmd));
+redis_command redis_store::record_command(const outbox_record& r) const {
+  // A part of a build is recorded in a hash of the build's own, erased with it.
+  auto build = r.build.str();
+  redis_command cmd{"EVAL",
+                    outbox_add_script,
+                    "3",
+                    r.part.empty() ? notified_key() : notified_key() + ":" + build,
+                    outbox_key(),
+                    job_notices_key(),
+                    r.part.empty() ? build : r.part,
+                    std::to_string(r.revision),
+                    r.job_notice ? build : ""};
+  for (auto& [id, doc] : r.entries) {
+    cmd.push_back(id);
+    cmd.push_back(doc);
   }
-  // Safe to send again after a lost reply: a record already made answers the ids
-  // still waiting, as the first answer would have.
-  auto replies = write_outbox(cmds);
-  if (!replies)
-    return false;
-  admitted.assign(records.size(), {});
-  for (size_t i = 0; i < replies->size(); ++i)
-    for (auto& id : (*replies)[i].elements)
-      admitted[i].push_back(std::move(id.text));
-  return true;
+  return cmd;
 }
 
-bool redis_store::outbox_apply(std::span<const outbox_change> changes) {
-  std::vector<redis_command> cmds{{"MULTI"}};
+void redis_store::change_commands(std::span<const outbox_change> changes,
+                                  std::vector<redis_command>& cmds) const {
   for (auto& c : changes) {
     if (c.entry)
       cmds.push_back({"HSET", outbox_key(), c.id, *c.entry});
@@ -471,12 +456,72 @@ bool redis_store::outbox_apply(std::span<const outbox_change> changes) {
     else if (c.forget_message)
       cmds.push_back({"HDEL", messages_key(c.build.str()), c.sink});
   }
+}
+
+namespace {
+
+/// The ids each record's script admitted, from its replies (arrays of ids).
+std::vector<std::vector<std::string>> admitted_of(std::span<redis_reply> replies) {
+  std::vector<std::vector<std::string>> admitted(replies.size());
+  for (size_t i = 0; i < replies.size(); ++i)
+    for (auto& id : replies[i].elements)
+      admitted[i].push_back(std::move(id.text));
+  return admitted;
+}
+
+} // namespace
+
+bool redis_store::outbox_add(std::span<const outbox_record> records,
+                             std::vector<std::vector<std::string>>& admitted) {
+  std::vector<redis_command> cmds;
+  cmds.reserve(records.size());
+  for (auto& r : records)
+    cmds.push_back(record_command(r));
+  // Safe to send again after a lost reply: a record already made answers the ids
+  // still waiting, as the first answer would have.
+  auto replies = write_outbox(cmds);
+  if (!replies)
+    return false;
+  admitted = admitted_of(*replies);
+  return true;
+}
+
+bool redis_store::outbox_apply(std::span<const outbox_change> changes) {
+  std::vector<redis_command> cmds{{"MULTI"}};
+  change_commands(changes, cmds);
   cmds.push_back({"EXEC"});
   // Every command sets a value or deletes one, except RPUSH: a repeat could add a
   // dead letter twice, which is a report, not a delivery. Only EXEC's reply says
   // whether the transaction ran.
   auto replies = write_outbox(cmds);
   return replies && replies->back().kind == redis_reply::array;
+}
+
+bool redis_store::outbox_write(std::span<const outbox_change> changes,
+                               std::span<const outbox_record> records,
+                               std::vector<std::vector<std::string>>& admitted) {
+  // One transaction, so that the dispatcher waits for one round trip, not two, and a
+  // record never lands without the changes before it. Safe to send again for the
+  // reasons outbox_add and outbox_apply give.
+  std::vector<redis_command> cmds{{"MULTI"}};
+  change_commands(changes, cmds);
+  auto first_record = cmds.size() - 1; // in EXEC's reply, which has no MULTI
+  for (auto& r : records)
+    cmds.push_back(record_command(r));
+  cmds.push_back({"EXEC"});
+  auto replies = write_outbox(cmds);
+  if (!replies || replies->back().kind != redis_reply::array)
+    return false;
+  auto& results = replies->back().elements;
+  for (auto& r : results)
+    if (r.kind == redis_reply::error) {
+      support::log(support::log_level::error, "outbox write refused", {{"reason", r.text}});
+      return false;
+    }
+  if (results.size() != first_record + records.size())
+    return false;
+  admitted = admitted_of(std::span{results}.subspan(first_record));
+  return true;
 }
 
 std::optional<std::vector<redis_reply>>

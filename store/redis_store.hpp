@@ -80,6 +80,9 @@ public:
   bool outbox_add(std::span<const outbox_record> records,
                   std::vector<std::vector<std::string>>& admitted) override;
   bool outbox_apply(std::span<const outbox_change> changes) override;
+  /// One transaction: the changes' commands, then each record's script.
+  bool outbox_write(std::span<const outbox_change> changes, std::span<const outbox_record> records,
+                    std::vector<std::vector<std::string>>& admitted) override;
   bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) override;
   bool notified(std::unordered_map<std::string, build_notices>& out) override;
   std::optional<std::string> message_ref(const model::build_key& build, const std::string& sink,
@@ -137,6 +140,10 @@ private:
   /// One round trip on the reader connection (idempotent commands only); nothing,
   /// after logging why, when Redis could not be reached.
   std::optional<std::vector<redis_reply>> read(const std::vector<redis_command>& cmds);
+  /// The commands that apply `changes`, appended to `cmds`.
+  void change_commands(std::span<const outbox_change> changes, std::vector<redis_command>& cmds) const;
+  /// The script call that records `r`: its reply is the ids admitted.
+  redis_command record_command(const outbox_record& r) const;
   /// One round trip on the outbox connection; sent again on a fresh connection when
   /// the old one went stale, so every command must be safe to repeat. Nothing, after
   /// logging why, when Redis could not be reached or refused a command.

@@ -180,6 +180,15 @@ public:
                           std::vector<std::vector<std::string>>& admitted) = 0;
   /// Applies changes in order, all or none. False when they could not be written.
   virtual bool outbox_apply(std::span<const outbox_change> changes) = 0;
+  /// `outbox_apply(changes)`, then `outbox_add(records, admitted)`: the records only
+  /// once the changes are written (a change may remove an entry that a record adds
+  /// again). False when they could not be written; then the records were not made.
+  /// A store that can do both in one round trip, all or none, does.
+  virtual bool outbox_write(std::span<const outbox_change> changes,
+                            std::span<const outbox_record> records,
+                            std::vector<std::vector<std::string>>& admitted) {
+    return outbox_apply(changes) && outbox_add(records, admitted);
+  }
   /// Every outbox entry (id, document).
   virtual bool outbox_load(std::vector<std::pair<std::string, std::string>>& out) = 0;
   /// What was recorded for each build with a notice, by build key.

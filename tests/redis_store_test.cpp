@@ -509,6 +509,32 @@ void check_outbox(store::store& s) {
   EXPECT_EQ(notified.count(b2.str()), 1u);
   EXPECT_EQ(add(part), ids{"wait|b1"}) << "the part went with the build";
   EXPECT_EQ(add(job), ids{"hook|b1|job:a"});
+  // Changes and records in one write: the changes first. The entry delivered for
+  // revision 3 goes, the one revision 4 adds under the same id stays and is admitted.
+  model::build_key b3{"buildkite", "web", "3"};
+  EXPECT_EQ(add({b3, 3, {{"hook|b3", "hook-3"}}}), ids{"hook|b3"});
+  store::outbox_change delivered3{"hook|b3", b3, "hook"};
+  delivered3.remove = true;
+  store::outbox_change retried_job{"hook|b1|job:a", b1, "hook"};
+  retried_job.entry = "job a, attempt 1";
+  std::vector<store::outbox_change> both{delivered3, retried_job};
+  std::vector<store::outbox_record> newer{{b3, 4, {{"hook|b3", "hook-4"}}}, {b3, 2, {}}};
+  ASSERT_TRUE(s.outbox_write(both, newer, admitted));
+  EXPECT_EQ(admitted, (std::vector<ids>{{"hook|b3"}, {}}));
+  ASSERT_TRUE(s.outbox_load(entries));
+  std::sort(entries.begin(), entries.end());
+  EXPECT_EQ(entries, (std::vector<std::pair<std::string, std::string>>{
+                       {"hook|b1|job:a", "job a, attempt 1"}, {"hook|b3", "hook-4"},
+                       {"wait|b1", "release"}}));
+  ASSERT_TRUE(s.notified(notified));
+  EXPECT_EQ(notified[b3.str()].revision, 4u);
+  // Either half may be empty.
+  ASSERT_TRUE(s.outbox_write({}, std::span{&newer[0], 1}, admitted));
+  EXPECT_EQ(admitted, std::vector<ids>{{"hook|b3"}}) << "recorded, not yet sent";
+  ASSERT_TRUE(s.outbox_write(std::span{&delivered3, 1}, {}, admitted));
+  EXPECT_TRUE(admitted.empty());
+  ASSERT_TRUE(s.outbox_load(entries));
+  EXPECT_EQ(entries.size(), 2u) << "hook|b3 delivered";
 }
 
 } // namespace
