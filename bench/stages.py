@@ -48,15 +48,20 @@ RULES = [
         (("take_snapshot", "snapshot_atom"), "CAF: snapshot collection (registry, build copies)"),
         (("catalog",), "CAF: catalog (listings, builds feed)"),
         (("streak_tracker",), "CAF: streaks"),
+        (("notify_dispatcher", "bt::notify::"), "CAF: notification dispatcher (outbox, bodies)"),
         (("bt::actors::registry", "registry_state", "bt::actors::(anonymous namespace)::route",
           "deliver"), "CAF: registry routing"),
         ((), "CAF: scheduling and mailboxes"),
+    ]),
+    (("http_client",), [
+        ((), "client thread: notification requests and answers"),
     ]),
     ((), [
         (("authenticate",), "HTTP thread: authenticate"),
         (("codec::encode",), "HTTP thread: journal encode"),
         (("redis_store::append",), "HTTP thread: hand-off to the journal writer"),
-        (("_parse", "::parse("), "HTTP thread: source parse"),
+        # Not "_parse": Beast's basic_parser (reading the request) has it too.
+        (("bt::sources::",), "HTTP thread: source parse"),
         (("api::",), "HTTP thread: request routing (api)"),
         (("do_write", "on_write", "async_write", "sendmsg"), "HTTP thread: write the answer"),
         (("do_read", "async_read", "basic_parser", "recvmsg", "on_read"),
