@@ -51,21 +51,29 @@ void write(self_ptr self, store::outbox_change c) {
 void start(self_ptr self, state::lane& lane, const std::string& id);
 bool load(self_ptr self);
 
-/// Applies the queued changes in one round trip; false when the store refused
+/// Hands the queued changes to `write` (a store call); false when the store refused
 /// (they stay queued, in order).
-bool write_changes(self_ptr self) {
+template <class Write>
+bool write_queued(self_ptr self, Write write) {
   auto& st = self->state;
-  if (st.unwritten.empty())
-    return true;
   std::vector<store::outbox_change> changes{std::make_move_iterator(st.unwritten.begin()),
                                             std::make_move_iterator(st.unwritten.end())};
-  if (!st.store->outbox_apply(changes)) {
+  if (!write(std::span<const store::outbox_change>{changes})) {
     st.unwritten.assign(std::make_move_iterator(changes.begin()),
                         std::make_move_iterator(changes.end()));
     return false;
   }
   st.unwritten.clear();
   return true;
+}
+
+/// Applies the queued changes in one round trip; false when the store refused
+/// (they stay queued, in order).
+bool write_changes(self_ptr self) {
+  auto& st = self->state;
+  return st.unwritten.empty() || write_queued(self, [&](auto changes) {
+           return st.store->outbox_apply(changes);
+         });
 }
 
 /// Starts what the sink's concurrency allows.
@@ -185,15 +193,11 @@ bool record(self_ptr self) {
       r.entries.emplace_back(e.id(), notify::encode(e));
     records.push_back(std::move(r));
   }
-  std::vector<store::outbox_change> changes{std::make_move_iterator(st.unwritten.begin()),
-                                            std::make_move_iterator(st.unwritten.end())};
   std::vector<std::vector<std::string>> admitted;
-  if (!st.store->outbox_write(changes, records, admitted)) {
-    st.unwritten.assign(std::make_move_iterator(changes.begin()),
-                        std::make_move_iterator(changes.end()));
+  if (!write_queued(self, [&](auto changes) {
+        return st.store->outbox_write(changes, records, admitted);
+      }))
     return false;
-  }
-  st.unwritten.clear();
   st.unrecorded.clear();
   for (size_t i = 0; i < entries.size(); ++i)
     for (auto& e : entries[i])

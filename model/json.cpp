@@ -185,34 +185,33 @@ private:
     raw("}");
   }
 
+  /// One list of the results (`&target_message::unit` or `lint`) that the messages
+  /// `group` consumed in the build's current generation carried.
+  template <class Result, class Write>
+  text_writer& consumed(const model::build& b, const std::string& group,
+                        std::vector<Result> target_message::*results, Write write) {
+    raw("[");
+    bool first = true;
+    for (auto& r : b.messages)
+      if (r.status == message_status::consumed && r.message.target == group
+          && r.message.generation == b.generation)
+        for (auto& x : r.message.*results) {
+          raw(std::exchange(first, false) ? "" : ",");
+          write(x);
+        }
+    return raw("]");
+  }
+
   /// A target's wait, and the unit and lint results its consumed messages of the
   /// current generation carried.
   void target(const model::build& b, const std::string& group, const target_wait& w) {
-    auto consumed = [&](const message_record& r) {
-      return r.status == message_status::consumed && r.message.target == group
-             && r.message.generation == b.generation;
-    };
     raw("{\"deadline\":").time(w.deadline);
-    raw(",\"lint\":[");
-    bool first = true;
-    for (auto& r : b.messages)
-      if (consumed(r))
-        for (auto& l : r.message.lint) {
-          raw(std::exchange(first, false) ? "" : ",");
-          lint(l);
-        }
-    raw("],\"message\":");
+    raw(",\"lint\":").consumed(b, group, &target_message::lint, [&](const lint_result& l) { lint(l); });
+    raw(",\"message\":");
     w.message ? number(w.message) : raw("null");
     raw(",\"state\":").text(w.end ? to_string(*w.end) : "waiting");
-    raw(",\"unit\":[");
-    first = true;
-    for (auto& r : b.messages)
-      if (consumed(r))
-        for (auto& u : r.message.unit) {
-          raw(std::exchange(first, false) ? "" : ",");
-          unit(u);
-        }
-    raw("],\"waiting_since\":").time(w.since).raw("}");
+    raw(",\"unit\":").consumed(b, group, &target_message::unit, [&](const unit_result& u) { unit(u); });
+    raw(",\"waiting_since\":").time(w.since).raw("}");
   }
 
   void job(const model::build& b, const std::string& group, const model::job& j) {
