@@ -81,6 +81,24 @@ transport sink_transport(exchange_actor exchange) {
   };
 }
 
+/// The events of one commit on their way to the registry: one message for them all
+/// once the commit's callbacks ran.
+struct commit_routing {
+  explicit commit_routing(registry_actor to) : registry(std::move(to)) {}
+  void flush() {
+    if (!events.empty())
+      caf::anon_send(registry, std::exchange(events, {}), tally_ptr{});
+  }
+  registry_actor registry;
+  std::vector<model::envelope> events;
+};
+
+/// Sends what `c` gathered for the registry so far: what follows must not overtake it.
+void flush_routing(store::commit& c) {
+  if (auto* r = c.find<commit_routing>())
+    r->flush();
+}
+
 } // namespace
 
 struct service::impl {
@@ -105,7 +123,8 @@ struct service::impl {
     void passed(const model::build_key& key, const std::string& name) const {
       std::vector<model::envelope> event{model::envelope{key, "", support::wall_clock(),
                                                          std::nullopt, model::deadline_passed{name}}};
-      store->append(event, [registry = registry, timeouts = timeouts, event](bool durable) mutable {
+      store->append(event, [registry = registry, timeouts = timeouts,
+                            event](bool durable, store::commit& c) mutable {
         static const std::string help = "Deadlines that passed, by whether the journal took "
                                         "them (a refused one is set again a second later).";
         static auto& journaled = support::metrics().get_counter(
@@ -114,8 +133,8 @@ struct service::impl {
           "buildtrack_deadlines_passed_total", help, "journaled=\"false\"");
         (durable ? journaled : refused).inc();
         auto& e = event.front();
-        if (durable)
-          return caf::anon_send(registry, std::move(e));
+        if (durable) // in journal order with the commit's other events
+          return c.gather<commit_routing>(registry).events.push_back(std::move(e));
         caf::anon_send(timeouts, deadline_atom::value, e.key,
                        std::get<model::deadline_passed>(e.body).name,
                        std::optional{support::wall_clock() + std::chrono::seconds{1}});
@@ -408,14 +427,22 @@ void service::route(model::envelope e) {
   caf::anon_send(impl_->registry, std::move(e));
 }
 
+void service::route(model::envelope e, store::commit& c) {
+  if (std::holds_alternative<model::relayed>(e.body))
+    return caf::anon_send(impl_->relay, std::move(e));
+  c.gather<commit_routing>(impl_->registry).events.push_back(std::move(e));
+}
+
 void service::route(std::vector<model::envelope> events,
-                    std::function<void(std::size_t duplicates)> applied) {
+                    std::function<void(std::size_t duplicates)> applied, store::commit& c) {
+  flush_routing(c);
   auto tally = std::make_shared<ingest_tally>();
   tally->done = std::move(applied);
   caf::anon_send(impl_->registry, std::move(events), std::move(tally));
 }
 
-void service::command(model::envelope e, reply_fn reply) {
+void service::command(model::envelope e, reply_fn reply, store::commit& c) {
+  flush_routing(c);
   auto tally = std::make_shared<ingest_tally>();
   auto* outcome = &tally->command;
   tally->done = [outcome, reply = std::move(reply)](std::size_t) {

@@ -38,16 +38,22 @@ public:
   /// Hands an accepted (journaled) event to its build, or a relayed input to its
   /// relay. Events sent from one thread reach their build in that order.
   void route(model::envelope e);
-  /// Hands a request's accepted events to their builds, in order; `applied` runs
-  /// once every one of them was applied (or dropped with a failed actor), with how
-  /// many were duplicates (changed nothing). It runs on an actor thread.
+  /// The same for an event confirmed in commit `c`: the commit's events go to the
+  /// registry together, in journal order, once its callbacks ran (one message per
+  /// group commit, not one per event).
+  void route(model::envelope e, store::commit& c);
+  /// Hands a request's accepted events, confirmed in commit `c`, to their builds, in
+  /// order after what `c` gathered before them; `applied` runs once every one of them
+  /// was applied (or dropped with a failed actor), with how many were duplicates
+  /// (changed nothing). It runs on an actor thread.
   void route(std::vector<model::envelope> events,
-             std::function<void(std::size_t duplicates)> applied);
+             std::function<void(std::size_t duplicates)> applied, store::commit& c);
 
-  /// Hands an accepted (journaled) build command to its build, in order with the
-  /// events routed before it; `reply` gets the answer once the build's actor decided:
-  /// 200 with the build's state, 409 when it does not apply, 404 for an unknown build.
-  void command(model::envelope e, reply_fn reply);
+  /// Hands an accepted (journaled) build command, confirmed in commit `c`, to its
+  /// build, in order with the events routed before it; `reply` gets the answer once
+  /// the build's actor decided: 200 with the build's state, 409 when it does not
+  /// apply, 404 for an unknown build.
+  void command(model::envelope e, reply_fn reply, store::commit& c);
 
   /// One build as JSON (404 when unknown).
   void get_build(const model::build_key& key, reply_fn reply);

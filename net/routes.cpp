@@ -282,7 +282,7 @@ void api::accept(const input& input, std::string label, std::vector<model::envel
   // Acknowledge only what the journal holds (one write for the whole request); route
   // in the same order.
   store_.append(*events, [this, respond, name, label = std::move(label), count, started,
-                          events, tally, latency](bool durable) mutable {
+                          events, tally, latency](bool durable, store::commit& c) mutable {
     if (!durable) {
       count_event(name, label, "unavailable");
       return send_rejection(respond, error(503, "store_unavailable",
@@ -295,14 +295,17 @@ void api::accept(const input& input, std::string label, std::vector<model::envel
     };
     if (!tally) {
       for (auto& e : *events)
-        service_.route(std::move(e));
+        service_.route(std::move(e), c);
       return answer(R"({"accepted":)" + std::to_string(count) + "}");
     }
     // Answered once every event was applied, to say which were duplicates.
-    service_.route(std::move(*events), [answer, count](std::size_t duplicates) mutable {
-      answer(R"({"accepted":)" + std::to_string(count) + R"(,"duplicates":)"
-             + std::to_string(duplicates) + "}");
-    });
+    service_.route(
+      std::move(*events),
+      [answer, count](std::size_t duplicates) mutable {
+        answer(R"({"accepted":)" + std::to_string(count) + R"(,"duplicates":)"
+               + std::to_string(duplicates) + "}");
+      },
+      c);
   });
 }
 
@@ -392,16 +395,19 @@ void api::post_command(model::build_key key, request& req, responder& respond) {
   // the events before it, and its word is the answer (a refused command changes
   // nothing, also when replayed).
   auto e = std::make_shared<model::envelope>(std::move(*parsed));
-  store_.append({*e}, [this, respond, e](bool durable) mutable {
+  store_.append({*e}, [this, respond, e](bool durable, store::commit& c) mutable {
     if (!durable) {
       count_event("native", "command", "unavailable");
       return send_rejection(respond, error(503, "store_unavailable",
                                            "the journal is unavailable; retry later"));
     }
     count_event("native", "command", "accepted");
-    service_.command(std::move(*e), [respond](int status, std::string body) mutable {
-      respond(json_response(static_cast<unsigned>(status), std::move(body)));
-    });
+    service_.command(
+      std::move(*e),
+      [respond](int status, std::string body) mutable {
+        respond(json_response(static_cast<unsigned>(status), std::move(body)));
+      },
+      c);
   });
 }
 

@@ -4,8 +4,9 @@
 
 namespace bt::store {
 
-void memory_store::append(const std::vector<model::envelope>&, std::function<void(bool)> done) {
-  done(true);
+void memory_store::append(const std::vector<model::envelope>&, append_done done) {
+  commit c; // each append commits alone
+  done(true, c);
 }
 
 bool memory_store::write(const snapshot& s) {

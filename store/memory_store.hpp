@@ -15,8 +15,7 @@ namespace bt::store {
 class memory_store final : public store {
 public:
   std::string_view kind() const override { return "memory"; }
-  void append(const std::vector<model::envelope>& events,
-              std::function<void(bool)> done) override;
+  void append(const std::vector<model::envelope>& events, append_done done) override;
   std::string journal_mark() const override { return {}; }
   bool write(const snapshot& s) override;
   bool erase(const std::vector<model::build_key>& keys) override;

@@ -61,8 +61,7 @@ public:
   ~redis_store() override;
 
   std::string_view kind() const override { return "redis"; }
-  void append(const std::vector<model::envelope>& events,
-              std::function<void(bool)> done) override;
+  void append(const std::vector<model::envelope>& events, append_done done) override;
   std::string journal_mark() const override;
   bool write(const snapshot& s) override;
   bool erase(const std::vector<model::build_key>& keys) override;
@@ -105,14 +104,16 @@ private:
     /// The append's journal documents, one per line (moved out by commit).
     std::string encoded;
     bool several = false; ///< more than one event: a batch entry
-    std::function<void(bool)> done;
+    append_done done;
   };
 
   void write_loop();
   /// Checks that Redis answers and still holds the marker (writing it when it does
   /// not); sets ready_. On the writer thread.
   bool probe();
-  void commit(std::deque<pending>& batch);
+  void journal(std::deque<pending>& batch);
+  /// Completes the appends of one commit in order, then hands on what they gathered.
+  static void complete(std::deque<pending>& batch, bool durable);
   std::string marker_key() const { return cfg_.key_prefix + "instance"; }
   std::string journal_key() const { return cfg_.key_prefix + "journal"; }
   std::string build_key(const std::string& key) const { return cfg_.key_prefix + "build:" + key; }
@@ -188,7 +189,7 @@ private:
 
   redis_client writer_client_; ///< owned by the writer thread
   mutable std::mutex mark_mutex_;
-  std::string mark_;           ///< last journaled id whose `done` returned
+  std::string mark_;           ///< last journaled id whose commit finished
   std::mutex reader_mutex_;    ///< guards reader_client_ (loads and reads, off the hot path)
   redis_client reader_client_;
   std::mutex snapshot_mutex_;  ///< guards snapshot_client_: long writes never hold up loads

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -14,6 +15,72 @@
 #include "model/streak.hpp"
 
 namespace bt::store {
+
+/// One group commit as the callbacks of its appends see it: they run one after another
+/// on one thread, and what they hand on through `gather` goes on together once the last
+/// of them returned (`finish`), so that N requests confirmed by one round trip cost one
+/// message downstream rather than N. The store moves its journal mark only after
+/// `finish`: what the mark covers has been handed on.
+class commit {
+public:
+  commit() = default;
+  commit(const commit&) = delete;
+  commit& operator=(const commit&) = delete;
+  /// Finishes what was not finished.
+  ~commit() { finish(); }
+
+  /// This commit's `T`, made from `args` on first use. `T::flush()` runs at `finish`,
+  /// in the order the parts were first gathered.
+  template <class T, class... Args>
+  T& gather(Args&&... args) {
+    if (auto* t = find<T>())
+      return *t;
+    auto part = std::make_unique<holder<T>>(std::forward<Args>(args)...);
+    auto& value = part->value;
+    parts_.push_back(std::move(part));
+    return value;
+  }
+
+  /// This commit's `T`, if one was gathered: a caller that must not overtake what was
+  /// gathered before it flushes it first.
+  template <class T>
+  T* find() {
+    for (auto& p : parts_)
+      if (p->tag() == &tag_of<T>)
+        return &static_cast<holder<T>&>(*p).value;
+    return nullptr;
+  }
+
+  /// Flushes every part, then forgets them.
+  void finish() {
+    for (auto& p : parts_)
+      p->flush();
+    parts_.clear();
+  }
+
+private:
+  template <class T>
+  static constexpr char tag_of = 0; // one address per type
+
+  struct part {
+    virtual ~part() = default;
+    virtual const void* tag() const = 0;
+    virtual void flush() = 0;
+  };
+  template <class T>
+  struct holder final : part {
+    template <class... Args>
+    explicit holder(Args&&... args) : value(std::forward<Args>(args)...) {}
+    const void* tag() const override { return &tag_of<T>; }
+    void flush() override { value.flush(); }
+    T value;
+  };
+  std::vector<std::unique_ptr<part>> parts_;
+};
+
+/// An append's callback: whether its events are durable, and the commit they were
+/// confirmed in.
+using append_done = std::function<void(bool durable, commit& c)>;
 
 /// A change to what a relay keeps pending (the Treeherder publisher's queue messages
 /// not published yet): puts the journaled input under `id`, or (none) deletes it.
@@ -108,11 +175,11 @@ public:
   /// "memory" or "redis".
   virtual std::string_view kind() const = 0;
 
-  /// Journals accepted events. `done(true)` runs once they are durable (it may run
-  /// before append returns); `done(false)` when they could not be written. `done`
-  /// calls run one at a time, in journal order.
-  virtual void append(const std::vector<model::envelope>& events,
-                      std::function<void(bool durable)> done) = 0;
+  /// Journals accepted events. `done(true, c)` runs once they are durable (it may run
+  /// before append returns); `done(false, c)` when they could not be written. The
+  /// `done` calls of one commit run one at a time, in journal order, on one thread,
+  /// and share `c`.
+  virtual void append(const std::vector<model::envelope>& events, append_done done) = 0;
 
   /// The journal position through which every entry's `done` has returned: what a
   /// snapshot taken after reading it may trim. Empty when there is no journal.

@@ -2,6 +2,8 @@
 #include <atomic>
 #include <future>
 #include <map>
+#include <numeric>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -39,10 +41,22 @@ store::redis_store_config config_for(const test::redis_server& server,
   return cfg;
 }
 
+/// Counts the appends of one commit that gathered it; flushing notes that count.
+struct counted_appends {
+  counted_appends(std::mutex& m, std::vector<int>& flushed) : mutex{m}, flushes{flushed} {}
+  void flush() {
+    std::lock_guard guard{mutex};
+    flushes.push_back(appends);
+  }
+  std::mutex& mutex;
+  std::vector<int>& flushes;
+  int appends = 0;
+};
+
 /// Appends and waits for the outcome.
 bool append_sync(store::redis_store& s, std::vector<model::envelope> events) {
   std::promise<bool> outcome;
-  s.append(events, [&](bool durable) { outcome.set_value(durable); });
+  s.append(events, [&](bool durable, store::commit&) { outcome.set_value(durable); });
   return outcome.get_future().get();
 }
 
@@ -74,7 +88,7 @@ TEST(redis_store, concurrent_appends_are_all_journaled_in_each_callers_order) {
     senders.emplace_back([&, t] {
       for (int i = 0; i < per_thread; ++i)
         s.append({event("b" + std::to_string(t), i)},
-                 [&](bool durable) { (durable ? confirmed : refused).fetch_add(1); });
+                 [&](bool durable, store::commit&) { (durable ? confirmed : refused).fetch_add(1); });
     });
   for (auto& th : senders)
     th.join();
@@ -103,15 +117,25 @@ TEST(redis_store, appends_queued_during_a_commit_share_one_entry_in_order) {
   store::redis_store s{config_for(server)}; // a 500 ms timeout outlasts the pause
   ASSERT_TRUE(eventually([&] { return s.ready(); }));
   std::atomic<int> first_done{0}, confirmed{0};
-  s.append({event("solo", 0)}, [&](bool ok) { first_done = ok ? 1 : -1; });
+  s.append({event("solo", 0)}, [&](bool ok, store::commit&) { first_done = ok ? 1 : -1; });
   ASSERT_TRUE(eventually([&] { return first_done == 1; }));
   // Writes paused (CLIENT PAUSE answers once the pause holds): the writer's XADD of
   // "a" waits in Redis, and the appends made meanwhile queue for its next commit.
   server.text("CLIENT PAUSE 300 WRITE");
-  s.append({event("a", 0)}, [&](bool ok) { confirmed += ok; });
+  // Each callback counts itself in its commit; the commit hands the count on once.
+  std::mutex mutex;
+  std::vector<int> flushes;
+  auto done = [&](bool ok, store::commit& c) {
+    confirmed += ok;
+    ++c.gather<counted_appends>(mutex, flushes).appends;
+  };
+  s.append({event("a", 0)}, done);
   for (int i = 0; i < 5; ++i)
-    s.append({event("b", i), event("c", i)}, [&](bool ok) { confirmed += ok; });
-  ASSERT_TRUE(eventually([&] { return confirmed == 6; }));
+    s.append({event("b", i), event("c", i)}, done);
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard guard{mutex};
+    return std::accumulate(flushes.begin(), flushes.end(), 0) == 6;
+  }));
   auto all = journal(s);
   ASSERT_EQ(all.size(), 12u);
   // Every append after the first, in the order made, under at most two entry ids (the
@@ -125,6 +149,9 @@ TEST(redis_store, appends_queued_during_a_commit_share_one_entry_in_order) {
   for (std::size_t i = 1; i < all.size(); ++i)
     ids.insert(all[i].id);
   EXPECT_LE(ids.size(), 2u);
+  // One flush per commit, that is per entry, after all of its callbacks.
+  std::lock_guard guard{mutex};
+  EXPECT_EQ(flushes.size(), ids.size());
 }
 
 TEST(redis_store, a_multi_event_append_is_journaled_whole_and_round_trips) {
@@ -295,14 +322,21 @@ TEST(redis_store, the_mark_follows_completed_appends_and_a_snapshot_trims_behind
   // The mark moves once the callback has returned, on the writer thread, so it may
   // trail append_sync by a moment: the last id of the transaction.
   EXPECT_TRUE(eventually([&] { return s.journal_mark() == all[2].id; })) << s.journal_mark();
-  // While a callback runs, the mark does not yet cover its entry.
+  // While a callback runs, and while what its commit gathered is handed on, the mark
+  // does not yet cover its entry: a snapshot must not trim what is not routed yet.
+  struct mark_reader {
+    mark_reader(const store::redis_store& s, std::promise<std::string>& p) : store{s}, at_flush{p} {}
+    void flush() { at_flush.set_value(store.journal_mark()); }
+    const store::redis_store& store;
+    std::promise<std::string>& at_flush;
+  };
   std::string mark_inside;
-  std::promise<void> ran;
-  s.append({event("m", 4)}, [&](bool) {
+  std::promise<std::string> mark_at_flush;
+  s.append({event("m", 4)}, [&](bool, store::commit& c) {
     mark_inside = s.journal_mark();
-    ran.set_value();
+    c.gather<mark_reader>(s, mark_at_flush);
   });
-  ran.get_future().wait();
+  EXPECT_EQ(mark_at_flush.get_future().get(), all[2].id);
   EXPECT_EQ(mark_inside, all[2].id);
   ASSERT_TRUE(eventually([&] { return s.journal_mark() != all[2].id; }));
 
@@ -697,4 +731,33 @@ TEST(redis_store, relay_inputs_are_kept_until_deleted) {
 TEST(memory_store, relay_inputs_are_kept_until_deleted) {
   store::memory_store s;
   check_relays(s);
+}
+
+TEST(store_commit, gathers_one_part_per_type_and_flushes_each_once_in_order) {
+  std::vector<std::string> log;
+  struct first {
+    explicit first(std::vector<std::string>& l) : log{l} {}
+    void flush() { log.push_back("first " + std::to_string(n)); }
+    std::vector<std::string>& log;
+    int n = 0;
+  };
+  struct second {
+    explicit second(std::vector<std::string>& l) : log{l} {}
+    void flush() { log.push_back("second"); }
+    std::vector<std::string>& log;
+  };
+  {
+    store::commit c;
+    EXPECT_EQ(c.find<first>(), nullptr);
+    ++c.gather<first>(log).n;
+    c.gather<second>(log);
+    ++c.gather<first>(log).n; // the same part again
+    ASSERT_NE(c.find<first>(), nullptr);
+    EXPECT_EQ(c.find<first>()->n, 2);
+    c.finish();
+    EXPECT_EQ(log, (std::vector<std::string>{"first 2", "second"}));
+    EXPECT_EQ(c.find<first>(), nullptr); // finished parts are gone
+    c.gather<second>(log);
+  } // what was gathered after finish is flushed when the commit ends
+  EXPECT_EQ(log, (std::vector<std::string>{"first 2", "second", "second"}));
 }

@@ -1,12 +1,15 @@
 // Targets that wait for messages, build commands and wait timeouts (SPEC §3.4) over
 // real loopback HTTP, the whole service on a real redis-server.
 #include <chrono>
+#include <future>
 #include <regex>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "model/time.hpp"
+#include "sources/native.hpp"
+#include "support/clock.hpp"
 #include "store/redis_store.hpp"
 #include "tests/api_fixture.hpp"
 #include "tests/eventually.hpp"
@@ -223,6 +226,27 @@ TEST_F(targets_api, restart_makes_messages_for_the_old_generation_change_nothing
   message_ok("9", "deploy", "pass", {{"generation", 2}});
   event("build.finished", "9");
   EXPECT_EQ(build("9")["state"], "passed");
+}
+
+TEST_F(targets_api, a_command_confirmed_with_its_builds_first_event_comes_after_it) {
+  // One commit confirms a build's first event, then a command on that build. The
+  // event waits in the commit to go to the registry with the commit's others; the
+  // command must not overtake it, or it would find no build (404).
+  model::build_key key{"native", "deploy", "31"};
+  auto now = support::wall_clock();
+  model::envelope first{key, "", now, std::nullopt, model::build_event{model::build_event::started}};
+  auto abort = sources::native_command(key, "application/json", R"({"type":"abort"})", now);
+  ASSERT_TRUE(std::holds_alternative<model::envelope>(abort));
+  std::promise<std::pair<int, std::string>> answer;
+  {
+    store::commit c;
+    service->route(std::move(first), c);
+    service->command(std::get<model::envelope>(std::move(abort)),
+                     [&](int status, std::string body) { answer.set_value({status, body}); }, c);
+  }
+  auto [status, body] = answer.get_future().get();
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_EQ(build("31")["state"], "aborted");
 }
 
 TEST_F(targets_api, a_command_for_an_unknown_build_is_404_and_makes_none) {
