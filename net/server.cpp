@@ -32,6 +32,35 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
+void answer_batch::add(responder to, response res) {
+  answers_.emplace_back(std::move(to), std::move(res));
+}
+
+void answer_batch::flush() {
+  // Grouped by I/O thread, in the order given within each.
+  std::stable_sort(answers_.begin(), answers_.end(),
+                   [](auto& a, auto& b) { return a.first.io() < b.first.io(); });
+  auto begin = answers_.begin();
+  while (begin != answers_.end()) {
+    auto* io = begin->first.io();
+    auto end = std::find_if(begin, answers_.end(), [io](auto& a) { return a.first.io() != io; });
+    std::vector<std::pair<responder, response>> group{std::make_move_iterator(begin),
+                                                      std::make_move_iterator(end)};
+    auto write_all = [group = std::move(group)]() mutable {
+      for (auto& [to, res] : group)
+        to(std::move(res));
+    };
+    // Run there (at once when this is that thread: the memory store answers inline),
+    // where each answer goes onto its connection's strand inline.
+    if (io)
+      asio::dispatch(static_cast<asio::io_context*>(io)->get_executor(), std::move(write_all));
+    else
+      write_all();
+    begin = end;
+  }
+  answers_.clear();
+}
+
 upgrade_plan handler::upgrade(const request&) {
   upgrade_plan refused;
   refused.refusal = json_response(
@@ -307,17 +336,18 @@ private:
     // last copy (the store's, an actor's) never releases the connection itself: that
     // happens on its strand, which its io_context outlives.
     auto slot = std::make_shared<std::shared_ptr<http_session>>(shared_from_this());
-    auto respond = [slot, version, keep_alive](response res) {
-      auto self = std::move(*slot);
-      if (!self)
-        return; // answered already
-      res.version(version);
-      res.keep_alive(keep_alive && res.keep_alive());
-      auto strand = self->stream_.get_executor();
-      asio::dispatch(strand, [self = std::move(self), res = std::move(res)]() mutable {
-        self->do_write(std::move(res));
-      });
-    };
+    responder respond{[slot, version, keep_alive](response res) {
+                        auto self = std::move(*slot);
+                        if (!self)
+                          return; // answered already
+                        res.version(version);
+                        res.keep_alive(keep_alive && res.keep_alive());
+                        auto strand = self->stream_.get_executor();
+                        asio::dispatch(strand, [self = std::move(self), res = std::move(res)]() mutable {
+                          self->do_write(std::move(res));
+                        });
+                      },
+                      &io_context()};
     // No exception may unwind into Asio's run loop: it would end an I/O thread.
     try {
       handler_.handle(std::move(req), respond);
@@ -349,6 +379,12 @@ private:
   /// Answers a request that could not be read, then closes the connection.
   void reject(unsigned status, std::string body) {
     do_write(json_response(status, std::move(body), 11, false));
+  }
+
+  /// The I/O thread's context this connection runs on.
+  asio::io_context& io_context() {
+    return static_cast<asio::io_context&>(
+      asio::query(stream_.get_executor(), asio::execution::context));
   }
 
   void do_write(response res) {

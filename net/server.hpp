@@ -6,6 +6,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -17,8 +20,38 @@ namespace bt::net {
 
 using request = boost::beast::http::request<boost::beast::http::string_body>;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
-/// Completes a request; call exactly once, from any thread.
-using responder = std::function<void(response)>;
+/// Completes a request; call exactly once, from any thread. The answer is written on
+/// the connection's strand.
+class responder {
+public:
+  responder() = default;
+  /// `answer` writes on the connection's strand; `io` is the I/O thread's context the
+  /// connection belongs to (opaque; null: none, answers are not grouped).
+  template <class F>
+    requires std::is_invocable_v<F&, response>
+  responder(F answer, void* io = nullptr) : answer_{std::move(answer)}, io_{io} {}
+
+  void operator()(response res) const { answer_(std::move(res)); }
+  /// The I/O thread's context (opaque), or null.
+  void* io() const { return io_; }
+
+private:
+  std::function<void(response)> answer_;
+  void* io_ = nullptr;
+};
+
+/// Answers gathered by the callbacks of one group commit (a `store::commit` part):
+/// each I/O thread gets one hand-off for all of its connections' answers, rather than
+/// a wake-up per answer; each answer is then written on its connection's strand.
+class answer_batch {
+public:
+  void add(responder to, response res);
+  /// Hands the answers to their I/O threads.
+  void flush();
+
+private:
+  std::vector<std::pair<responder, response>> answers_;
+};
 
 /// How the server serves a WebSocket upgrade request: a subscriber that is written
 /// to (server push) and whose own messages are read and dropped.

@@ -1,6 +1,10 @@
 // Drives the real server over loopback HTTP: Beast server, actors, memory store.
 #include <chrono>
+#include <mutex>
 #include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +16,7 @@
 #include "store/memory_store.hpp"
 #include "tests/api_fixture.hpp"
 #include "tests/fixtures.hpp"
+#include "tests/eventually.hpp"
 #include "tests/http_client.hpp"
 
 using namespace bt;
@@ -63,6 +68,50 @@ json error_of(const test::http_client::reply& r) {
 }
 
 } // namespace
+
+TEST(answer_batch, hands_each_io_threads_answers_over_once_in_their_order) {
+  namespace asio = boost::asio;
+  asio::io_context a{1}, b{1};
+  auto busy_a = asio::make_work_guard(a), busy_b = asio::make_work_guard(b);
+  std::atomic<int> handlers_a{0}, handlers_b{0};
+  auto run = [](asio::io_context& ctx, std::atomic<int>& handlers) {
+    while (ctx.run_one())
+      ++handlers;
+  };
+  std::thread on_a{run, std::ref(a), std::ref(handlers_a)}, on_b{run, std::ref(b), std::ref(handlers_b)};
+  std::mutex mutex;
+  std::vector<std::string> heard;
+  auto to = [&](asio::io_context* ctx, std::string name) {
+    return net::responder{[&, ctx, name](net::response res) {
+                            bool home = !ctx || ctx->get_executor().running_in_this_thread();
+                            std::lock_guard guard{mutex};
+                            heard.push_back(name + " " + res.body() + (home ? "" : " elsewhere"));
+                          },
+                          ctx};
+  };
+  auto answer = [](std::string body) { return net::json_response(202, std::move(body)); };
+  net::answer_batch batch;
+  batch.add(to(&a, "a"), answer("1"));
+  batch.add(to(&b, "b"), answer("2"));
+  batch.add(to(nullptr, "none"), answer("3"));
+  batch.add(to(&a, "a"), answer("4"));
+  batch.flush();
+  ASSERT_TRUE(test::eventually([&] {
+    std::lock_guard guard{mutex};
+    return heard.size() == 4;
+  }));
+  busy_a.reset();
+  busy_b.reset();
+  on_a.join();
+  on_b.join();
+  // Each on its I/O thread, in the order added there; one handler per I/O thread.
+  auto pos = [&](const std::string& s) { return std::find(heard.begin(), heard.end(), s) - heard.begin(); };
+  for (auto* s : {"a 1", "b 2", "none 3", "a 4"})
+    EXPECT_LT(pos(s), 4) << s << " in " << testing::PrintToString(heard);
+  EXPECT_LT(pos("a 1"), pos("a 4"));
+  EXPECT_EQ(handlers_a.load(), 1);
+  EXPECT_EQ(handlers_b.load(), 1);
+}
 
 TEST_F(http_test, missing_and_wrong_token_are_401_good_token_is_202) {
   auto c = client();
