@@ -273,23 +273,19 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit, std:
     if (!batch->oldest_waiting || cycle < *batch->oldest_waiting)
       batch->oldest_waiting = cycle;
   };
-  // The keys are pointed to, not copied: with 100,000 builds dirty, copying every name
-  // at every snapshot was the registry's largest cost (bench/RESULTS.md, issue 16).
-  std::vector<std::pair<std::uint64_t, const std::string*>> waiting;
+  std::vector<std::pair<std::uint64_t, std::string>> waiting;
   waiting.reserve(st.dirty.size());
   for (auto& [name, cycle] : st.dirty) {
     if (cycle + delay <= batch->cycle)
-      waiting.emplace_back(cycle, &name);
+      waiting.emplace_back(cycle, name);
     else
       still_waits(cycle); // changed too recently
   }
-  auto older = [](const auto& x, const auto& y) {
-    return x.first != y.first ? x.first < y.first : *x.second < *y.second;
-  };
   if (waiting.size() > limit) {
-    auto cut = waiting.begin() + static_cast<std::ptrdiff_t>(limit);
-    std::nth_element(waiting.begin(), cut, waiting.end(), older);
-    still_waits(std::min_element(cut, waiting.end(), older)->first);
+    std::nth_element(waiting.begin(), waiting.begin() + static_cast<std::ptrdiff_t>(limit),
+                     waiting.end());
+    still_waits(std::min_element(waiting.begin() + static_cast<std::ptrdiff_t>(limit), waiting.end())
+                  ->first);
     waiting.resize(limit);
   }
   // Events held behind a read are journaled but in no build yet; so are events
@@ -300,9 +296,8 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit, std:
       still_waits(held.since);
   std::vector<build_actor> ask;
   st.in_flight.clear();
-  for (auto& [cycle, key] : waiting) {
-    auto node = st.dirty.extract(*key); // holds the name the pointer pointed to
-    auto& name = node.key();
+  for (auto& [cycle, name] : waiting) {
+    st.dirty.erase(name);
     if (auto it = st.live.find(name); it != st.live.end()) {
       it->second.dirty_since = 0;
       st.in_flight.emplace(name, registry_state::in_flight_build{cycle, 0});
