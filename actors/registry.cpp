@@ -58,10 +58,7 @@ void deliver(self_ptr self, registry_state::live_build& target, const std::strin
   ++target.routed;
   auto cycle = w.since ? w.since : st.cycle;
   if (target.dirty_since == 0 || cycle < target.dirty_since) {
-    auto [it, fresh] = st.dirty.try_emplace(name, cycle);
-    if (!fresh && cycle < it->second)
-      it->second = cycle;
-    target.dirty_since = it->second;
+    target.dirty_since = st.dirty.lower(name, cycle);
   }
   if (w.replay.pending()) {
     auto rp = std::move(w.replay);
@@ -273,21 +270,13 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit, std:
     if (!batch->oldest_waiting || cycle < *batch->oldest_waiting)
       batch->oldest_waiting = cycle;
   };
+  // The longest waiting, changed `delay` snapshots ago at least; what stays (changed
+  // too recently, or past `limit`) waits since the oldest mark left.
   std::vector<std::pair<std::uint64_t, std::string>> waiting;
-  waiting.reserve(st.dirty.size());
-  for (auto& [name, cycle] : st.dirty) {
-    if (cycle + delay <= batch->cycle)
-      waiting.emplace_back(cycle, name);
-    else
-      still_waits(cycle); // changed too recently
-  }
-  if (waiting.size() > limit) {
-    std::nth_element(waiting.begin(), waiting.begin() + static_cast<std::ptrdiff_t>(limit),
-                     waiting.end());
-    still_waits(std::min_element(waiting.begin() + static_cast<std::ptrdiff_t>(limit), waiting.end())
-                  ->first);
-    waiting.resize(limit);
-  }
+  if (batch->cycle >= delay)
+    waiting = st.dirty.take(batch->cycle - delay, limit);
+  if (auto* oldest = st.dirty.oldest())
+    still_waits(*oldest);
   // Events held behind a read are journaled but in no build yet; so are events
   // waiting for the build their id names.
   drop_stale_unlinked(self, support::wall_clock());
@@ -297,7 +286,6 @@ caf::result<snapshot_batch> take_snapshot(self_ptr self, std::size_t limit, std:
   std::vector<build_actor> ask;
   st.in_flight.clear();
   for (auto& [cycle, name] : waiting) {
-    st.dirty.erase(name);
     if (auto it = st.live.find(name); it != st.live.end()) {
       it->second.dirty_since = 0;
       st.in_flight.emplace(name, registry_state::in_flight_build{cycle, 0});
@@ -413,7 +401,7 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       retire(self, it);
       st.parked[name] = registry_state::parked_build{std::move(last), ++st.generation};
       // Changed since its last snapshot or not, the parked state is what must be written.
-      st.dirty.try_emplace(name, st.cycle);
+      st.dirty.add(name, st.cycle);
       st.publish();
     },
     [=](snapshot_atom, std::size_t limit, std::uint64_t delay) {
@@ -429,7 +417,7 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
           if (auto p = st.parked.find(name);
               b.generation != 0 && p != st.parked.end() && p->second.generation == b.generation) {
             if (st.held.contains(pipeline_of(p->second.build.key))) {
-              st.dirty.try_emplace(name, b.cycle);
+              st.dirty.add(name, b.cycle);
               continue;
             }
             st.parked.erase(p);
@@ -438,9 +426,7 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
       } else {
         // Waiting since their first change, not since now: the journal behind them stays.
         for (auto& [name, b] : st.in_flight) {
-          auto [it, fresh] = st.dirty.try_emplace(name, b.cycle);
-          if (!fresh)
-            it->second = std::min(it->second, b.cycle);
+          st.dirty.lower(name, b.cycle);
         }
       }
       st.in_flight.clear();
@@ -472,9 +458,9 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
     [=](rewrite_atom) -> lost_builds {
       auto& st = self->state;
       for (auto& [name, _] : st.live)
-        st.dirty.try_emplace(name, st.cycle);
+        st.dirty.add(name, st.cycle);
       for (auto& [name, _] : st.parked)
-        st.dirty.try_emplace(name, st.cycle);
+        st.dirty.add(name, st.cycle);
       lost_builds lost;
       for (auto& name : st.stored)
         if (auto key = model::parse_build_key(name))

@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "support/marks.hpp"
 #include "actors/actors.hpp"
 #include "actors/build_actor.hpp"
 
@@ -84,7 +85,7 @@ struct registry_state {
   std::uint64_t unlinked_events = 0;
   std::uint64_t cycle = 1; ///< number of the next snapshot
   /// Builds changed since they were last written, with the cycle of their first change.
-  std::unordered_map<std::string, std::uint64_t> dirty;
+  support::marks dirty;
   /// A build in the snapshot being written: its first-change cycle, and its parked
   /// generation (0 when its actor is live).
   struct in_flight_build {

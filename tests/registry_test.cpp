@@ -616,3 +616,30 @@ TEST_F(two_stored_builds_test, a_held_pipelines_reads_overlap_and_its_events_kee
 TEST_F(two_stored_builds_test, a_later_read_that_completes_first_waits_for_the_earlier) {
   finish_both_reading(1, 0);
 }
+
+TEST(marks, keep_the_oldest_mark_and_give_the_oldest_names_first) {
+  support::marks m;
+  EXPECT_EQ(m.oldest(), nullptr);
+  EXPECT_EQ(m.lower("b", 5), 5u);
+  EXPECT_EQ(m.lower("b", 7), 5u); // an older mark stays
+  EXPECT_EQ(m.lower("b", 3), 3u); // a newer one gives way
+  m.add("a", 3);
+  m.add("a", 1); // add keeps what is there
+  m.add("c", 9);
+  m.add("d", 4);
+  m.erase("d");
+  m.erase("none");
+  ASSERT_NE(m.oldest(), nullptr);
+  EXPECT_EQ(*m.oldest(), 3u);
+  EXPECT_EQ(m.size(), 3u);
+  // Marked at most 8, two at most: oldest first, ties by name; "c" (9) stays.
+  auto taken = m.take(8, 2);
+  EXPECT_EQ(taken, (std::vector<std::pair<std::uint64_t, std::string>>{{3, "a"}, {3, "b"}}));
+  EXPECT_EQ(m.size(), 1u);
+  EXPECT_TRUE(m.take(8, 10).empty());
+  EXPECT_EQ(*m.oldest(), 9u);
+  EXPECT_EQ(m.lower("c", 2), 2u); // re-indexed under its new mark
+  EXPECT_EQ(m.take(2, 10).size(), 1u);
+  EXPECT_EQ(m.size(), 0u);
+  EXPECT_EQ(m.oldest(), nullptr);
+}
