@@ -425,9 +425,8 @@ registry_actor::behavior_type registry(registry_actor::stateful_pointer<registry
           }
       } else {
         // Waiting since their first change, not since now: the journal behind them stays.
-        for (auto& [name, b] : st.in_flight) {
+        for (auto& [name, b] : st.in_flight)
           st.dirty.lower(name, b.cycle);
-        }
       }
       st.in_flight.clear();
       st.publish();

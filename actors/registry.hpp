@@ -10,9 +10,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "support/marks.hpp"
 #include "actors/actors.hpp"
 #include "actors/build_actor.hpp"
+#include "support/marks.hpp"
 
 namespace bt::actors {
 

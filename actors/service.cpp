@@ -93,6 +93,11 @@ struct commit_routing {
   std::vector<model::envelope> events;
 };
 
+/// Gathers `e` in commit `c` for the registry, behind the commit's earlier events.
+void route_in(store::commit& c, const registry_actor& registry, model::envelope&& e) {
+  c.gather<commit_routing>(registry).events.push_back(std::move(e));
+}
+
 /// Sends what `c` gathered for the registry so far: what follows must not overtake it.
 void flush_routing(store::commit& c) {
   if (auto* r = c.find<commit_routing>())
@@ -134,7 +139,7 @@ struct service::impl {
         (durable ? journaled : refused).inc();
         auto& e = event.front();
         if (durable) // in journal order with the commit's other events
-          return c.gather<commit_routing>(registry).events.push_back(std::move(e));
+          return route_in(c, registry, std::move(e));
         caf::anon_send(timeouts, deadline_atom::value, e.key,
                        std::get<model::deadline_passed>(e.body).name,
                        std::optional{support::wall_clock() + std::chrono::seconds{1}});
@@ -430,7 +435,7 @@ void service::route(model::envelope e) {
 void service::route(model::envelope e, store::commit& c) {
   if (std::holds_alternative<model::relayed>(e.body))
     return caf::anon_send(impl_->relay, std::move(e));
-  c.gather<commit_routing>(impl_->registry).events.push_back(std::move(e));
+  route_in(c, impl_->registry, std::move(e));
 }
 
 void service::route(std::vector<model::envelope> events,

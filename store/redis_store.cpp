@@ -323,10 +323,10 @@ void redis_store::journal(std::deque<pending>& batch) {
       "buildtrack_journal_appends_total", "Appends journaled (requests, deadlines).");
     entries.inc();
     appends.inc(batch.size());
-  }
-  if (!ok)
+  } else {
     support::log(support::log_level::error, "redis refused a journal append",
                  {{"reason", reply.text}, {"appends", batch.size()}});
+  }
   complete(batch, ok);
   // Only now has every event up to this entry been handed on.
   if (ok) {

@@ -19,11 +19,11 @@ public:
   /// Marks `name` with `mark`, or keeps its older mark; returns the mark it has.
   std::uint64_t lower(const std::string& name, std::uint64_t mark) {
     auto [it, fresh] = by_name_.try_emplace(name, mark);
-    if (!fresh && mark < it->second) {
+    if (!fresh) {
+      if (it->second <= mark)
+        return it->second;
       by_mark_.erase({it->second, name});
       it->second = mark;
-    } else if (!fresh) {
-      return it->second;
     }
     by_mark_.emplace(mark, name);
     return mark;
