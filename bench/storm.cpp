@@ -72,7 +72,7 @@ struct options {
   int jobs = 10;
   int connections = 64;
   int io_threads = 2;
-  int actor_threads = 2;
+  int actor_threads = 1; ///< buildtrackd's default
   std::string policy = "sharing";
   std::string idle_timeout = "5m"; ///< actor_idle_timeout; short values make actors stop mid-storm
   unsigned seed = 42;

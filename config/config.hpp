@@ -122,7 +122,10 @@ struct tracking_config {
 
 /// `actors.*`: the CAF scheduler.
 struct actors_config {
-  int threads = 2;
+  /// One worker: a webhook's event is a few microseconds of actor work, and a second
+  /// worker costs more in wake-ups than it adds (bench/RESULTS.md, 2026-12-03). Raise
+  /// it for large native batches on more cores.
+  int threads = 1;
   int max_throughput = 300;
   std::string policy = "sharing"; ///< "sharing" or "stealing"
 };
