@@ -28,7 +28,7 @@ sleep 3
 perf record -F 499 -g --call-graph dwarf,16384 -p "$pid" -o "$out/perf.data" -- sleep 6 \
   > "$out/perf.txt" 2>&1
 wait "$storm" || true
-grep -E "^bare-beast|^buildtrackd|ratio|cpu per|verify" "$out/storm.txt"
+grep -E "^bare-beast|^bare-after|^buildtrackd|ratio|cpu per|verify" "$out/storm.txt"
 # The window is 3 s to 9 s after the daemon started: a shorter load leaves part of it to
 # the verification's reads, which would then be profiled as if they were the storm.
 load_s=$(sed -n 's/^buildtrackd *[0-9]* req *\([0-9.]*\) s.*/\1/p' "$out/storm.txt")
