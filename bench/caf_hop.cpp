@@ -2,7 +2,8 @@
 // batch of events to a router actor, which sends each to its own build-like actor, as
 // a group commit reaches the registry and the registry the build actors. The actors do
 // nothing else, so this is the floor of CAF's share of an event. The scheduler is set
-// as buildtrackd sets it by default (`actors.*`: sharing, 2 threads, 300 per resume).
+// as buildtrackd sets it (`actors.*`: sharing, 300 per resume), with 2 workers (the
+// default before 2026-12-03) and 1 (the default since).
 //
 //   build/bench/caf_hop [--benchmark_filter=...]
 //
@@ -54,19 +55,19 @@ double process_cpu_seconds() {
          + static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-caf::actor_system_config& configured(caf::actor_system_config& cfg) {
+caf::actor_system_config& configured(caf::actor_system_config& cfg, std::size_t workers) {
   cfg.set("scheduler.policy", caf::atom("sharing"));
-  cfg.set("scheduler.max-threads", std::size_t{2});
+  cfg.set("scheduler.max-threads", workers);
   cfg.set("scheduler.max-throughput", std::size_t{300});
   return cfg;
 }
 
 /// Batches of `range(0)` events, each event to another of 10,000 idle actors, with up
-/// to `range(1)` batches in flight: 1 waits for each batch (every hop wakes a sleeping
-/// thread), more keep the workers busy as a storm does.
+/// to `range(1)` batches in flight, on `range(2)` workers: 1 waits for each batch (every
+/// hop wakes a sleeping thread), more keep the workers busy.
 void caf_route_to_idle_actors(benchmark::State& state) {
   caf::actor_system_config cfg;
-  caf::actor_system system{configured(cfg)};
+  caf::actor_system system{configured(cfg, static_cast<std::size_t>(state.range(2)))};
   progress p;
   std::vector<leaf_actor> leaves;
   for (int i = 0; i < 10000; ++i)
@@ -74,6 +75,8 @@ void caf_route_to_idle_actors(benchmark::State& state) {
   auto r = system.spawn(router, leaves);
   auto per_batch = static_cast<long>(state.range(0));
   auto in_flight = per_batch * state.range(1);
+  // Once the window is full, wait for its older half (for a window of one batch, all of it).
+  auto keep = per_batch * (state.range(1) / 2);
   auto wait_until = [&p](long count) {
     p.target.store(count, std::memory_order_release);
     for (auto seen = p.handled.load(std::memory_order_acquire); seen < count;
@@ -90,7 +93,7 @@ void caf_route_to_idle_actors(benchmark::State& state) {
     sent += per_batch;
     caf::anon_send(r, std::move(batch));
     if (sent - p.handled.load(std::memory_order_acquire) >= in_flight)
-      wait_until(sent - in_flight / 2);
+      wait_until(sent - keep);
   }
   wait_until(sent);
   auto cpu = process_cpu_seconds() - cpu_before;
@@ -100,7 +103,14 @@ void caf_route_to_idle_actors(benchmark::State& state) {
   for (auto& l : leaves)
     caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
 }
-BENCHMARK(caf_route_to_idle_actors)->Args({1, 1})->Args({12, 1})->Args({12, 64})->UseRealTime();
+BENCHMARK(caf_route_to_idle_actors)
+  ->Args({1, 1, 2})
+  ->Args({12, 1, 2})
+  ->Args({12, 64, 2})
+  ->Args({1, 1, 1})
+  ->Args({12, 1, 1})
+  ->Args({12, 64, 1})
+  ->UseRealTime();
 
 } // namespace
 

@@ -346,6 +346,7 @@ struct floor_run {
   double server_us = 0, load_us = 0;
 };
 
+/// Runs the storm `w` against a bare server of its own, started and stopped here.
 floor_run measure_floor(const options& o, const storm::workload& w) {
   auto port = bt::test::free_port();
   auto bare = spawn({o.bare, std::to_string(port), std::to_string(o.io_threads)});
@@ -668,8 +669,8 @@ int main(int argc, char** argv) {
   print("bare-after", floor_after.load);
   auto floor_rate = (floor_before.load.rate() + floor_after.load.rate()) / 2;
   auto ratio_percent = 100.0 * result.rate() / floor_rate;
-  std::printf("store %s%s  ratio to bare: %.1f%% (floor %.0f req/s, the mean of its two runs)   RSS: %ld -> %ld KiB, %.2f KiB per tracked "
-              "build (%d builds, %d jobs each)\n",
+  std::printf("store %s%s  ratio to bare: %.1f%% (floor %.0f req/s, the mean of its two runs)   "
+              "RSS: %ld -> %ld KiB, %.2f KiB per tracked build (%d builds, %d jobs each)\n",
               o.store.c_str(), o.store == "redis" ? (" (appendfsync " + o.redis_fsync + ")").c_str() : "",
               ratio_percent, floor_rate, rss_before, rss_after,
               static_cast<double>(rss_after - rss_before) / tracked, tracked, o.jobs);
