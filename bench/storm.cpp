@@ -38,6 +38,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "config/config.hpp"
 #include "model/build.hpp"
 #include "model/topic.hpp"
 #include "sources/buildkite.hpp"
@@ -72,9 +73,10 @@ struct options {
   int builds = 2000;
   int jobs = 10;
   int connections = 64;
-  int io_threads = 2;
-  int actor_threads = 1; ///< buildtrackd's default
-  std::string policy = "sharing";
+  // buildtrackd's defaults, unless given.
+  int io_threads = bt::config::server_config{}.io_threads;
+  int actor_threads = bt::config::actors_config{}.threads;
+  std::string policy = bt::config::actors_config{}.policy;
   std::string idle_timeout = "5m"; ///< actor_idle_timeout; short values make actors stop mid-storm
   unsigned seed = 42;
   std::string store = "memory";      ///< or "redis": a redis-server of the bench's own

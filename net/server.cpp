@@ -39,7 +39,7 @@ void answer_batch::add(responder to, response res) {
 void answer_batch::flush() {
   // Grouped by I/O thread, in the order given within each.
   std::stable_sort(answers_.begin(), answers_.end(),
-                   [](auto& a, auto& b) { return a.first.io() < b.first.io(); });
+                   [](auto& a, auto& b) { return std::less<>{}(a.first.io(), b.first.io()); });
   auto begin = answers_.begin();
   while (begin != answers_.end()) {
     auto* io = begin->first.io();
